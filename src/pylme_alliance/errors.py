@@ -1,0 +1,32 @@
+"""Exceptions and warnings raised by pylme_alliance."""
+from __future__ import annotations
+
+
+class PylmeError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class RError(PylmeError):
+    """An error raised inside R.
+
+    Parameters
+    ----------
+    message : str
+        R's own condition message.
+    call : str, optional
+        The deparsed R call that raised it, when R reports one.
+    """
+
+    def __init__(self, message: str, call: str | None = None) -> None:
+        self.r_message = message
+        self.r_call = call
+        text = message if not call else f"{message}\n  (in R: {call})"
+        super().__init__(text)
+
+
+class RWarning(UserWarning):
+    """A warning or message that R emitted while fitting (kept on the fit too)."""
+
+
+class EngineCannotExpress(PylmeError):
+    """The requested model is not expressible in the chosen engine."""

@@ -1,0 +1,30 @@
+"""What the package needs from R: the single list that setup, doctor and tests read."""
+from __future__ import annotations
+
+#: R packages the code calls, with the minimum version it was tested against.
+R_PACKAGES: dict[str, str] = {
+    "lme4": "1.1-31",
+    "nlme": "3.1-160",
+    "lmerTest": "3.1-3",
+    "glmmTMB": "1.1.5",
+    "broom.mixed": "0.2.9",
+    "emmeans": "1.8.4",
+    "pbkrtest": "0.5.2",
+    "jsonlite": "1.8.0",
+}
+
+#: Debian package that provides each R package (for the fix-it command doctor prints).
+DEBIAN_PACKAGES: dict[str, str] = {name: "r-cran-" + name.lower() for name in R_PACKAGES}
+
+#: conda-forge package that provides each R package.
+CONDA_PACKAGES: dict[str, str] = {name: "r-" + name.lower() for name in R_PACKAGES}
+
+#: rpy2 releases from 3.6.7 on use R API symbols that appeared in R 4.5.
+RPY2_FOR_OLD_R = "rpy2>=3.5.11,<3.6.6"
+RPY2_FOR_NEW_R = "rpy2>=3.6.7"
+R_VERSION_FOR_NEW_RPY2 = (4, 5)
+
+
+def rpy2_requirement(r_version: tuple[int, int]) -> str:
+    """The rpy2 requirement string that fits an R version ``(major, minor)``."""
+    return RPY2_FOR_NEW_R if tuple(r_version) >= R_VERSION_FOR_NEW_RPY2 else RPY2_FOR_OLD_R
