@@ -19,8 +19,13 @@ DEBIAN_PACKAGES: dict[str, str] = {name: "r-cran-" + name.lower() for name in R_
 #: conda-forge package that provides each R package.
 CONDA_PACKAGES: dict[str, str] = {name: "r-" + name.lower() for name in R_PACKAGES}
 
-#: rpy2 releases from 3.6.7 on use R API symbols that appeared in R 4.5.
-RPY2_FOR_OLD_R = "rpy2>=3.5.11,<3.6.6"
+#: rpy2 releases from 3.6.7 on use R API symbols that appeared in R 4.5.  From 3.6.0 on,
+#: rpy2 is a meta package over rpy2-rinterface and rpy2-robjects whose own versions float
+#: freely ("rpy2==3.6.5" happily pulls rpy2-rinterface 3.6.7, which fails on R 4.2 with
+#: "undefined symbol: R_getVar"), so for an older R we stay on the self-contained 3.5 series.
+RPY2_FOR_OLD_R = "rpy2>=3.5.11,<3.6"
+#: split packages that must not linger beside a 3.5 rpy2 (they overwrite its modules).
+RPY2_SPLIT_PACKAGES = ("rpy2-rinterface", "rpy2-robjects")
 RPY2_FOR_NEW_R = "rpy2>=3.6.7"
 R_VERSION_FOR_NEW_RPY2 = (4, 5)
 
