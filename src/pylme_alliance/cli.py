@@ -1,0 +1,133 @@
+"""The ``pylme-alliance`` command: doctor | demo | analyze | simulate | crosscheck.
+
+Module import stays light (no pandas, no rpy2) so ``pylme-alliance --help`` is instant;
+the work is imported inside each handler.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import PylmeError
+
+WITHIN = ("person_mean", "early", "detrend")
+ENGINES = ("lme4", "nlme", "glmmtmb")
+RESIDUALS = ("iid", "ar1", "car1")
+
+
+class _CommandsMissing(Exception):
+    """cli_commands (the demo/analyze/simulate implementations) is not installed."""
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int | None]:
+    try:
+        module = importlib.import_module("pylme_alliance.cli_commands")
+    except ModuleNotFoundError as exc:
+        if exc.name == "pylme_alliance.cli_commands":
+            raise _CommandsMissing(name) from None
+        raise
+    func = getattr(module, name, None)
+    if func is None:
+        raise _CommandsMissing(name)
+    return func
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import format_report, run_doctor
+
+    report = run_doctor()
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def _dispatch(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        result = _command(name)(args)
+        return 0 if result is None else int(result)
+
+    return handler
+
+
+def _add_columns(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", metavar="DATA", help="CSV, Parquet or Excel file, one row per session")
+    cols = p.add_argument_group("columns")
+    cols.add_argument("--patient", required=True, metavar="COL", help="patient identifier")
+    cols.add_argument("--session", required=True, metavar="COL", help="session number")
+    cols.add_argument("--alliance", required=True, metavar="COL", help="alliance score")
+    cols.add_argument("--outcome", required=True, metavar="COL", help="outcome (symptom) score")
+    cols.add_argument("--therapist", metavar="COL", help="therapist identifier (patients nested in therapists)")
+    cols.add_argument("--time", metavar="COL", help="calendar time, e.g. days since intake (for car1)")
+    cols.add_argument("--moderator", action="append", default=[], metavar="COL",
+                      help="patient-level moderator (repeat for several)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pylme-alliance",
+        description="Alliance-outcome mixed models (lme4, nlme, glmmTMB via R; statsmodels cross-check).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("doctor", help="check Python, R, the R packages and rpy2; print fixes")
+    p.set_defaults(handler=_doctor)
+
+    p = sub.add_parser("demo", help="analyse the bundled example trial and write a report")
+    p.add_argument("--out", default="demo-report", metavar="DIR", help="report directory (default: demo-report)")
+    p.set_defaults(handler=_dispatch("run_demo"))
+
+    p = sub.add_parser("analyze", help="run the alliance-outcome analysis on a data file")
+    _add_columns(p)
+    model = p.add_argument_group("model")
+    model.add_argument("--within", choices=WITHIN, default="person_mean",
+                       help="how to split alliance into within/between parts (default: person_mean)")
+    model.add_argument("--engine", choices=ENGINES, default="lme4", help="R engine (default: lme4)")
+    model.add_argument("--residual", choices=RESIDUALS, default="iid", help="residual correlation (default: iid)")
+    model.add_argument("--leads", type=int, nargs="+", default=[1], metavar="K",
+                       help="outcome leads to model, e.g. --leads 1 2 3 (default: 1)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    p.set_defaults(handler=_dispatch("run_analyze"))
+
+    p = sub.add_parser("simulate", help="simulate a trial data set (CSV)")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV")
+    p.add_argument("--patients", type=int, default=200, metavar="N", help="number of patients (default: 200)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
+    p.set_defaults(handler=_dispatch("run_simulate"))
+
+    p = sub.add_parser("crosscheck", help="fit the model in R and in statsmodels and compare the estimates")
+    _add_columns(p)
+    p.add_argument("--within", choices=WITHIN, default="person_mean")
+    p.add_argument("--engine", choices=ENGINES, default="lme4")
+    p.add_argument("--out", metavar="FILE.csv", help="also write the comparison table here")
+    p.set_defaults(handler=_dispatch("run_crosscheck"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage/missing command)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version / usage errors
+        return int(exc.code or 0)
+    try:
+        return args.handler(args)
+    except _CommandsMissing as exc:
+        print(f"error: '{args.command}' is not available in this installation "
+              f"(pylme_alliance.cli_commands.{exc.args[0]} is missing)", file=sys.stderr)
+        return 2
+    except (PylmeError, FileNotFoundError, ValueError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""doctor and the CLI around it: works without importing rpy2, explains problems, exits 0 when fine."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pylme_alliance import cli, doctor
+from pylme_alliance.requirements import R_PACKAGES, rpy2_requirement
+
+
+@pytest.fixture(scope="module")
+def report():
+    return doctor.run_doctor()
+
+
+def test_report_is_healthy_after_setup(report):
+    text = doctor.format_report(report)
+    assert report.ok, text
+    assert "All good." in text
+
+
+def test_report_names_every_piece(report):
+    names = [c.name for c in report.checks]
+    for pkg in R_PACKAGES:
+        assert f"R package {pkg}" in names
+    assert {"python", "R", "rpy2 fits R", "rpy2 loads R"} <= set(names)
+    assert report.r_version is not None and report.r_home
+    for c in report.checks:
+        assert len(c) == 4  # (name, ok, detail, fix)
+
+
+def test_doctor_does_not_import_rpy2_in_process():
+    code = "import sys; from pylme_alliance import doctor; doctor.run_doctor(); print('rpy2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_cli_doctor_exit_code(capsys):
+    assert cli.main(["doctor"]) == 0
+    assert "rpy2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("req", "version", "fits"),
+    [
+        ("rpy2>=3.5.11,<3.6", "3.5.17", True),
+        ("rpy2>=3.5.11,<3.6", "3.6.5", False),
+        ("rpy2>=3.5.11,<3.6", "3.5.10", False),
+        ("rpy2>=3.6.7", "3.6.7", True),
+        ("rpy2>=3.6.7", "3.5.17", False),
+    ],
+)
+def test_version_fit(req, version, fits):
+    assert doctor._fits(req, version) is fits
+
+
+def test_rpy2_requirement_follows_r():
+    assert doctor._fits(rpy2_requirement((4, 5)), "3.6.7")
+    assert not doctor._fits(rpy2_requirement((4, 2)), "3.6.7")
+
+
+def test_missing_r_is_reported_with_a_fix(monkeypatch):
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    rep = doctor.run_doctor()
+    assert not rep.ok
+    bad = {c.name: c for c in rep.checks if not c.ok}
+    assert "R" in bad and bad["R"].fix
+    assert all(DEB in bad["R"].fix for DEB in ("r-cran-lme4", "r-cran-glmmtmb"))
+    assert "Problems found" in doctor.format_report(rep)
+
+
+def test_mismatched_rpy2_gets_a_pip_fix(monkeypatch, report):
+    monkeypatch.setattr(doctor, "_dist_version", lambda name: {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}.get(name))
+    rep = doctor.DoctorReport(r_version=(4, 2, 2))
+    doctor._check_rpy2(rep, doctor._requirements())
+    fit = next(c for c in rep.checks if c.name == "rpy2 fits R")
+    assert not fit.ok
+    assert "pip install" in fit.fix and rpy2_requirement((4, 2)) in fit.fix
+    assert "uninstall" in fit.fix and "rpy2-rinterface" in fit.fix
+
+
+def test_cli_help_is_light():
+    code = "import sys; from pylme_alliance import cli; print(sorted({'pandas', 'rpy2'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_cli_usage_and_errors(capsys, monkeypatch):
+    assert cli.main(["--help"]) == 0
+    assert cli.main(["analyze"]) == 2  # missing required arguments
+    capsys.readouterr()
+
+    def boom(args):
+        raise ValueError("column 'wai' not found\nin data")
+
+    monkeypatch.setattr(cli, "_command", lambda name: boom)
+    assert cli.main(["simulate", "--out", "x.csv"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_analyze_arguments():
+    args = cli.build_parser().parse_args(
+        ["analyze", "d.csv", "--patient", "id", "--session", "s", "--alliance", "a", "--outcome", "y",
+         "--moderator", "m1", "--moderator", "m2", "--within", "early", "--engine", "nlme",
+         "--residual", "ar1", "--leads", "1", "2", "3", "--out", "rep"]
+    )
+    assert args.data == "d.csv" and args.moderator == ["m1", "m2"] and args.leads == [1, 2, 3]
+    assert (args.within, args.engine, args.residual, args.out, args.therapist) == ("early", "nlme", "ar1", "rep", None)
+    demo = cli.build_parser().parse_args(["demo"])
+    assert demo.out == "demo-report"
