@@ -1,0 +1,79 @@
+# lme4 / lmerTest fits. The data are bound as `data` in the fit's own environment
+# `env`, and the call is evaluated there, so fit@call says `data = data`.
+
+pylme_fit_lmer <- function(env, formula, reml, ddf, control) {
+  f <- pylme_formula(formula, env)
+  env$control <- if (is.null(control)) lme4::lmerControl() else do.call(lme4::lmerControl, control)
+  fun <- if (identical(ddf, "none")) quote(lme4::lmer) else quote(lmerTest::lmer)
+  call <- bquote(.(fun)(.(f), data = data, REML = .(reml), control = control))
+  fit <- eval(call, env)
+  list(fit = fit, fixed = pylme_lmer_fixed(fit, ddf), ran_pars = pylme_lmer_ran_pars(fit),
+       glance = pylme_lmer_glance(fit), fixef = lme4::fixef(fit),
+       used_rows = pylme_used_rows(stats::model.frame(fit), nrow(env$data)))
+}
+
+pylme_lmer_fixed <- function(fit, ddf) {
+  if (identical(ddf, "none") || !inherits(fit, "lmerModLmerTest")) {
+    co <- summary(methods::as(fit, "lmerMod"))$coefficients
+    return(pylme_fixed_table(rownames(co), co[, "Estimate"], co[, "Std. Error"], co[, "t value"], NULL, NULL))
+  }
+  method <- if (identical(ddf, "kenward-roger")) "Kenward-Roger" else "Satterthwaite"
+  co <- summary(fit, ddf = method)$coefficients
+  pylme_fixed_table(rownames(co), co[, "Estimate"], co[, "Std. Error"], co[, "t value"],
+                    co[, "df"], co[, "Pr(>|t|)"])
+}
+
+pylme_lmer_ran_pars <- function(fit) {
+  vc <- as.data.frame(lme4::VarCorr(fit), order = "lower.tri")
+  term <- ifelse(is.na(vc$var2),
+                 paste0("sd__", ifelse(is.na(vc$var1), "Observation", vc$var1)),
+                 paste0("cor__", vc$var1, ".", vc$var2))
+  pylme_ran_pars_table(vc$grp, term, vc$sdcor)
+}
+
+pylme_lmer_converged <- function(fit) {
+  conv <- fit@optinfo$conv
+  length(conv$lme4$messages) == 0L && (is.null(conv$opt) || conv$opt == 0)
+}
+
+pylme_lmer_glance <- function(fit) {
+  ll <- stats::logLik(fit)
+  list(nobs = stats::nobs(fit), sigma = stats::sigma(fit), logLik = as.numeric(ll),
+       AIC = stats::AIC(fit), BIC = stats::BIC(fit), reml = lme4::isREML(fit),
+       df = as.numeric(attr(ll, "df")), converged = pylme_lmer_converged(fit),
+       singular = lme4::isSingular(fit), ngrps = as.list(lme4::ngrps(fit)),
+       conv_messages = as.character(fit@optinfo$conv$lme4$messages))
+}
+
+pylme_lmer_ranef <- function(fit) pylme_ranef_frames(lme4::ranef(fit))
+
+pylme_lmer_coef <- function(fit) pylme_ranef_frames(stats::coef(fit))
+
+pylme_lmer_ran_vals <- function(fit) {
+  re <- lme4::ranef(fit, condVar = TRUE)
+  rows <- lapply(names(re), function(g) {
+    d <- re[[g]]
+    pv <- attr(d, "postVar")
+    do.call(rbind, lapply(seq_along(d), function(k) {
+      se <- if (is.null(pv)) rep(NA_real_, nrow(d)) else sqrt(pv[k, k, ])
+      data.frame(group = g, level = rownames(d), term = names(d)[k], estimate = d[[k]],
+                 std_error = se, stringsAsFactors = FALSE)
+    }))
+  })
+  do.call(rbind, rows)
+}
+
+pylme_lmer_predict <- function(fit, newdata, include_random) {
+  re_form <- if (isTRUE(include_random)) NULL else NA
+  if (is.null(newdata)) return(as.numeric(stats::predict(fit, re.form = re_form)))
+  as.numeric(stats::predict(fit, newdata = newdata, re.form = re_form, allow.new.levels = TRUE))
+}
+
+pylme_lmer_augment <- function(fit) {
+  list(fitted = as.numeric(stats::fitted(fit)), resid = as.numeric(stats::residuals(fit)))
+}
+
+pylme_refit_ml <- function(fit) {
+  if (inherits(fit, "merMod")) return(lme4::refitML(fit))
+  stats::update(fit, method = "ML")
+}

@@ -1,0 +1,209 @@
+"""What every R engine does around its fit: check the formula and the data before R
+runs anything, send only the columns the model uses, and turn R's answer into a
+:class:`~pylme_alliance.results.MixedFit`."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .. import bridge
+from ..errors import PylmeError
+from ..results import MixedFit
+
+#: Functions a formula may call without ``allow_calls=``. Anything else (``system``,
+#: ``eval``, ``get``, ``::``) is refused before model.frame() could run it.
+ALLOWED_CALLS: frozenset[str] = frozenset({
+    "~", "+", "-", "*", "/", ":", "^", "|", "||", "(", "%in%",
+    "I", "log", "log1p", "log2", "log10", "exp", "sqrt", "abs", "poly", "scale", "factor",
+    "as.numeric", "as.factor", "offset", "sin", "cos", "tan", "ar1", "cs", "us", "diag",
+    "ns", "bs",
+})
+
+#: Names R resolves by itself that may appear in a formula without being columns.
+R_CONSTANTS: frozenset[str] = frozenset({"pi", "T", "F", "TRUE", "FALSE"})
+
+
+@dataclass(frozen=True)
+class FormulaInfo:
+    """What R's parser found in a formula (nothing was evaluated)."""
+
+    text: str
+    variables: tuple[str, ...]
+    response: tuple[str, ...]
+    groups: tuple[str, ...]
+    calls: tuple[str, ...]
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def parse_formula(text: str, *, allow_calls: Iterable[str] = ()) -> FormulaInfo:
+    """Parse formula text in R (``str2lang``, no evaluation) and refuse unknown calls."""
+    if not isinstance(text, str) or not text.strip():
+        raise PylmeError(f"a formula must be a non-empty string, got {text!r}")
+    info, _ = bridge.call("pylme_formula_info", text)
+    calls = _as_tuple(info["calls"])
+    allowed = ALLOWED_CALLS | set(allow_calls)
+    refused = sorted(set(calls) - allowed)
+    if refused:
+        raise PylmeError(
+            f"formula {text!r} calls {refused}, which are not on the list of functions a formula "
+            f"may call; if you trust them, pass allow_calls={refused!r}"
+        )
+    return FormulaInfo(text, _as_tuple(info["vars"]), _as_tuple(info["response"]),
+                       _as_tuple(info["groups"]), calls)
+
+
+def check_data(data: Any, formulas: Iterable[FormulaInfo], *, extra: Iterable[str] = ()) -> pd.DataFrame:
+    """Validate ``data`` against the parsed formulas; return the columns the model uses.
+
+    Raises a :class:`PylmeError` naming the column for: a variable missing from the data
+    (with close matches), a non-numeric response, a grouping factor with fewer than two
+    levels, or no complete rows at all. The caller's frame is never modified: the
+    returned frame is a new one.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise PylmeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    formulas = list(formulas)
+    columns = [str(c) for c in data.columns]
+    wanted: list[str] = []
+    for info in formulas:
+        for var in (*info.variables, *extra):
+            if var not in wanted:
+                wanted.append(var)
+    missing = [v for v in wanted if v not in columns and v not in R_CONSTANTS]
+    if missing:
+        hints = []
+        for var in missing:
+            close = difflib.get_close_matches(var, columns, n=3, cutoff=0.6)
+            hints.append(f"{var!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+        raise PylmeError(f"column(s) not in the data: {', '.join(hints)}; the data have "
+                         f"{len(columns)} columns: {columns[:20]}{' ...' if len(columns) > 20 else ''}")
+    used = [v for v in wanted if v in columns]
+    frame = data.loc[:, used]
+    frame.columns = used
+    frame = frame.reset_index(drop=True)
+    for info in formulas:
+        for var in info.response:
+            if var in frame and not (pd.api.types.is_numeric_dtype(frame[var])
+                                     and not pd.api.types.is_bool_dtype(frame[var])):
+                raise PylmeError(f"the response column {var!r} must be numeric, not {frame[var].dtype}")
+    complete = frame.notna().all(axis=1)
+    if not complete.any():
+        raise PylmeError(f"no row of the data is complete for the model's columns {used}; "
+                         "every row has a missing value in at least one of them")
+    for info in formulas:
+        for var in info.groups:
+            if var in frame:
+                levels = frame.loc[complete, var].nunique()
+                if levels < 2:
+                    raise PylmeError(f"the grouping factor {var!r} has {levels} level(s) among the "
+                                     "complete rows; a random effect needs at least 2")
+    return frame
+
+
+@dataclass(frozen=True)
+class RBackend:
+    """On-demand tables of an R fit: calls ``pylme_<prefix>_...`` functions in r/."""
+
+    prefix: str
+    fit: Any
+
+    def _call(self, what: str, *args: Any) -> Any:
+        value, _ = bridge.call(f"pylme_{self.prefix}_{what}", self.fit, *args)
+        return value
+
+    def ran_vals(self) -> pd.DataFrame:
+        return self._call("ran_vals")
+
+    def ran_coefs(self) -> pd.DataFrame:
+        frames = self._call("coef")
+        return _long_table(frames)
+
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        return {g: d.set_index("level") for g, d in self._call("ranef").items()}
+
+    def fitted_resid(self) -> tuple[np.ndarray, np.ndarray]:
+        out = self._call("augment")
+        return np.asarray(out["fitted"], dtype=float), np.asarray(out["resid"], dtype=float)
+
+    def predict(self, newdata: pd.DataFrame | None, include_random: bool) -> np.ndarray:
+        return np.atleast_1d(np.asarray(self._call("predict", newdata, bool(include_random)), dtype=float))
+
+    @property
+    def r(self) -> Any:
+        return self.fit
+
+
+def _long_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """{group: wide frame with a level column} -> long rows (group, level, term, estimate)."""
+    rows = []
+    for group, wide in frames.items():
+        long = wide.melt(id_vars="level", var_name="term", value_name="estimate")
+        long.insert(0, "group", group)
+        rows.append(long)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["group", "level", "term", "estimate"])
+
+
+def fit_in_r(function: str, frame: pd.DataFrame, **args: Any) -> tuple[dict[str, Any], list[str]]:
+    """Bind ``frame`` as ``data`` in a fresh R environment and run ``function`` there."""
+    with bridge.lock:
+        env = bridge.new_env()
+        bridge.assign(env, "data", frame)
+        return bridge.call(function, env, **args)
+
+
+def _series(values: Any) -> pd.Series:
+    if isinstance(values, pd.Series):
+        return values.astype(float)
+    return pd.Series(np.atleast_1d(np.asarray(values, dtype=float)))
+
+
+def _stats(glance: dict[str, Any]) -> dict[str, Any]:
+    ngrps = glance.get("ngrps") or {}
+    if isinstance(ngrps, pd.Series):
+        ngrps = ngrps.to_dict()
+    out = {
+        "nobs": int(glance["nobs"]), "sigma": _float(glance.get("sigma")),
+        "logLik": _float(glance.get("logLik")), "AIC": _float(glance.get("AIC")),
+        "BIC": _float(glance.get("BIC")), "reml": bool(glance.get("reml")),
+        "converged": bool(glance.get("converged", True)), "singular": bool(glance.get("singular", False)),
+        "df": _float(glance.get("df")),
+        "ngrps": {str(k): int(np.asarray(v).ravel()[0]) for k, v in ngrps.items()},
+    }
+    return out
+
+
+def _float(value: Any) -> float:
+    if value is None:
+        return float("nan")
+    return float(np.asarray(value, dtype=float).ravel()[0])
+
+
+def make_fit(engine: str, formula: str, data: pd.DataFrame, frame: pd.DataFrame, result: dict[str, Any],
+             conditions: list[str], backend: Any, call_args: dict[str, Any]) -> MixedFit:
+    """Assemble a MixedFit from what an r/ fit function returned."""
+    used = np.asarray(result["used_rows"], dtype=np.int64).ravel() - 1
+    model_rows = data.iloc[used].copy()
+    stats = _stats(result["glance"])
+    messages = [str(m) for m in np.atleast_1d(result["glance"].get("conv_messages") or [])]
+    warnings = tuple(dict.fromkeys([*conditions, *messages]))
+    if any("converge" in w.lower() for w in warnings):
+        stats["converged"] = False
+    fixef = _series(result["fixef"])
+    return MixedFit(
+        engine=engine, formula=formula, nobs=stats["nobs"], n_dropped=len(frame) - len(used),
+        warnings=warnings, data=model_rows, fixed_table=result["fixed"].reset_index(drop=True),
+        ran_pars_table=result["ran_pars"].reset_index(drop=True), stats=stats, fixef_values=fixef,
+        backend=backend, call_args=call_args,
+    )
