@@ -1,0 +1,92 @@
+"""Leads of the outcome by session NUMBER, not by row order.
+
+The lead of session ``t`` at distance ``k`` is the outcome the same patient
+reported at session ``t + k``. When that session is missing the lead is
+missing: taking "the next row" instead would silently stretch the lag over a
+gap (METHODS.md, best practice 1). Everything here is a vectorised reindex on
+the key (patient, session + k); there is no loop over patients.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+# Packing (patient code, session) into one int64 key is the fast path; beyond
+# this bound it could overflow, and the two-column merge is used instead.
+_PACKED_KEY_LIMIT = 2**62
+
+
+def lead_positions(patient: np.ndarray, session: np.ndarray, k: int) -> np.ndarray:
+    """Row position of session ``t + k`` of the same patient, for every row.
+
+    Parameters
+    ----------
+    patient : numpy.ndarray of int
+        Non-negative integer patient codes, one per row.
+    session : numpy.ndarray of int
+        Positive integer session numbers; (patient, session) must be unique.
+    k : int
+        The lead distance in sessions (k >= 1).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        For each row, the position of the row holding (patient, session + k),
+        or -1 when the patient has no such session.
+    """
+    n = len(patient)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    patient = np.asarray(patient, dtype=np.int64)
+    session = np.asarray(session, dtype=np.int64)
+    span = int(session.max()) + k + 1
+    n_patients = int(patient.max()) + 1
+    if n_patients * span < _PACKED_KEY_LIMIT:
+        key = patient * span + session
+        # unique keys (duplicates are refused upstream), so get_indexer is a reindex
+        return pd.Index(key).get_indexer(key + k).astype(np.int64, copy=False)
+    # Sessions numbered so high that the packed key could overflow: merge on both columns.
+    wanted = pd.DataFrame({"patient": patient, "session": session + k})
+    present = pd.DataFrame({"patient": patient, "session": session, "position": np.arange(n)})
+    found = wanted.merge(present, on=["patient", "session"], how="left", sort=False)
+    return found["position"].fillna(-1).to_numpy(dtype=np.int64)
+
+
+def outcome_leads(
+    patient: np.ndarray,
+    session: np.ndarray,
+    outcome: np.ndarray,
+    leads: Sequence[int],
+) -> dict[int, np.ndarray]:
+    """The outcome at session ``t + k`` for each lead ``k``.
+
+    Call this on every row whose patient and session are known, before rows with
+    a missing alliance or outcome are dropped: a session whose alliance is
+    missing still carries the outcome that earlier sessions lead to.
+
+    Parameters
+    ----------
+    patient, session : numpy.ndarray of int
+        Patient codes and session numbers, one per row, (patient, session) unique.
+    outcome : numpy.ndarray of float
+        The outcome per row, NaN when missing.
+    leads : sequence of int
+        Lead distances (positive).
+
+    Returns
+    -------
+    dict of int to numpy.ndarray of float
+        ``k -> outcome at t + k`` aligned with the input rows, NaN where the
+        session ``t + k`` is absent or its outcome is missing.
+    """
+    outcome = np.asarray(outcome, dtype=np.float64)
+    result: dict[int, np.ndarray] = {}
+    for k in leads:  # a handful of lead distances, not patients
+        position = lead_positions(patient, session, k)
+        found = position >= 0
+        values = np.full(len(outcome), np.nan)
+        values[found] = outcome[position[found]]
+        result[k] = values
+    return result
