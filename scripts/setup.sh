@@ -100,6 +100,10 @@ fi
 read -r R_MAJOR R_MINOR R_FULL < <(Rscript --vanilla -e 'v <- R.version; cat(v$major, strsplit(v$minor, ".", fixed = TRUE)[[1]][1], paste(v$major, v$minor, sep = "."), "\n")')
 RPY2_REQ=$(req 'ns["rpy2_requirement"]((int(args[0]), int(args[1])))' "$R_MAJOR" "$R_MINOR")
 
+# pyproject.toml force-includes r/ (the R sources) in the wheel; hatchling fails obscurely without it.
+[ -d r ] && [ -n "$(ls -A r 2>/dev/null)" ] ||
+  die "r/ (the package's R sources, shipped as pylme_alliance/r) is missing or empty in $ROOT; check out the complete repository."
+
 # ---- .venv -------------------------------------------------------------------------------
 PY_REAL=$("$PYTHON" -c 'import sys, os; print(os.path.realpath(sys.executable))')
 KEY=$(cat pyproject.toml "$REQ" scripts/setup.sh | "$PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
