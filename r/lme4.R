@@ -9,7 +9,7 @@ pylme_fit_lmer <- function(env, formula, reml, ddf, control) {
   fit <- eval(call, env)
   list(fit = fit, fixed = pylme_lmer_fixed(fit, ddf), ran_pars = pylme_lmer_ran_pars(fit),
        glance = pylme_lmer_glance(fit), fixef = lme4::fixef(fit),
-       used_rows = pylme_used_rows(stats::model.frame(fit), nrow(env$data)))
+       used_rows = pylme_used_rows(attr(stats::model.frame(fit), "na.action"), nrow(env$data)))
 }
 
 pylme_lmer_fixed <- function(fit, ddf) {
@@ -32,8 +32,11 @@ pylme_lmer_ran_pars <- function(fit) {
 }
 
 pylme_lmer_converged <- function(fit) {
+  # lme4 files its singular-fit note among the convergence messages; that is a
+  # property of the estimate (reported as `singular`), not a failure to converge
   conv <- fit@optinfo$conv
-  length(conv$lme4$messages) == 0L && (is.null(conv$opt) || conv$opt == 0)
+  msgs <- grep("singular", as.character(conv$lme4$messages), value = TRUE, invert = TRUE)
+  length(msgs) == 0L && (is.null(conv$opt) || conv$opt == 0)
 }
 
 pylme_lmer_glance <- function(fit) {

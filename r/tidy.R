@@ -56,7 +56,7 @@ pylme_ranef_frames <- function(re) {
   out
 }
 
-pylme_used_rows <- function(frame, nrow_data) {
-  omitted <- attr(frame, "na.action")
+# Rows of the data a fit used, from the na.action that model.frame/lme record.
+pylme_used_rows <- function(omitted, nrow_data) {
   if (is.null(omitted)) seq_len(nrow_data) else setdiff(seq_len(nrow_data), as.integer(omitted))
 }

@@ -35,7 +35,12 @@ def _int_vector(values: np.ndarray) -> ri.IntSexpVector:
 
 
 def _set_attr(vec: Any, name: str, value: Any) -> None:
-    vec.do_slot_assign(name, value)
+    if name == "class":
+        # the rclass setter goes through R's classgets, which also sets the OBJECT bit
+        # that S3 dispatch (factor printing, dim.data.frame, ...) relies on
+        vec.rclass = value
+    else:
+        vec.do_slot_assign(name, value)
 
 
 def _na_float(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -223,7 +228,7 @@ def _vector_to_pandas(vec: Any) -> Any:
         values = _numeric_array(vec, np.float64)
         if "POSIXct" in cls:
             tz = _attr(vec, "tzone")
-            stamps = pd.to_datetime(values * 1e9, unit="ns", utc=True)
+            stamps = pd.to_datetime(values, unit="s", utc=True)
             tzname = str(tz[0]) if tz is not None and len(tz) and str(tz[0]) else None
             if tzname in (None, "UTC"):
                 return stamps.tz_localize(None).array

@@ -184,6 +184,13 @@ def _stats(glance: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def texts(value: Any) -> list[str]:
+    """An R character vector (None, one string or an array of them) as a list of str."""
+    if value is None:
+        return []
+    return [str(v) for v in np.atleast_1d(np.asarray(value, dtype=object)) if v is not None]
+
+
 def _float(value: Any) -> float:
     if value is None:
         return float("nan")
@@ -196,7 +203,7 @@ def make_fit(engine: str, formula: str, data: pd.DataFrame, frame: pd.DataFrame,
     used = np.asarray(result["used_rows"], dtype=np.int64).ravel() - 1
     model_rows = data.iloc[used].copy()
     stats = _stats(result["glance"])
-    messages = [str(m) for m in np.atleast_1d(result["glance"].get("conv_messages") or [])]
+    messages = texts(result["glance"].get("conv_messages"))
     warnings = tuple(dict.fromkeys([*conditions, *messages]))
     if any("converge" in w.lower() for w in warnings):
         stats["converged"] = False

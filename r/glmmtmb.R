@@ -1,0 +1,92 @@
+# glmmTMB fits, including ar1(time_factor + 0 | id) terms; with dispformula = ~0 an ar1
+# term plus random intercepts is the pure residual-AR(1) model.
+
+pylme_fit_glmmtmb <- function(env, formula, reml, dispformula, control) {
+  env$formula <- pylme_formula(formula, env)
+  env$dispformula <- if (is.null(dispformula)) ~1 else pylme_formula(dispformula, env)
+  env$control <- if (is.null(control)) glmmTMB::glmmTMBControl() else do.call(glmmTMB::glmmTMBControl, control)
+  call <- quote(glmmTMB::glmmTMB(formula, data = data, REML = reml, dispformula = dispformula,
+                                 control = control, na.action = stats::na.omit))
+  env$reml <- isTRUE(reml)
+  fit <- eval(call, env)
+  list(fit = fit, fixed = pylme_glmmtmb_fixed(fit), ran_pars = pylme_glmmtmb_ran_pars(fit, dispformula),
+       glance = pylme_glmmtmb_glance(fit), fixef = glmmTMB::fixef(fit)$cond,
+       used_rows = pylme_used_rows(attr(stats::model.frame(fit), "na.action"), nrow(env$data)))
+}
+
+pylme_glmmtmb_fixed <- function(fit) {
+  co <- summary(fit)$coefficients$cond
+  pylme_fixed_table(rownames(co), co[, "Estimate"], co[, "Std. Error"], co[, "z value"], NULL,
+                    co[, "Pr(>|z|)"])
+}
+
+pylme_glmmtmb_ran_pars <- function(fit, dispformula) {
+  vc <- glmmTMB::VarCorr(fit)$cond
+  structs <- fit$modelInfo$reStruc$condReStruc
+  parts <- list()
+  for (k in seq_along(vc)) {
+    # VarCorr names repeated grouping factors "patient", "patient.1"; the grouping
+    # factor itself is what users wrote after the bar
+    group <- sub("\\.[0-9]+$", "", names(vc)[k])
+    cov <- vc[[k]]
+    kind <- names(structs[[k]]$blockCode)
+    if (identical(kind, "ar1")) {
+      parts[[length(parts) + 1L]] <- list(
+        group = c(group, group), term = c("sd__ar1", "cor__ar1"),
+        estimate = c(unname(attr(cov, "stddev")[1L]), attr(cov, "correlation")[2L, 1L]))
+    } else {
+      parts[[length(parts) + 1L]] <- pylme_cov_rows(group, cov)
+    }
+  }
+  if (is.null(dispformula) || !identical(gsub(" ", "", dispformula), "~0")) {
+    parts[[length(parts) + 1L]] <- list(group = "Residual", term = "sd__Observation",
+                                        estimate = stats::sigma(fit))
+  }
+  rows <- pylme_bind_rows(parts)
+  pylme_ran_pars_table(rows$group, rows$term, rows$estimate)
+}
+
+pylme_glmmtmb_glance <- function(fit) {
+  ll <- stats::logLik(fit)
+  flist <- fit$modelInfo$reTrms$cond$flist
+  ngrps <- lapply(flist, nlevels)
+  list(nobs = stats::nobs(fit), sigma = stats::sigma(fit), logLik = as.numeric(ll),
+       AIC = stats::AIC(fit), BIC = stats::BIC(fit), reml = isTRUE(fit$modelInfo$REML),
+       df = as.numeric(attr(ll, "df")),
+       converged = isTRUE(fit$sdr$pdHess) && identical(as.integer(fit$fit$convergence), 0L),
+       singular = FALSE, ngrps = ngrps)
+}
+
+pylme_glmmtmb_ranef <- function(fit) pylme_ranef_frames(glmmTMB::ranef(fit)$cond)
+
+pylme_glmmtmb_coef <- function(fit) {
+  fe <- glmmTMB::fixef(fit)$cond
+  re <- glmmTMB::ranef(fit)$cond
+  out <- lapply(re, function(d) {
+    for (term in intersect(names(d), names(fe))) d[[term]] <- d[[term]] + fe[[term]]
+    d
+  })
+  pylme_ranef_frames(out)
+}
+
+pylme_glmmtmb_ran_vals <- function(fit) {
+  frames <- pylme_glmmtmb_ranef(fit)
+  rows <- lapply(names(frames), function(g) {
+    d <- frames[[g]]
+    terms <- setdiff(names(d), "level")
+    do.call(rbind, lapply(terms, function(t)
+      data.frame(group = g, level = d$level, term = t, estimate = d[[t]], std_error = NA_real_,
+                 stringsAsFactors = FALSE)))
+  })
+  do.call(rbind, rows)
+}
+
+pylme_glmmtmb_predict <- function(fit, newdata, include_random) {
+  re_form <- if (isTRUE(include_random)) NULL else NA
+  if (is.null(newdata)) return(as.numeric(stats::predict(fit, re.form = re_form)))
+  as.numeric(stats::predict(fit, newdata = newdata, re.form = re_form, allow.new.levels = TRUE))
+}
+
+pylme_glmmtmb_augment <- function(fit) {
+  list(fitted = as.numeric(stats::fitted(fit)), resid = as.numeric(stats::residuals(fit, type = "response")))
+}

@@ -1,0 +1,110 @@
+# nlme::lme fits. `random` arrives as formula text or a named list of formula text
+# (outermost level first); `correlation` as list(type, form, p, q).
+
+pylme_nlme_random <- function(random, env) {
+  if (is.character(random)) return(pylme_formula(random, env))
+  out <- lapply(random, pylme_formula, env = env)
+  names(out) <- names(random)
+  out
+}
+
+pylme_nlme_correlation <- function(spec, env) {
+  if (is.null(spec)) return(NULL)
+  form <- if (is.null(spec$form)) ~1 else pylme_formula(spec$form, env)
+  switch(spec$type,
+    AR1 = nlme::corAR1(form = form),
+    CAR1 = nlme::corCAR1(form = form),
+    ARMA = nlme::corARMA(form = form, p = as.integer(spec$p), q = as.integer(spec$q)),
+    CompSymm = nlme::corCompSymm(form = form),
+    stop("unknown correlation structure: ", spec$type, call. = FALSE))
+}
+
+pylme_fit_lme <- function(env, fixed, random, correlation, reml) {
+  env$fixed <- pylme_formula(fixed, env)
+  env$random <- pylme_nlme_random(random, env)
+  env$correlation <- pylme_nlme_correlation(correlation, env)
+  # returnObject: a fit that ran out of iterations comes back with a warning, not lost
+  env$control <- nlme::lmeControl(returnObject = TRUE)
+  method <- if (isTRUE(reml)) "REML" else "ML"
+  call <- bquote(nlme::lme(fixed = fixed, data = data, random = random,
+                           correlation = correlation, method = .(method),
+                           control = control, na.action = stats::na.omit))
+  fit <- eval(call, env)
+  list(fit = fit, fixed = pylme_lme_fixed(fit), ran_pars = pylme_lme_ran_pars(fit, correlation),
+       glance = pylme_lme_glance(fit), fixef = nlme::fixef(fit),
+       used_rows = pylme_used_rows(fit$na.action, nrow(env$data)))
+}
+
+pylme_lme_fixed <- function(fit) {
+  tt <- summary(fit)$tTable
+  pylme_fixed_table(rownames(tt), tt[, "Value"], tt[, "Std.Error"], tt[, "t-value"], tt[, "DF"],
+                    tt[, "p-value"])
+}
+
+pylme_lme_ran_pars <- function(fit, correlation) {
+  covs <- lapply(as.matrix(fit$modelStruct$reStruct), function(M) M * stats::sigma(fit)^2)
+  levels <- rev(names(covs))  # nlme stores the innermost level first; report outermost first
+  parts <- lapply(levels, function(g) pylme_cov_rows(g, covs[[g]]))
+  parts[[length(parts) + 1L]] <- list(group = "Residual", term = "sd__Observation",
+                                      estimate = stats::sigma(fit))
+  cs <- fit$modelStruct$corStruct
+  if (!is.null(cs)) {
+    values <- stats::coef(cs, unconstrained = FALSE)
+    terms <- switch(correlation$type,
+      AR1 = "phi", CAR1 = "phi", CompSymm = "rho",
+      ARMA = c(if (correlation$p > 0) paste0("phi", seq_len(correlation$p)),
+               if (correlation$q > 0) paste0("theta", seq_len(correlation$q))))
+    parts[[length(parts) + 1L]] <- list(group = rep("Residual", length(values)), term = terms,
+                                        estimate = unname(values))
+  }
+  rows <- pylme_bind_rows(parts)
+  pylme_ran_pars_table(rows$group, rows$term, rows$estimate)
+}
+
+pylme_lme_glance <- function(fit) {
+  ll <- stats::logLik(fit)
+  ngrps <- fit$dims$ngrps[seq_len(fit$dims$Q)]
+  list(nobs = stats::nobs(fit), sigma = stats::sigma(fit), logLik = as.numeric(ll),
+       AIC = stats::AIC(fit), BIC = stats::BIC(fit), reml = identical(fit$method, "REML"),
+       df = as.numeric(attr(ll, "df")), converged = TRUE, singular = FALSE,
+       ngrps = as.list(rev(ngrps)))
+}
+
+pylme_lme_ranef <- function(fit) {
+  re <- nlme::ranef(fit)
+  if (is.data.frame(re)) {
+    re <- list(re)
+    names(re) <- names(fit$modelStruct$reStruct)
+  }
+  pylme_ranef_frames(re)
+}
+
+pylme_lme_coef <- function(fit) {
+  Q <- fit$dims$Q
+  levels <- names(fit$modelStruct$reStruct)  # innermost first, matching level = Q..1
+  out <- lapply(seq_len(Q), function(q) stats::coef(fit, level = Q - q + 1L))
+  names(out) <- levels
+  pylme_ranef_frames(out)
+}
+
+pylme_lme_ran_vals <- function(fit) {
+  frames <- pylme_lme_ranef(fit)
+  rows <- lapply(names(frames), function(g) {
+    d <- frames[[g]]
+    terms <- setdiff(names(d), "level")
+    do.call(rbind, lapply(terms, function(t)
+      data.frame(group = g, level = d$level, term = t, estimate = d[[t]], std_error = NA_real_,
+                 stringsAsFactors = FALSE)))
+  })
+  do.call(rbind, rows)
+}
+
+pylme_lme_predict <- function(fit, newdata, include_random) {
+  level <- if (isTRUE(include_random)) fit$dims$Q else 0L
+  if (is.null(newdata)) return(as.numeric(stats::fitted(fit, level = level)))
+  as.numeric(stats::predict(fit, newdata = newdata, level = level, na.action = stats::na.pass))
+}
+
+pylme_lme_augment <- function(fit) {
+  list(fitted = as.numeric(stats::fitted(fit)), resid = as.numeric(stats::residuals(fit, type = "response")))
+}

@@ -1,0 +1,114 @@
+"""Every engine against numbers R itself produced (tests/r/make_golden.R -> tests/golden/)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from golden_cases import CASES, case, fit_case
+
+REL = 1e-6      # estimates, SEs, variance components, correlation parameters, logLik
+REL_DF = 1e-4   # Satterthwaite / Kenward-Roger df and p values
+
+
+@pytest.fixture(scope="module")
+def fits():
+    return {}
+
+
+def get_fit(fits, name):
+    if name not in fits:
+        fits[name] = fit_case(name)
+    return fits[name]
+
+
+def close(actual, expected, rel, *, scale=1.0):
+    if expected is None:
+        return actual is None or (isinstance(actual, float) and np.isnan(actual))
+    return abs(actual - expected) <= rel * max(abs(expected), 1e-8 * scale) + 1e-12 * scale
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fixed_effects(fits, name):
+    fit, ref = get_fit(fits, name), case(name)
+    got = fit.tidy().set_index("term")
+    assert list(got.index) == [r["term"] for r in ref["fixed"]]
+    for row in ref["fixed"]:
+        g = got.loc[row["term"]]
+        for col in ("estimate", "std_error", "statistic"):
+            assert close(g[col], row[col], REL), (row["term"], col, g[col], row[col])
+        for col in ("df", "p_value"):
+            if row[col] is None:
+                assert np.isnan(g[col]), (row["term"], col)
+            else:
+                assert close(g[col], row[col], REL_DF, scale=1e-300), (row["term"], col, g[col], row[col])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_variance_parameters(fits, name):
+    fit, ref = get_fit(fits, name), case(name)
+    got = fit.tidy("ran_pars")
+    assert len(got) == len(ref["ran_pars"])
+    got = got.set_index(["group", "term"])["estimate"]
+    scale = max(abs(r["estimate"]) for r in ref["ran_pars"])
+    for row in ref["ran_pars"]:
+        value = got.loc[(row["group"], row["term"])]
+        # a variance at its boundary is 0 up to the optimiser's tolerance
+        assert close(value, row["estimate"], REL, scale=scale * 1e3), (row, value)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_glance_and_flags(fits, name):
+    fit, ref = get_fit(fits, name), case(name)
+    g = fit.glance().iloc[0]
+    want = ref["glance"]
+    assert int(g["nobs"]) == want["nobs"] == fit.nobs
+    for key in ("logLik", "AIC", "BIC"):
+        assert close(g[key], want[key], REL), (key, g[key], want[key])
+    assert close(g["sigma"], want["sigma"], REL, scale=1e3)
+    assert bool(g["reml"]) == want["reml"]
+    assert g["df"] == want["df"]
+    for group, n in want["ngrps"].items():
+        assert g[f"ngrps_{group}"] == n
+    assert fit.singular == ref["singular"]
+    assert fit.converged == ref["converged"]
+    for message in ref["messages"]:
+        if "max|grad|" in message:  # the gradient's digits are platform noise
+            assert any("failed to converge" in w for w in fit.warnings)
+        else:
+            assert message in fit.warnings
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fixef_ranef_fitted(fits, name):
+    fit, ref = get_fit(fits, name), case(name)
+    fixef = fit.fixef()
+    for term, value in ref["fixef"].items():
+        assert close(fixef[term], value, REL)
+    ranef = fit.ranef()
+    for group, block in ref["ranef"].items():
+        got = ranef[group]
+        levels = [str(v) for v in block["levels"]]
+        assert [str(v) for v in got.index[: len(levels)]] == levels
+        scale = max(1.0, float(np.nanmax(np.abs(got.select_dtypes("number").to_numpy()))))
+        for term, values in block.items():
+            if term == "levels":
+                continue
+            for got_value, want in zip(got[term].to_numpy()[: len(values)], values):
+                assert close(got_value, want, 1e-5, scale=scale), (group, term)
+    aug = fit.augment()
+    n = len(ref["fitted_head"])
+    np.testing.assert_allclose(aug["fitted"].to_numpy()[:n], ref["fitted_head"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(aug["resid"].to_numpy()[:n], ref["resid_head"], rtol=1e-5, atol=1e-5)
+
+
+def test_glmmtmb_ar1_reproduces_nlme_ml(fits):
+    """(1|therapist) + (1|patient) + ar1(session_f + 0 | patient), dispformula ~0, is
+    nlme's lme(~1 | therapist/patient, corAR1(~ session | therapist/patient), ML)."""
+    tmb = get_fit(fits, "alliance_glmmtmb_ar1_profile")
+    nlme = get_fit(fits, "alliance_nested_lme")
+    np.testing.assert_allclose(tmb.fixef().to_numpy(), nlme.fixef().to_numpy(), rtol=1e-4)
+    assert close(tmb.glance()["logLik"][0], nlme.glance()["logLik"][0], 1e-6)
+    phi_tmb = tmb.tidy("ran_pars").query("term == 'cor__ar1'")["estimate"].iloc[0]
+    phi_nlme = nlme.tidy("ran_pars").query("term == 'phi'")["estimate"].iloc[0]
+    assert abs(phi_tmb - phi_nlme) < 1e-4
