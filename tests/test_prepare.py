@@ -246,6 +246,9 @@ def panels(draw):
     df = pd.DataFrame(rows, columns=["patient", "session", "alliance", "outcome", "therapist"])
     df["alliance"] = df["alliance"].astype(float)
     df["outcome"] = df["outcome"].astype(float)
+    df["severity"] = 50.0 + 3.0 * df["patient"]
+    df["arm"] = np.where(df["patient"] % 2 == 0, "control", "feedback")
+    df["day"] = 7.0 * df["session"] + df["patient"]
     if id_kind == "str":
         df["patient"] = "id" + df["patient"].astype(str)
     elif id_kind == "category":
@@ -256,7 +259,10 @@ def panels(draw):
 
 def _prepare_or_error(df, **options):
     try:
-        return prepare(df, **ROLES, therapist="therapist", leads=(1, 2), **options)
+        return prepare(
+            df, **ROLES, therapist="therapist", time="day", leads=(1, 2),
+            moderators=["severity", "arm"], split_therapist=True, **options,
+        )
     except PylmeError as error:
         return str(error)
 
@@ -279,6 +285,9 @@ def test_result_does_not_depend_on_row_order_and_input_is_not_mutated(case, with
     pd.testing.assert_frame_equal(a.dropped.sort_index(), b.dropped.sort_index())
     assert len(a.data) + len(a.dropped) == len(df)
     assert a.notes == b.notes
+    assert repr(a.moderators) == repr(b.moderators)  # repr: sd may be NaN (1 patient)
+    pd.testing.assert_frame_equal(a.summary(), b.summary())
+    assert repr(a) == repr(b)
 
 
 # -- moderators ---------------------------------------------------------------------
@@ -498,3 +507,14 @@ def test_panel_is_frozen_and_readable():
     assert summary.loc["sessions kept", "value"] == len(panel.data)
     per = panel.data.groupby("patient")["session"].agg(["min", "max", "size"])
     assert summary.loc["missing sessions (gaps)", "value"] == int((per["max"] - per["min"] + 1 - per["size"]).sum())
+
+
+def test_other_input_problems():
+    with pytest.raises(PylmeError, match="DataFrame"):
+        prepare(small().to_dict(), **ROLES)
+    with pytest.raises(PylmeError, match="'reason'"):
+        prepare(small().assign(reason="x"), **ROLES)
+    with pytest.raises(PylmeError, match="both as patient= and as session="):
+        prepare(small(), **{**ROLES, "session": "patient"})
+    with pytest.raises(PylmeError, match="'when'.*datetime"):
+        prepare(small().assign(when="2024-01-01"), **ROLES, time="when")

@@ -684,10 +684,13 @@ def prepare(
 
     # ---- ids, session numbers and values, checked on every row ---------------
     n_rows = len(data)
-    reason = np.full(n_rows, None, dtype=object)
+    # reason per row as a small integer (0 = still usable); a row keeps the first reason
+    reason_code = np.zeros(n_rows, dtype=np.int8)
+    reason_labels: list[str] = []
 
     def mark(mask: np.ndarray, why: str) -> None:
-        reason[mask & (reason == None)] = why  # noqa: E711 - elementwise on object array
+        reason_labels.append(why)
+        reason_code[mask & (reason_code == 0)] = len(reason_labels)
 
     patient_codes, patient_ids = _id_codes(data[patient], patient, "patient")
     mark(patient_codes < 0, REASON_PATIENT)
@@ -719,15 +722,16 @@ def prepare(
     mark(no_alliance & no_outcome, REASON_BOTH)
     mark(no_alliance, REASON_ALLIANCE)
     mark(no_outcome, REASON_OUTCOME)
-    usable = reason == None  # noqa: E711
+    usable = reason_code == 0
     usable_per_patient = np.bincount(patient_codes[usable], minlength=len(patient_ids))
     too_few = usable & (usable_per_patient[np.maximum(patient_codes, 0)] < min_sessions)
     mark(too_few, f"fewer than {min_sessions} usable sessions")
 
-    kept = np.flatnonzero(reason == None)  # noqa: E711
-    dropped_rows = np.flatnonzero(reason != None)  # noqa: E711
+    kept = np.flatnonzero(reason_code == 0)
+    dropped_rows = np.flatnonzero(reason_code > 0)
     dropped = data.iloc[dropped_rows].copy()
-    dropped["reason"] = pd.Series(reason[dropped_rows], index=dropped.index, dtype=object)
+    labels = np.array([None, *reason_labels], dtype=object)
+    dropped["reason"] = pd.Series(labels[reason_code[dropped_rows]], index=dropped.index, dtype=object)
     if len(kept) == 0:
         detail = ", ".join(f"{r}: {c}" for r, c in _reason_counts(dropped["reason"]))
         raise PylmeError(f"no usable sessions remain out of {n_rows} rows ({detail})")
