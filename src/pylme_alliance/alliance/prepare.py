@@ -412,7 +412,6 @@ def _prepare_moderator(
     name: Hashable,
     *,
     group: np.ndarray,
-    n_patients: int,
     patient_ids: pd.Index,
     time_varying: bool,
     reference: Any,
@@ -780,7 +779,7 @@ def prepare(
     if therapist is not None:
         th = therapist_codes[kept]
         pair_key = th * n_patients + group
-        pairs, first_row = np.unique(pair_key, return_index=True)
+        _, first_row = np.unique(pair_key, return_index=True)
         pair_therapist, pair_group = th[first_row], group[first_row]
         therapists_per_patient = np.bincount(pair_group, minlength=n_patients)
         multi = kept_patient_ids[therapists_per_patient > 1]
@@ -827,7 +826,7 @@ def prepare(
     for name in moderator_names:  # a few named columns, not patients
         moderator_info[name] = _prepare_moderator(
             out, out[name], name,
-            group=group, n_patients=n_patients, patient_ids=kept_patient_ids,
+            group=group, patient_ids=kept_patient_ids,
             time_varying=name in time_varying_names,
             reference=reference_levels.get(name), has_reference=name in reference_levels,
             notes=notes,
