@@ -52,7 +52,16 @@ def _na_float(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return out
 
 
+def _refuse_nul(texts: list[str], what: str) -> None:
+    # R strings cannot hold NUL: R would silently cut the text at it
+    bad = [t for t in texts if "\x00" in t]
+    if bad:
+        raise PylmeError(f"{what} {bad[0]!r} contains a NUL character (\\x00), which R strings "
+                         "cannot hold; remove it first")
+
+
 def _factor(codes: np.ndarray, levels: list[str], column: str) -> ri.IntSexpVector:
+    _refuse_nul(levels, f"column {column!r}: the level")
     if len(set(levels)) != len(levels):
         raise PylmeError(
             f"column {column!r}: categories become R factor levels as text, and two of "
@@ -178,6 +187,7 @@ def to_r(df: pd.DataFrame) -> ri.ListSexpVector:
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise PylmeError(f"column names must be unique; repeated: {dup}")
+    _refuse_nul(names, "the column name")
     columns = {name: _column_to_r(df.iloc[:, j], name) for j, name in enumerate(names)}
     return data_frame(columns, len(df))
 
