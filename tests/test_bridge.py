@@ -86,6 +86,10 @@ def test_float_with_nan():
     assert r_class(column(r, "x")) == ["numeric"]
     assert r_isna(column(r, "x")) == [False, True, False, False]
     pd.testing.assert_frame_equal(back, df)
+    # R's NA_real_ is a signalling NaN; what comes back must be safe for numpy arithmetic
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(back["x"].to_numpy() * 2.0)[1]
 
 
 def test_int64_and_nullable_int():

@@ -236,6 +236,11 @@ def _vector_to_pandas(vec: Any) -> Any:
         return flags.astype(bool)
     if typ == ri.RTYPES.REALSXP:
         values = _numeric_array(vec, np.float64)
+        # R's NA_real_ is a signalling NaN (payload 1954): numpy arithmetic on it raises
+        # "invalid value" RuntimeWarnings, so hand Python the ordinary quiet NaN
+        missing = np.isnan(values)
+        if missing.any():
+            values[missing] = np.nan
         if "POSIXct" in cls:
             tz = _attr(vec, "tzone")
             stamps = pd.to_datetime(values, unit="s", utc=True)
