@@ -11,6 +11,7 @@ pylme_fit_glmmtmb <- function(env, formula, reml, dispformula, control) {
   fit <- eval(call, env)
   list(fit = fit, fixed = pylme_glmmtmb_fixed(fit), ran_pars = pylme_glmmtmb_ran_pars(fit, dispformula),
        glance = pylme_glmmtmb_glance(fit), fixef = glmmTMB::fixef(fit)$cond,
+       vcov = pylme_vcov_frame(stats::vcov(fit)$cond),
        used_rows = pylme_used_rows(attr(stats::model.frame(fit), "na.action"), nrow(env$data)))
 }
 
@@ -25,9 +26,9 @@ pylme_glmmtmb_ran_pars <- function(fit, dispformula) {
   structs <- fit$modelInfo$reStruc$condReStruc
   parts <- list()
   for (k in seq_along(vc)) {
-    # VarCorr names repeated grouping factors "patient", "patient.1"; the grouping
-    # factor itself is what users wrote after the bar
-    group <- sub("\\.[0-9]+$", "", names(vc)[k])
+    # VarCorr's names mangle repeated grouping factors ("patient.1"); grpVar holds the
+    # grouping factor as the user wrote it after the bar
+    group <- fit$modelInfo$grpVar[[k]]
     cov <- vc[[k]]
     kind <- names(structs[[k]]$blockCode)
     if (identical(kind, "ar1")) {
@@ -89,4 +90,14 @@ pylme_glmmtmb_predict <- function(fit, newdata, include_random) {
 
 pylme_glmmtmb_augment <- function(fit) {
   list(fitted = as.numeric(stats::fitted(fit)), resid = as.numeric(stats::residuals(fit, type = "response")))
+}
+
+pylme_glmmtmb_contrast <- function(fit, L, ddf) NULL
+
+# Wald interval of a random-effect SD (log scale), as glmmTMB's confint() names it.
+pylme_glmmtmb_sd_interval <- function(fit, group, term, level) {
+  ci <- tryCatch(stats::confint(fit, parm = "theta_", level = level), error = function(e) NULL)
+  name <- paste0("Std.Dev.", term, "|", group)
+  if (is.null(ci) || !name %in% rownames(ci)) return(c(NA_real_, NA_real_))
+  as.numeric(ci[name, 1:2])
 }

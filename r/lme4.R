@@ -9,6 +9,7 @@ pylme_fit_lmer <- function(env, formula, reml, ddf, control) {
   fit <- eval(call, env)
   list(fit = fit, fixed = pylme_lmer_fixed(fit, ddf), ran_pars = pylme_lmer_ran_pars(fit),
        glance = pylme_lmer_glance(fit), fixef = lme4::fixef(fit),
+       vcov = pylme_vcov_frame(stats::vcov(fit)),
        used_rows = pylme_used_rows(attr(stats::model.frame(fit), "na.action"), nrow(env$data)))
 }
 
@@ -79,4 +80,23 @@ pylme_lmer_augment <- function(fit) {
 pylme_refit_ml <- function(fit) {
   if (inherits(fit, "merMod")) return(lme4::refitML(fit))
   stats::update(fit, method = "ML")
+}
+
+# A linear combination L of the fixed effects with the fit's own df (Satterthwaite or
+# Kenward-Roger through lmerTest), for simple slopes at moderator values.
+pylme_lmer_contrast <- function(fit, L, ddf) {
+  if (!inherits(fit, "lmerModLmerTest") || identical(ddf, "none")) return(NULL)
+  method <- if (identical(ddf, "kenward-roger")) "Kenward-Roger" else "Satterthwaite"
+  ct <- lmerTest::contest1D(fit, L, ddf = method)
+  list(estimate = ct[["Estimate"]], std_error = ct[["Std. Error"]], df = ct[["df"]],
+       statistic = ct[["t value"]], p_value = ct[["Pr(>|t|)"]])
+}
+
+# Profile-likelihood interval of one random-effect SD (lme4 parameter name sd_<term>|<group>).
+pylme_lmer_sd_interval <- function(fit, group, term, level) {
+  ci <- stats::confint(fit, parm = "theta_", method = "profile", level = level, oldNames = FALSE,
+                       quiet = TRUE)
+  name <- paste0("sd_", term, "|", group)
+  if (!name %in% rownames(ci)) return(c(NA_real_, NA_real_))
+  as.numeric(ci[name, ])
 }

@@ -19,12 +19,12 @@ pylme_nlme_correlation <- function(spec, env) {
     stop("unknown correlation structure: ", spec$type, call. = FALSE))
 }
 
-pylme_fit_lme <- function(env, fixed, random, correlation, reml) {
+pylme_fit_lme <- function(env, fixed, random, correlation, reml, control) {
   env$fixed <- pylme_formula(fixed, env)
   env$random <- pylme_nlme_random(random, env)
   env$correlation <- pylme_nlme_correlation(correlation, env)
   # returnObject: a fit that ran out of iterations comes back with a warning, not lost
-  env$control <- nlme::lmeControl(returnObject = TRUE)
+  env$control <- do.call(nlme::lmeControl, c(list(returnObject = TRUE), control))
   method <- if (isTRUE(reml)) "REML" else "ML"
   call <- bquote(nlme::lme(fixed = fixed, data = data, random = random,
                            correlation = correlation, method = .(method),
@@ -32,6 +32,7 @@ pylme_fit_lme <- function(env, fixed, random, correlation, reml) {
   fit <- eval(call, env)
   list(fit = fit, fixed = pylme_lme_fixed(fit), ran_pars = pylme_lme_ran_pars(fit, correlation),
        glance = pylme_lme_glance(fit), fixef = nlme::fixef(fit),
+       vcov = pylme_vcov_frame(stats::vcov(fit)),
        used_rows = pylme_used_rows(fit$na.action, nrow(env$data)))
 }
 
@@ -107,4 +108,15 @@ pylme_lme_predict <- function(fit, newdata, include_random) {
 
 pylme_lme_augment <- function(fit) {
   list(fitted = as.numeric(stats::fitted(fit)), resid = as.numeric(stats::residuals(fit, type = "response")))
+}
+
+pylme_lme_contrast <- function(fit, L, ddf) NULL
+
+# Approximate interval of a random-effect SD from nlme::intervals (Wald on the log scale).
+pylme_lme_sd_interval <- function(fit, group, term, level) {
+  iv <- tryCatch(nlme::intervals(fit, level = level, which = "var-cov")$reStruct[[group]],
+                 error = function(e) NULL)
+  name <- paste0("sd(", term, ")")
+  if (is.null(iv) || !name %in% rownames(iv)) return(c(NA_real_, NA_real_))
+  as.numeric(iv[name, c("lower", "upper")])
 }

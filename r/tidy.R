@@ -60,3 +60,11 @@ pylme_ranef_frames <- function(re) {
 pylme_used_rows <- function(omitted, nrow_data) {
   if (is.null(omitted)) seq_len(nrow_data) else setdiff(seq_len(nrow_data), as.integer(omitted))
 }
+
+# Covariance matrix of the fixed effects as a data.frame (term names as column names).
+pylme_vcov_frame <- function(V) {
+  V <- as.matrix(V)
+  out <- as.data.frame(V, check.names = FALSE)
+  names(out) <- colnames(V)
+  out
+}

@@ -104,6 +104,7 @@ class MixedFit:
     fixef_values: pd.Series
     backend: Any
     call_args: dict[str, Any] = field(default_factory=dict)
+    vcov_matrix: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ tables
     def tidy(self, effects: str | Sequence[str] = "fixed", *, conf_int: bool = False,
@@ -167,6 +168,45 @@ class MixedFit:
         """Fixed-effect estimates, named by term (lme4's ``fixef``)."""
         return self.fixef_values.copy()
 
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effect estimates, rows and columns named by term."""
+        if self.vcov_matrix is None:
+            raise PylmeError(f"the {self.engine} fit holds no covariance matrix of the fixed effects")
+        return self.vcov_matrix.copy()
+
+    def contrast(self, weights: dict[str, float]) -> dict[str, float]:
+        """Estimate a linear combination of fixed effects, e.g. a simple slope.
+
+        Parameters
+        ----------
+        weights : dict
+            Term -> weight (terms not named get weight 0).
+
+        Returns
+        -------
+        dict
+            estimate, std_error, df, statistic, p_value: with lmerTest's Satterthwaite
+            (or Kenward-Roger) df for lme4 fits; for other engines the covariance of
+            the fit with the df of the first weighted term (nlme's containment df) or,
+            without df, a Wald z.
+        """
+        unknown = [t for t in weights if t not in self.fixef_values.index]
+        if unknown:
+            raise PylmeError(f"no fixed effect named {unknown}; the terms are {list(self.fixef_values.index)}")
+        L = np.array([float(weights.get(t, 0.0)) for t in self.fixef_values.index])
+        exact = getattr(self.backend, "contrast", None)
+        result = exact(L, self.call_args.get("ddf", "satterthwaite")) if exact is not None else None
+        if result is not None:
+            return {k: float(result[k]) for k in ("estimate", "std_error", "df", "statistic", "p_value")}
+        V = self.vcov().loc[self.fixef_values.index, self.fixef_values.index].to_numpy()
+        estimate = float(L @ self.fixef_values.to_numpy())
+        se = float(np.sqrt(L @ V @ L))
+        first = next(t for t in self.fixef_values.index if weights.get(t, 0.0) != 0.0)
+        df = float(self.fixed_table.set_index("term").loc[first, "df"])
+        statistic = estimate / se
+        p = 2 * (stats.t.sf(abs(statistic), df) if np.isfinite(df) else stats.norm.sf(abs(statistic)))
+        return {"estimate": estimate, "std_error": se, "df": df, "statistic": statistic, "p_value": float(p)}
+
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects (lme4's ``ranef``): one DataFrame per
         grouping factor, indexed by level, one column per term."""
@@ -191,7 +231,8 @@ class MixedFit:
             return self
         fitted, resid = self.backend.fitted_resid()
         tables = {"ran_vals": self.backend.ran_vals(), "ran_coefs": self.backend.ran_coefs(),
-                  "ranef": self.backend.ranef(), "fitted": fitted, "resid": resid}
+                  "ranef": self.backend.ranef(), "fitted": fitted, "resid": resid,
+                  "sd_intervals": {}}
         return replace(self, backend=DetachedBackend(tables))
 
     def __getstate__(self) -> dict[str, Any]:

@@ -136,6 +136,13 @@ class RBackend:
         out = self._call("augment")
         return np.asarray(out["fitted"], dtype=float), np.asarray(out["resid"], dtype=float)
 
+    def contrast(self, L: np.ndarray, ddf: str) -> dict[str, float] | None:
+        return self._call("contrast", list(map(float, L)), ddf)
+
+    def sd_interval(self, group: str, term: str, level: float) -> tuple[float, float]:
+        low, high = np.asarray(self._call("sd_interval", group, term, float(level)), dtype=float)
+        return float(low), float(high)
+
     def predict(self, newdata: pd.DataFrame | None, include_random: bool) -> np.ndarray:
         return np.atleast_1d(np.asarray(self._call("predict", newdata, bool(include_random)), dtype=float))
 
@@ -208,9 +215,12 @@ def make_fit(engine: str, formula: str, data: pd.DataFrame, frame: pd.DataFrame,
     if any("converge" in w.lower() for w in warnings):
         stats["converged"] = False
     fixef = _series(result["fixef"])
+    vcov = result.get("vcov")
+    if isinstance(vcov, pd.DataFrame):
+        vcov.index = list(vcov.columns)
     return MixedFit(
         engine=engine, formula=formula, nobs=stats["nobs"], n_dropped=len(frame) - len(used),
         warnings=warnings, data=model_rows, fixed_table=result["fixed"].reset_index(drop=True),
         ran_pars_table=result["ran_pars"].reset_index(drop=True), stats=stats, fixef_values=fixef,
-        backend=backend, call_args=call_args,
+        backend=backend, call_args=call_args, vcov_matrix=vcov,
     )

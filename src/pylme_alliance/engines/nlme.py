@@ -13,7 +13,7 @@ from .correlation import Correlation
 
 def lme(fixed: str, data: pd.DataFrame, *, random: str | Mapping[str, str],
         correlation: Correlation | None = None, reml: bool = True,
-        allow_calls: Iterable[str] = ()) -> MixedFit:
+        control: Mapping[str, object] | None = None, allow_calls: Iterable[str] = ()) -> MixedFit:
     """Fit a linear mixed model with ``nlme::lme``.
 
     Parameters
@@ -29,6 +29,9 @@ def lme(fixed: str, data: pd.DataFrame, *, random: str | Mapping[str, str],
         Residual correlation within groups; its grouping must match ``random``'s.
     reml : bool
         REML (default) or ML.
+    control : dict, optional
+        Arguments of ``nlme::lmeControl`` (e.g. ``{"maxIter": 200, "msMaxIter": 200}``);
+        ``returnObject = TRUE`` is always set.
 
     Notes
     -----
@@ -60,7 +63,8 @@ def lme(fixed: str, data: pd.DataFrame, *, random: str | Mapping[str, str],
     frame = check_data(data, infos, extra=extra_groups if isinstance(random, Mapping) else ())
     result, conditions = fit_in_r("pylme_fit_lme", frame, fixed=fixed, random=r_random,
                                   correlation=None if correlation is None else correlation.spec(),
-                                  reml=bool(reml))
+                                  reml=bool(reml), control=dict(control or {}))
     display = f"{fixed}; random: {random_text}" + (f"; correlation: {correlation}" if correlation else "")
     return make_fit("nlme", display, data, frame, result, conditions, RBackend("lme", result["fit"]),
-                    {"fixed": fixed, "random": random, "correlation": correlation, "reml": bool(reml)})
+                    {"fixed": fixed, "random": random, "correlation": correlation, "reml": bool(reml),
+                     "control": control})

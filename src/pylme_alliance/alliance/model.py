@@ -1,0 +1,321 @@
+"""AllianceModel: the alliance-outcome model of Zilcha-Mano & Errázuriz (2015), written
+for each engine.
+
+    outcome_lead{k} ~ outcome + session + alliance_within + alliance_between
+                      [+ moderator + alliance_within:moderator + alliance_between:moderator]
+                      + patient intercept (+ alliance_within slope) + therapist variance
+
+The engines see a model frame in the field's own names (patient, therapist, session,
+outcome, ...), built from the panel's roles. The user's column names therefore never
+have to be quoted into formula text, whatever characters they contain; moderators keep
+their names when those are plain identifiers and are mapped back in every table when
+they are not.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EngineCannotExpress, PylmeError
+from ..results import MixedFit
+from .prepare import AlliancePanel
+
+THERAPIST = ("nested", "crossed", "none")
+RESIDUAL = ("iid", "ar1", "car1")
+ENGINES = ("lme4", "nlme", "glmmtmb", "statsmodels")
+SESSION_FACTOR = "session_f"
+NLME_CONTROL = {"maxIter": 200, "msMaxIter": 200, "niterEM": 50}
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An AllianceModel written for one engine, on one panel."""
+
+    engine: str
+    response: str
+    fixed_terms: tuple[str, ...]
+    formula: str                      # lme4 / glmmTMB formula, or nlme's fixed part
+    random: Any = None                # nlme random (text or dict)
+    correlation: Any = None           # nlme correlation structure
+    dispformula: str | None = None    # glmmTMB
+    groups: str | None = None         # statsmodels
+    re_formula: str | None = None
+    vc_formula: Mapping[str, str] | None = None
+    moderator_names: Mapping[str, str] = field(default_factory=dict)  # model column -> original name
+
+    def describe(self) -> str:
+        """The formula (parts) as the engine is given them."""
+        if self.engine == "nlme":
+            text = f"lme(fixed = {self.formula}, random = {_show_random(self.random)}"
+            if self.correlation is not None:
+                text += f", correlation = {type(self.correlation).__name__}({self.correlation.form!r})"
+            return text + ")"
+        if self.engine == "glmmtmb":
+            return self.formula + (f", dispformula = {self.dispformula}" if self.dispformula else "")
+        if self.engine == "statsmodels":
+            parts = [self.formula, f"groups = {self.groups}"]
+            if self.re_formula:
+                parts.append(f"re_formula = {self.re_formula!r}")
+            if self.vc_formula:
+                parts.append(f"vc_formula = {dict(self.vc_formula)!r}")
+            return ", ".join(parts)
+        return self.formula
+
+
+def _show_random(random: Any) -> str:
+    if isinstance(random, str):
+        return random
+    return "list(" + ", ".join(f"{k} = {v}" for k, v in random.items()) + ")"
+
+
+def _model_name(original: Any, position: int, suffix: str = "") -> str:
+    text = str(original)
+    if _IDENTIFIER.match(text) and not keyword.iskeyword(text) and text not in {
+            "patient", "therapist", "session", "outcome", "time_days", SESSION_FACTOR}:
+        return text + suffix
+    return f"moderator{position + 1}{suffix}"
+
+
+@dataclass(frozen=True)
+class AllianceModel:
+    """The alliance-outcome model, independent of any data.
+
+    Parameters
+    ----------
+    lead : int
+        Model the outcome ``lead`` sessions ahead (``outcome_lead{lead}`` of the panel).
+    therapist : {"nested", "crossed", "none"}
+        Therapist variance: patients nested in therapists, crossed with them (patients
+        who saw several therapists), or no therapist term.
+    residual : {"iid", "ar1", "car1"}
+        Residual correlation within patient: independent, AR(1) on session number, or
+        continuous-time AR(1) on the panel's ``time`` column (in days).
+    random_slope : bool
+        Let the within-patient alliance effect vary between patients ("one size does not
+        fit all").
+    moderators : tuple of str
+        Moderators (prepared by :func:`prepare` with ``moderators=``) entering with
+        their interactions with alliance_within and alliance_between.
+    control_outcome : bool
+        Control for the current outcome (the previous symptom level of the lead).
+    session_trend : bool
+        Include the session number as a linear time trend.
+    engine : {"lme4", "nlme", "glmmtmb", "statsmodels"}
+    reml : bool, optional
+        REML (default for lme4, nlme, statsmodels) or ML (default for glmmTMB).
+    """
+
+    lead: int = 1
+    therapist: str = "nested"
+    residual: str = "iid"
+    random_slope: bool = True
+    moderators: tuple[str, ...] = ()
+    control_outcome: bool = True
+    session_trend: bool = True
+    engine: str = "lme4"
+    reml: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.moderators, str):
+            object.__setattr__(self, "moderators", (self.moderators,))
+        else:
+            object.__setattr__(self, "moderators", tuple(self.moderators))
+        engine = {"glmmTMB": "glmmtmb"}.get(self.engine, self.engine)
+        object.__setattr__(self, "engine", engine)
+        if self.engine not in ENGINES:
+            raise PylmeError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.therapist not in THERAPIST:
+            raise PylmeError(f"therapist must be one of {THERAPIST}, got {self.therapist!r}")
+        if self.residual not in RESIDUAL:
+            raise PylmeError(f"residual must be one of {RESIDUAL}, got {self.residual!r}")
+        if int(self.lead) != self.lead or self.lead < 1:
+            raise PylmeError(f"lead must be a positive integer, got {self.lead!r}")
+        self._check_expressible()
+
+    def replace(self, **changes: Any) -> "AllianceModel":
+        """A copy with some options changed."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return AllianceModel(**values)
+
+    # ------------------------------------------------------------ what engines can do
+    def _check_expressible(self) -> None:
+        e, r, t = self.engine, self.residual, self.therapist
+        if e == "lme4" and r != "iid":
+            raise EngineCannotExpress(
+                f"lme4 has no residual correlation structure, so residual={r!r} cannot be fitted with "
+                f"engine='lme4'; use engine='nlme'" + (" or engine='glmmtmb'" if r == "ar1" else ""))
+        if e == "statsmodels" and r != "iid":
+            raise EngineCannotExpress(
+                f"statsmodels MixedLM has no residual correlation structure (residual={r!r}); "
+                "use engine='nlme' or engine='glmmtmb'")
+        if e == "nlme" and t == "crossed":
+            raise EngineCannotExpress(
+                "nlme cannot express therapists crossed with patients; use engine='glmmtmb' "
+                "(which also does AR(1) residuals) or engine='lme4'")
+        if e == "glmmtmb" and r == "car1":
+            raise EngineCannotExpress(
+                "glmmTMB's ar1() needs equally spaced times; for CAR(1) on calendar days use engine='nlme'")
+
+    # ------------------------------------------------------------ formula per engine
+    def spec(self, panel: AlliancePanel) -> ModelSpec:
+        """Write the model for this engine and panel (no fitting)."""
+        if not isinstance(panel, AlliancePanel):
+            raise PylmeError("fit() and formula() take the AlliancePanel made by prepare()")
+        if self.lead not in panel.leads:
+            raise PylmeError(f"the panel has no outcome_lead{self.lead}; prepare it with "
+                             f"leads including {self.lead} (it has leads={panel.leads})")
+        therapist = self.therapist
+        if therapist != "none" and panel.roles.get("therapist") is None:
+            raise PylmeError(f"therapist={therapist!r} needs a therapist column; give prepare(therapist=...) "
+                             "or use AllianceModel(therapist='none')")
+        if therapist == "nested" and len(panel.multi_therapist_patients):
+            some = list(panel.multi_therapist_patients[:3])
+            raise PylmeError(f"{len(panel.multi_therapist_patients)} patients saw more than one therapist "
+                             f"(e.g. {some}), so patients are not nested in therapists; use therapist='crossed'")
+        if self.residual == "car1" and panel.roles.get("time") is None:
+            raise PylmeError("residual='car1' needs calendar time; give prepare(time=...) (e.g. days)")
+        moderator_names = {}
+        mod_terms: list[str] = []
+        for i, name in enumerate(self.moderators):
+            if name not in panel.moderators:
+                raise PylmeError(f"moderator {name!r} was not prepared; call prepare(..., moderators=[{name!r}, ...])")
+            column = _model_name(panel.moderators[name].column, i)
+            moderator_names[column] = name
+            mod_terms.append(column)
+        response = f"outcome_lead{self.lead}"
+        fixed = ([ "outcome"] if self.control_outcome else []) + (["session"] if self.session_trend else [])
+        fixed += ["alliance_within", "alliance_between"]
+        fixed += mod_terms + [f"alliance_within:{m}" for m in mod_terms] + [f"alliance_between:{m}" for m in mod_terms]
+        rhs = " + ".join(fixed)
+        fixed_formula = f"{response} ~ {rhs}"
+        slope = "1 + alliance_within" if self.random_slope else "1"
+        common = dict(engine=self.engine, response=response, fixed_terms=tuple(fixed),
+                      moderator_names=moderator_names)
+        if self.engine in ("lme4", "glmmtmb"):
+            patient_group = "therapist:patient" if therapist == "nested" else "patient"
+            re = [f"({slope} | {patient_group})"]
+            if therapist != "none":
+                re.insert(0, "(1 | therapist)")
+            dispformula = None
+            if self.residual == "ar1":
+                re.append(f"ar1({SESSION_FACTOR} + 0 | {patient_group})")
+                dispformula = "~0"
+            return ModelSpec(formula=f"{fixed_formula} + {' + '.join(re)}", dispformula=dispformula, **common)
+        if self.engine == "nlme":
+            from ..engines.correlation import AR1, CAR1
+
+            if therapist == "nested":
+                random: Any = {"therapist": "~ 1", "patient": f"~ {slope}"}
+                grouping = "therapist/patient"
+            else:
+                random = f"~ {slope} | patient"
+                grouping = "patient"
+            correlation = None
+            if self.residual == "ar1":
+                correlation = AR1(f"~ session | {grouping}")
+            elif self.residual == "car1":
+                correlation = CAR1(f"~ time_days | {grouping}")
+            return ModelSpec(formula=fixed_formula, random=random, correlation=correlation, **common)
+        # statsmodels
+        if therapist == "none":
+            return ModelSpec(formula=fixed_formula, groups="patient",
+                             re_formula="~alliance_within" if self.random_slope else "~1", **common)
+        vc = {"patient": "0 + C(patient)"}
+        if self.random_slope:
+            # statsmodels cannot correlate a variance component's intercept and slope
+            vc["patient_slope"] = "0 + C(patient):alliance_within"
+        return ModelSpec(formula=fixed_formula, groups="therapist", re_formula="~1", vc_formula=vc, **common)
+
+    def formula(self, panel: AlliancePanel) -> str:
+        """The model as the engine is given it, in the field's names (see ``panel.roles``
+        for which of your columns each name stands for)."""
+        return self.spec(panel).describe()
+
+    # ------------------------------------------------------------ data and fit
+    def model_frame(self, panel: AlliancePanel) -> pd.DataFrame:
+        """The columns the engine needs, renamed to the field's names (a new frame)."""
+        spec = self.spec(panel)
+        return _model_frame(panel, spec, self)
+
+    def fit(self, panel: AlliancePanel) -> "AllianceFit":
+        """Fit the model to a prepared panel.
+
+        Returns
+        -------
+        AllianceFit
+            A :class:`~pylme_alliance.MixedFit` with the alliance-specific summaries.
+        """
+        spec = self.spec(panel)
+        frame = _model_frame(panel, spec, self)
+        reml = self.reml if self.reml is not None else self.engine != "glmmtmb"
+        if self.engine == "lme4":
+            from ..engines.lme4 import lmer
+
+            fit = lmer(spec.formula, frame, reml=reml)
+        elif self.engine == "glmmtmb":
+            from ..engines.glmmtmb import glmmtmb
+
+            control = {"profile": True} if self.residual == "ar1" else None
+            fit = glmmtmb(spec.formula, frame, reml=reml, dispformula=spec.dispformula, control=control)
+        elif self.engine == "nlme":
+            from ..engines.nlme import lme
+
+            # nlme's default of 50 iterations is often too few for a random slope plus AR(1)
+            fit = lme(spec.formula, frame, random=spec.random, correlation=spec.correlation, reml=reml,
+                      control=NLME_CONTROL)
+        else:
+            from ..engines.statsmodels import mixedlm
+
+            fit = mixedlm(spec.formula, frame, groups=spec.groups, re_formula=spec.re_formula,
+                          vc_formula=spec.vc_formula, reml=reml)
+        from .fit import AllianceFit
+
+        return AllianceFit.from_fit(fit, model=self, spec=spec, panel=panel)
+
+
+def _model_frame(panel: AlliancePanel, spec: ModelSpec, model: AllianceModel) -> pd.DataFrame:
+    data = panel.data
+    roles = panel.roles
+    columns: dict[str, Any] = {
+        "patient": _as_category(data[roles["patient"]]),
+        "session": data[roles["session"]].to_numpy(),
+        "outcome": data[roles["outcome"]].to_numpy(dtype=float),
+        spec.response: data[spec.response].to_numpy(dtype=float),
+        "alliance_within": data["alliance_within"].to_numpy(dtype=float),
+        "alliance_between": data["alliance_between"].to_numpy(dtype=float),
+    }
+    if roles.get("therapist") is not None:
+        columns["therapist"] = _as_category(data[roles["therapist"]])
+    if roles.get("time") is not None and "time_days" in data:
+        columns["time_days"] = data["time_days"].to_numpy(dtype=float)
+    for column, original in spec.moderator_names.items():
+        source = data[panel.moderators[original].column]
+        columns[column] = source.array if isinstance(source.dtype, pd.CategoricalDtype) else source.to_numpy()
+    frame = pd.DataFrame(columns)
+    if model.residual == "ar1" and model.engine == "glmmtmb":
+        # glmmTMB's ar1() needs a factor of ALL equally spaced times, attended or not
+        last = int(frame["session"].max())
+        frame[SESSION_FACTOR] = pd.Categorical(frame["session"], categories=list(range(1, last + 1)))
+    return frame
+
+
+def _as_category(values: pd.Series) -> pd.Categorical:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array.remove_unused_categories()
+    return pd.Categorical(values.astype(str) if values.dtype == object else values)
+
+
+def __getattr__(name: str) -> Any:
+    # AllianceFit lives in .fit; exported here as DESIGN.md names it
+    if name == "AllianceFit":
+        from .fit import AllianceFit
+
+        return AllianceFit
+    raise AttributeError(name)
