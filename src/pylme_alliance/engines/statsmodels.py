@@ -371,6 +371,8 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
         "p_value": np.asarray(result.pvalues, dtype=float)[:k_fe],
     })
     fixef = pd.Series(fixed_table["estimate"].to_numpy(), index=fixed_table["term"].tolist(), dtype=float)
+    terms = fixed_table["term"].tolist()
+    vcov = pd.DataFrame(np.asarray(result.cov_params(), dtype=float)[:k_fe, :k_fe], index=terms, columns=terms)
 
     # ---- variance parameters: SDs and correlations
     scale = float(result.scale)
@@ -427,7 +429,7 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     return MixedFit(
         engine="statsmodels", formula=shown, nobs=n, n_dropped=int(len(data) - len(used)),
         warnings=tuple(texts), data=data.iloc[used].copy(), fixed_table=fixed_table,
-        ran_pars_table=ran_pars, stats=stats, fixef_values=fixef, backend=backend,
+        ran_pars_table=ran_pars, stats=stats, fixef_values=fixef, backend=backend, vcov_matrix=vcov,
         call_args={"formula": formula, "groups": groups, "re_formula": re_formula,
                    "vc_formula": vc_formula, "reml": bool(reml)},
     )
