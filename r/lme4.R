@@ -77,11 +77,6 @@ pylme_lmer_augment <- function(fit) {
   list(fitted = as.numeric(stats::fitted(fit)), resid = as.numeric(stats::residuals(fit)))
 }
 
-pylme_refit_ml <- function(fit) {
-  if (inherits(fit, "merMod")) return(lme4::refitML(fit))
-  stats::update(fit, method = "ML")
-}
-
 # A linear combination L of the fixed effects with the fit's own df (Satterthwaite or
 # Kenward-Roger through lmerTest), for simple slopes at moderator values.
 pylme_lmer_contrast <- function(fit, L, ddf) {

@@ -12,9 +12,7 @@ from scipy import stats
 import pylme_alliance as pa
 from golden_cases import case, data_for
 
-# Not `from pylme_alliance.compare import COLUMNS`: importing the submodule before the
-# first `pa.compare` lookup would make `pa.compare` the module (same name as the function).
-COLUMNS = ["npar", "logLik", "AIC", "BIC", "deviance", "chisq", "df", "p_value", "refit_ml"]
+from pylme_alliance.comparison import COLUMNS
 
 ML_SLOPES = case("sleepstudy_slopes_ml")["glance"]        # Reaction ~ Days + (Days | Subject), ML
 REML_SLOPES = case("sleepstudy_slopes_reml")["glance"]    # same, REML

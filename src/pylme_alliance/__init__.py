@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "ARMA": ".engines.correlation",
     "CompSymm": ".engines.correlation",
     "MixedFit": ".results",
-    "compare": ".compare",
+    "compare": ".comparison",
     # alliance layer
     "prepare": ".alliance.prepare",
     "AlliancePanel": ".alliance.prepare",
@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "simulate": ".alliance.simulate",
     "Simulation": ".alliance.simulate",
     "load_example": ".alliance.simulate",
-    "fit_many": ".batch",
+
 }
 
 __all__ = sorted([*_EXPORTS, "PylmeError", "RError", "RWarning", "EngineCannotExpress", "__version__"])

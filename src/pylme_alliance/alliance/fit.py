@@ -195,8 +195,11 @@ class AllianceFit(MixedFit):
         Returns
         -------
         pandas.DataFrame
-            moderator, at, term, estimate, std_error, df, statistic, p_value, conf_low,
-            conf_high. lme4 fits use lmerTest's Satterthwaite df for each combination.
+            moderator, at, label, term, estimate, std_error, df, statistic, p_value,
+            conf_low, conf_high. lme4 fits use lmerTest's Satterthwaite df for each
+            combination. Other moderators of the model stay at their centre (numeric) or
+            reference level (categorical); emmeans' emtrends would instead average over
+            the levels of other categorical moderators.
         """
         name, info = self._moderator(moderator)
         rows = []

@@ -1,0 +1,206 @@
+"""AllianceModel: formulas per engine, refused combinations, odd column names, recovery."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pylme_alliance as pa
+from pylme_alliance import bridge
+from pylme_alliance.errors import EngineCannotExpress, PylmeError
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return pa.simulate(n_patients=547, seed=11)
+
+
+@pytest.fixture(scope="module")
+def panel(sim):
+    return pa.prepare(sim.data, patient="patient", session="session", alliance="alliance",
+                      outcome="outcome", therapist="therapist", time="day", leads=(1, 2, 3),
+                      moderators=["severity", "arm"])
+
+
+@pytest.fixture(scope="module")
+def small_panel():
+    data = pa.simulate(n_patients=60, seed=5).data
+    return pa.prepare(data, patient="patient", session="session", alliance="alliance",
+                      outcome="outcome", therapist="therapist", time="day", leads=(1, 2))
+
+
+def quiet(func, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args, **kwargs)
+
+
+FIXED = "outcome_lead1 ~ outcome + session + alliance_within + alliance_between"
+
+
+@pytest.mark.parametrize("engine, therapist, residual, expected", [
+    ("lme4", "nested", "iid", FIXED + " + (1 | therapist) + (1 + alliance_within | therapist:patient)"),
+    ("lme4", "crossed", "iid", FIXED + " + (1 | therapist) + (1 + alliance_within | patient)"),
+    ("lme4", "none", "iid", FIXED + " + (1 + alliance_within | patient)"),
+    ("glmmtmb", "nested", "ar1", FIXED + " + (1 | therapist) + (1 + alliance_within | therapist:patient)"
+     " + ar1(session_f + 0 | therapist:patient), dispformula = ~0"),
+    ("glmmtmb", "crossed", "ar1", FIXED + " + (1 | therapist) + (1 + alliance_within | patient)"
+     " + ar1(session_f + 0 | patient), dispformula = ~0"),
+    ("glmmtmb", "none", "iid", FIXED + " + (1 + alliance_within | patient)"),
+    ("nlme", "nested", "iid", f"lme(fixed = {FIXED}, random = list(therapist = ~ 1, patient = ~ 1 + alliance_within))"),
+    ("nlme", "nested", "ar1", f"lme(fixed = {FIXED}, random = list(therapist = ~ 1, patient = ~ 1 + alliance_within), "
+     "correlation = AR1('~ session | therapist/patient'))"),
+    ("nlme", "none", "car1", f"lme(fixed = {FIXED}, random = ~ 1 + alliance_within | patient, "
+     "correlation = CAR1('~ time_days | patient'))"),
+    ("statsmodels", "none", "iid", FIXED + ", groups = patient, re_formula = '~alliance_within'"),
+    ("statsmodels", "nested", "iid", FIXED + ", groups = therapist, re_formula = '~1', vc_formula = "
+     "{'patient': '0 + C(patient)', 'patient_slope': '0 + C(patient):alliance_within'}"),
+])
+def test_formula_per_engine(small_panel, engine, therapist, residual, expected):
+    model = pa.AllianceModel(engine=engine, therapist=therapist, residual=residual)
+    assert model.formula(small_panel) == expected
+
+
+def test_formula_options(panel):
+    text = pa.AllianceModel(lead=2, random_slope=False, control_outcome=False, session_trend=False,
+                            moderators=("severity",)).formula(panel)
+    assert text == ("outcome_lead2 ~ alliance_within + alliance_between + severity_c + alliance_within:severity_c"
+                    " + alliance_between:severity_c + (1 | therapist) + (1 | therapist:patient)")
+
+
+@pytest.mark.parametrize("engine, therapist, residual, names", [
+    ("lme4", "nested", "ar1", ["nlme", "glmmtmb"]),
+    ("lme4", "none", "car1", ["nlme"]),
+    ("statsmodels", "none", "ar1", ["nlme", "glmmtmb"]),
+    ("nlme", "crossed", "iid", ["glmmtmb"]),
+    ("glmmtmb", "none", "car1", ["nlme"]),
+])
+def test_refused_combinations_name_the_engine_that_can(engine, therapist, residual, names):
+    with pytest.raises(EngineCannotExpress) as err:
+        pa.AllianceModel(engine=engine, therapist=therapist, residual=residual)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_panel_dependent_refusals(small_panel):
+    with pytest.raises(PylmeError, match="outcome_lead3"):
+        pa.AllianceModel(lead=3).fit(small_panel)
+    with pytest.raises(PylmeError, match="moderators="):
+        pa.AllianceModel(moderators=("severity",)).fit(small_panel)
+    data = pa.simulate(n_patients=30, n_therapists=6, seed=2).data
+    no_therapist = pa.prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome")
+    with pytest.raises(PylmeError, match="therapist='none'"):
+        pa.AllianceModel().fit(no_therapist)
+    with pytest.raises(PylmeError, match="time="):
+        pa.AllianceModel(engine="nlme", residual="car1", therapist="none").fit(no_therapist)
+    # a patient seen by two therapists cannot be nested
+    moved = data.copy()
+    first = moved["patient"] == moved["patient"].value_counts().index[0]
+    moved.loc[first & (moved["session"] > 2), "therapist"] = "T_other"
+    crossed = pa.prepare(moved, patient="patient", session="session", alliance="alliance",
+                         outcome="outcome", therapist="therapist")
+    with pytest.raises(PylmeError, match="crossed"):
+        pa.AllianceModel(therapist="nested").fit(crossed)
+    assert quiet(pa.AllianceModel(therapist="crossed").fit, crossed).nobs > 0
+
+
+def test_odd_column_names_fit_identically(small_panel):
+    data = pa.simulate(n_patients=60, seed=5).data
+    odd = data.rename(columns={"patient": "pat `id`", "session": "session no.", "alliance": "WAI \"total\"",
+                               "outcome": "O'Q-45", "therapist": "ther apist", "severity": "sev`erity"})
+    panel_odd = pa.prepare(odd, patient="pat `id`", session="session no.", alliance="WAI \"total\"",
+                           outcome="O'Q-45", therapist="ther apist", leads=(1,), moderators=["sev`erity"])
+    panel_plain = pa.prepare(data, patient="patient", session="session", alliance="alliance",
+                             outcome="outcome", therapist="therapist", leads=(1,), moderators=["severity"])
+    fit_odd = quiet(pa.AllianceModel(moderators=("sev`erity",)).fit, panel_odd)
+    fit_plain = quiet(pa.AllianceModel(moderators=("severity",)).fit, panel_plain)
+    np.testing.assert_allclose(fit_odd.fixef().to_numpy(), fit_plain.fixef().to_numpy(), rtol=1e-10)
+    # moderators are named by their original column names everywhere
+    assert "alliance_within:sev`erity" in list(fit_odd.tidy()["term"])
+    assert len(fit_odd.simple_slopes("sev`erity")) == 6
+
+
+def test_recovery_lme4_and_nlme_ar1(sim, panel):
+    truth = sim.truth
+    lead1 = quiet(pa.AllianceModel(therapist="nested").fit, panel).alliance_effects().set_index("term")
+    est, se = lead1.loc["alliance_within", ["estimate", "std_error"]]
+    assert abs(est - truth["within"][1]) < 3 * se
+    ar1 = quiet(pa.AllianceModel(engine="nlme", residual="ar1").fit, panel)
+    est, se = ar1.alliance_effects().set_index("term").loc["alliance_within", ["estimate", "std_error"]]
+    assert abs(est - truth["within"][1]) < 3 * se
+    phi = ar1.tidy("ran_pars").query("term == 'phi'")["estimate"].iloc[0]
+    assert -1 < phi < 1  # with the lagged outcome controlled the residual AR can be negative
+    between = quiet(pa.AllianceModel(control_outcome=False).fit, panel).alliance_effects().set_index("term")
+    est, se = between.loc["alliance_between", ["estimate", "std_error"]]
+    assert abs(est - truth["between"]) < 3 * se
+    table = quiet(pa.duration, panel, leads=(1, 2))
+    within = table[table["term"] == "alliance_within"].set_index("lead")["estimate"]
+    # the data say the lead-2 effect is half the lead-1 effect (both negative)
+    assert abs(within[2]) < abs(within[1])
+    est2, se2 = table.query("term == 'alliance_within' and lead == 2")[["estimate", "std_error"]].iloc[0]
+    assert abs(est2 - truth["within"][2]) < 3 * se2
+
+
+def test_alliance_effects_and_heterogeneity(panel):
+    fit = quiet(pa.AllianceModel().fit, panel)
+    eff = fit.alliance_effects()
+    assert list(eff["term"]) == ["alliance_within", "alliance_between"]
+    for column in ("estimate", "std_error", "df", "p_value", "conf_low", "conf_high", "std_estimate"):
+        assert eff[column].notna().all()
+    het = quiet(fit.heterogeneity)
+    stats_ = het.summary.set_index("statistic")
+    sd = stats_.loc["random-slope SD", "estimate"]
+    assert sd == pytest.approx(fit.tidy("ran_pars").query("term == 'sd__alliance_within'")["estimate"].iloc[0])
+    low, high = stats_.loc["95% prediction interval", ["conf_low", "conf_high"]]
+    assert low < stats_.loc["mean within effect", "estimate"] < high
+    assert 0 <= stats_.loc["share beneficial (model)", "estimate"] <= 1
+    patients = het.patients
+    assert len(patients) == fit.data["patient"].nunique()
+    assert patients["slope"].is_monotonic_increasing
+    # the conditional slope is the fixed effect plus the patient's BLUP
+    re = fit.ranef()["therapist:patient"]["alliance_within"]
+    blup = dict(zip(re.index.str.split(":").str[-1], re.to_numpy()))
+    expected = fit.fixef()["alliance_within"] + patients["patient"].map(blup)
+    np.testing.assert_allclose(patients["slope"], expected, rtol=1e-8)
+
+
+def test_simple_slopes_match_emmeans(panel):
+    fit = quiet(pa.AllianceModel(moderators=("severity",)).fit, panel)
+    slopes = fit.simple_slopes("severity")
+    within = slopes[slopes["term"] == "alliance_within"]
+    info = panel.moderators["severity"]
+    centred = [v - info.mean for v in within["at"]]
+    em, _ = bridge.call("pylme_emtrends", fit.r, "alliance_within", "severity_c", centred)
+    np.testing.assert_allclose(within["estimate"], em["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(within["std_error"], em["std_error"], rtol=1e-4)
+    np.testing.assert_allclose(within["df"], em["df"], rtol=1e-3)
+    jn = fit.johnson_neyman("severity")
+    assert {"from", "to", "significant"} <= set(jn.columns)
+    fit = quiet(pa.AllianceModel(moderators=("arm",)).fit, panel)
+    arm = fit.simple_slopes("arm")
+    arm_within = arm[arm["term"] == "alliance_within"]
+    em_arm, _ = bridge.call("pylme_emtrends", fit.r, "alliance_within", "arm", None)
+    np.testing.assert_allclose(arm_within["estimate"], em_arm["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(arm_within["std_error"], em_arm["std_error"], rtol=1e-4)
+    with pytest.raises(PylmeError, match="categorical"):
+        fit.johnson_neyman("arm")
+
+
+def test_moderators_table(panel):
+    table = quiet(pa.moderators, panel, ["severity", "arm"])
+    inter = table[table["kind"] == "interaction"]
+    assert set(inter["moderator"]) == {"severity", "arm"}
+    assert inter["p_adjusted"].ge(inter["p_value"]).all()
+    assert (table[table["kind"] == "simple_slope"]["p_adjusted"].isna()).all()
+
+
+def test_benjamini_hochberg_matches_r():
+    from pylme_alliance.alliance.moderation import benjamini_hochberg
+
+    p = [0.01, 0.04, 0.03, 0.2, np.nan, 0.001]
+    got = benjamini_hochberg(p)
+    r_value, _ = bridge.call("pylme_p_adjust_bh", [v for v in p if not np.isnan(v)])
+    np.testing.assert_allclose(got[~np.isnan(got)], r_value, rtol=1e-12)
+    assert np.isnan(got[4])
