@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how to split alliance into within/between parts (default: person_mean)")
     model.add_argument("--engine", choices=ENGINES, default="lme4", help="R engine (default: lme4)")
     model.add_argument("--residual", choices=RESIDUALS, default="iid", help="residual correlation (default: iid)")
-    model.add_argument("--leads", type=int, nargs="+", default=[1], metavar="K",
-                       help="outcome leads to model, e.g. --leads 1 2 3 (default: 1)")
+    model.add_argument("--leads", type=int, nargs="+", default=[1, 2, 3], metavar="K",
+                       help="outcome leads for the duration analysis; the main model uses the first "
+                            "(default: 1 2 3)")
     p.add_argument("--out", required=True, metavar="DIR", help="report directory")
     p.set_defaults(handler=_dispatch("run_analyze"))
 

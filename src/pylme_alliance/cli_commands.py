@@ -1,0 +1,116 @@
+"""The work behind ``pylme-alliance demo | analyze | simulate | crosscheck``.
+
+cli.py parses the arguments and turns PylmeError/ValueError/FileNotFoundError into a
+one-line ``error:``; these functions do the work and return an exit code (or None).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import PylmeError
+
+DEMO_MODERATORS = ("severity", "n_sessions", "integrative", "arm")
+
+
+def read_data(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, Parquet or Excel file (by extension; anything else is read as CSV)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise PylmeError(f"{path} is a directory, not a data file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".xlsx", ".xls"):
+            return pd.read_excel(path)
+        return pd.read_csv(path)
+    except ImportError as exc:
+        raise PylmeError(f"reading {path.name} needs an optional package ({exc}); "
+                         "install pylme-alliance[io]") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise PylmeError(f"cannot read {path.name}: {' '.join(str(exc).split())}") from None
+
+
+def _panel(args: argparse.Namespace, leads: Any) -> Any:
+    from .alliance.prepare import prepare
+
+    data = read_data(args.data)
+    return prepare(data, patient=args.patient, session=args.session, alliance=args.alliance,
+                   outcome=args.outcome, therapist=args.therapist, time=args.time,
+                   within=getattr(args, "within", "person_mean"), leads=tuple(leads),
+                   moderators=tuple(getattr(args, "moderator", None) or ()))
+
+
+def _print_summary(report: Any) -> None:
+    table = report.summary_table()
+    print(str(report))
+    if len(table):
+        print()
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    sig = report.significant_moderators()
+    if "moderators" in report.tables:
+        print(f"\nModerators significant after Benjamini-Hochberg: {', '.join(sig) if sig else 'none'}")
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from .alliance.report import analyze
+
+    leads = tuple(dict.fromkeys(int(k) for k in (args.leads or (1, 2, 3))))
+    if any(k < 1 for k in leads):
+        raise PylmeError(f"--leads must be positive integers, got {list(leads)}")
+    panel = _panel(args, leads)
+    report = analyze(panel, leads=leads, moderators=tuple(args.moderator or ()), engine=args.engine,
+                     residual=args.residual, progress=sys.stderr.isatty())
+    out = report.save(args.out).resolve()
+    _print_summary(report)
+    print(f"\nReport written to {out / 'report.html'}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .alliance.prepare import prepare
+    from .alliance.report import analyze
+    from .alliance.simulate import load_example
+
+    data = load_example()
+    panel = prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome",
+                    therapist="therapist", time="day", leads=(1, 2, 3), moderators=DEMO_MODERATORS)
+    report = analyze(panel, leads=(1, 2, 3), moderators=DEMO_MODERATORS, progress=sys.stderr.isatty())
+    out = report.save(args.out).resolve()
+    _print_summary(report)
+    print(f"\nReport written to {out / 'report.html'}")
+    return 0
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from .alliance.simulate import simulate
+
+    if args.patients < 1:
+        raise PylmeError(f"--patients must be at least 1, got {args.patients}")
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        raise FileNotFoundError(f"directory does not exist: {out.parent}")
+    data = simulate(n_patients=args.patients, seed=args.seed).data
+    data.to_csv(out, index=False)
+    print(f"Wrote {len(data)} sessions of {data['patient'].nunique()} patients to {out.resolve()}")
+    return 0
+
+
+def run_crosscheck(args: argparse.Namespace) -> int:
+    from .alliance.crosscheck import crosscheck
+    from .alliance.model import AllianceModel
+
+    panel = _panel(args, (1,))
+    table = crosscheck(panel, model=AllianceModel(engine=args.engine, therapist="none"))
+    print(table.to_string(index=False))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"\nWrote {Path(args.out).resolve()}")
+    return 0
