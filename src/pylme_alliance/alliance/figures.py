@@ -118,7 +118,7 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
 def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     """Patient-specific within effects, sorted, with intervals; zero line, the mean
     effect line and the prediction interval shaded."""
-    fig = new_figure(9.0, 4.8)
+    fig = new_figure(10.5, 4.8)
     ax = fig.subplots()
     rows = patients.sort_values("slope").reset_index(drop=True)
     rank = np.arange(1, len(rows) + 1)
@@ -130,11 +130,16 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         lo, hi = float(pi["conf_low"].iloc[0]), float(pi["conf_high"].iloc[0])
         ax.axhspan(lo, hi, color="#9ecae1", alpha=0.35, linewidth=0, zorder=0,
                    label=f"95% prediction interval ({lo:.2f} to {hi:.2f})")
+        for bound in (lo, hi):  # the bounds stay visible above the patients' intervals
+            ax.axhline(bound, color="#3182bd", linestyle=":", linewidth=1.6, zorder=4)
     _zero_line(ax)
     low, high = rows["conf_low"].to_numpy(dtype=float), rows["conf_high"].to_numpy(dtype=float)
     if np.isfinite(low).any():
-        ax.vlines(rank, low, high, color="0.55", linewidth=0.6 if len(rows) > 150 else 1.0, alpha=0.7,
-                  label="patient 95% interval")
+        if len(rows) > 150:  # hundreds of bars turn into a grey wall: draw the intervals as a band
+            ax.fill_between(rank, low, high, step="mid", color="0.55", alpha=0.22, linewidth=0,
+                            label="patient 95% intervals")
+        else:
+            ax.vlines(rank, low, high, color="0.55", linewidth=1.0, alpha=0.8, label="patient 95% interval")
     benefit = rows["beneficial"].to_numpy(dtype=bool)
     size = 6 if len(rows) > 150 else 14
     ax.scatter(rank[benefit], slope[benefit], s=size, color="#1f5fa8", zorder=3, label="beneficial (negative)")
@@ -144,7 +149,7 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     ax.set_xlabel("Patients, sorted by their own within-patient effect")
     ax.set_ylabel(f"Patient's within effect ({EFFECT_UNITS})")
     ax.set_title("One size does not fit all: patient-specific alliance effects")
-    ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.85)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
 

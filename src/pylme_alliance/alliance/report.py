@@ -91,7 +91,7 @@ class Report:
             row = self._effect(term)
             if row is not None:
                 lines.append(f"  {label:16s} effect (lead {int(row['lead'])}): {row['estimate']:.3f} "
-                             f"[{row['conf_low']:.3f}, {row['conf_high']:.3f}], p = {_p(row['p_value'])}")
+                             f"[{row['conf_low']:.3f}, {row['conf_high']:.3f}], p {_p(row['p_value'])}")
         dur = self.tables.get("duration")
         if dur is not None and len(dur):
             parts = [f"t+{int(r.lead)}: {r.estimate:.3f} [{r.conf_low:.3f}, {r.conf_high:.3f}]"
@@ -247,7 +247,7 @@ pre { background: #f6f6f6; padding: .7em; }
 
 
 def _p(value: float) -> str:
-    return "< .001" if value < 0.001 else f"{value:.3f}"
+    return "< .001" if value < 0.001 else f"= {value:.3f}"
 
 
 def _png_base64(fig: Any) -> str:
