@@ -2,12 +2,11 @@
 # term plus random intercepts is the pure residual-AR(1) model.
 
 pylme_fit_glmmtmb <- function(env, formula, reml, dispformula, control) {
-  env$formula <- pylme_formula(formula, env)
-  env$dispformula <- if (is.null(dispformula)) ~1 else pylme_formula(dispformula, env)
+  f <- pylme_formula(formula, env)
+  disp <- if (is.null(dispformula)) ~1 else pylme_formula(dispformula, env)
   env$control <- if (is.null(control)) glmmTMB::glmmTMBControl() else do.call(glmmTMB::glmmTMBControl, control)
-  call <- quote(glmmTMB::glmmTMB(formula, data = data, REML = reml, dispformula = dispformula,
-                                 control = control, na.action = stats::na.omit))
-  env$reml <- isTRUE(reml)
+  call <- bquote(glmmTMB::glmmTMB(.(f), data = data, REML = .(isTRUE(reml)), dispformula = .(disp),
+                                  control = control, na.action = stats::na.omit))
   fit <- eval(call, env)
   list(fit = fit, fixed = pylme_glmmtmb_fixed(fit), ran_pars = pylme_glmmtmb_ran_pars(fit, dispformula),
        glance = pylme_glmmtmb_glance(fit), fixef = glmmTMB::fixef(fit)$cond,

@@ -20,14 +20,15 @@ pylme_nlme_correlation <- function(spec, env) {
 }
 
 pylme_fit_lme <- function(env, fixed, random, correlation, reml, control) {
-  env$fixed <- pylme_formula(fixed, env)
-  env$random <- pylme_nlme_random(random, env)
-  env$correlation <- pylme_nlme_correlation(correlation, env)
-  # returnObject: a fit that ran out of iterations comes back with a warning, not lost
+  # Formulas and structures go into the call as objects (they are small, and
+  # predict.lme re-evaluates them from the stored call); the data stay a name.
+  fixed_f <- pylme_formula(fixed, env)
+  random_f <- pylme_nlme_random(random, env)
+  corr <- pylme_nlme_correlation(correlation, env)
   env$control <- do.call(nlme::lmeControl, c(list(returnObject = TRUE), control))
   method <- if (isTRUE(reml)) "REML" else "ML"
-  call <- bquote(nlme::lme(fixed = fixed, data = data, random = random,
-                           correlation = correlation, method = .(method),
+  call <- bquote(nlme::lme(fixed = .(fixed_f), data = data, random = .(random_f),
+                           correlation = .(corr), method = .(method),
                            control = control, na.action = stats::na.omit))
   fit <- eval(call, env)
   list(fit = fit, fixed = pylme_lme_fixed(fit), ran_pars = pylme_lme_ran_pars(fit, correlation),

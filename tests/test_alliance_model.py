@@ -204,3 +204,19 @@ def test_benjamini_hochberg_matches_r():
     r_value, _ = bridge.call("pylme_p_adjust_bh", [v for v in p if not np.isnan(v)])
     np.testing.assert_allclose(got[~np.isnan(got)], r_value, rtol=1e-12)
     assert np.isnan(got[4])
+
+
+@pytest.mark.parametrize("engine, residual", [("nlme", "ar1"), ("glmmtmb", "iid"), ("statsmodels", "iid")])
+def test_heterogeneity_other_engines(small_panel, engine, residual):
+    therapist = "none" if engine == "statsmodels" else "nested"
+    fit = quiet(pa.AllianceModel(engine=engine, residual=residual, therapist=therapist).fit, small_panel)
+    het = quiet(fit.heterogeneity, interval=False)
+    assert len(het.patients) == fit.data["patient"].nunique()
+    assert np.isfinite(het.patients["slope"]).all()
+    # without moderators every patient's slope is the fixed effect plus the patient's BLUP
+    blocks = [b for b in fit.ranef().values() if "alliance_within" in b.columns]
+    assert len(blocks) == 1
+    re = blocks[0]["alliance_within"]
+    blup = dict(zip(re.index.astype(str).str.split(r"[:/]", regex=True).str[-1], re.to_numpy()))
+    expected = fit.fixef()["alliance_within"] + het.patients["patient"].map(blup)
+    np.testing.assert_allclose(het.patients["slope"], expected, rtol=1e-6, atol=1e-8)

@@ -78,16 +78,9 @@ def _predict_newdata(engine, fit, sleepstudy):
     np.testing.assert_allclose(got, by_hand, rtol=1e-10)
 
 
-@pytest.mark.parametrize("engine", ["lmer", "glmmtmb"])
+@pytest.mark.parametrize("engine", ["lmer", "glmmtmb", "lme"])
 def test_predict_fixed_only_equals_fixef_by_hand(engine, sleepstudy):
     _predict_newdata(engine, fit_engine(engine, sleepstudy), sleepstudy)
-
-
-@pytest.mark.xfail(raises=RError, strict=False,
-                   reason="r/nlme.R pylme_lme_predict: predict.lme(newdata) evaluates the stored "
-                          "call's `fixed` outside the fit's environment -> \"object 'fixed' not found\"")
-def test_predict_fixed_only_equals_fixef_by_hand_lme(sleepstudy):
-    _predict_newdata("lme", fit_engine("lme", sleepstudy), sleepstudy)
 
 
 def test_predict_equals_augment_fitted(fitted):

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "analyze": ".alliance.report",
     "Report": ".alliance.report",
     "crosscheck": ".alliance.crosscheck",
+    "fit_many": ".batch",
     "simulate": ".alliance.simulate",
     "Simulation": ".alliance.simulate",
     "load_example": ".alliance.simulate",
