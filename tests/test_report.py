@@ -1,0 +1,180 @@
+"""analyze() -> Report: tables, figures, markdown/html/save, diagnostics (ACF by session
+number, the AR(1) alternative), therapist choice. Uses a small simulated trial."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+import pylme_alliance as pa
+from pylme_alliance.alliance import diagnostics
+from pylme_alliance.alliance.model import AllianceModel
+from pylme_alliance.alliance.report import _choose_therapist
+
+COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
+               therapist="therapist", time="day")
+EXPECTED_TABLES = {"data_summary", "alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics",
+                   "duration", "moderators", "johnson_neyman", "heterogeneity", "patient_slopes", "fits",
+                   "residual_acf", "ar1_comparison"}
+EXPECTED_FIGURES = {"duration", "simple_slopes_severity", "simple_slopes_arm", "patient_slopes", "residual_acf"}
+
+
+def _quiet(fun, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fun(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    data = pa.simulate(n_patients=80, seed=1).data
+    return pa.prepare(data, **COLUMNS, leads=(1, 2, 3), moderators=["severity", "arm"])
+
+
+@pytest.fixture(scope="module")
+def report(panel):
+    return pa.analyze(panel, moderators=["severity", "arm"], progress=False)
+
+
+def test_tables_and_figures_present(report):
+    assert EXPECTED_TABLES <= set(report.tables)
+    assert EXPECTED_FIGURES <= set(report.figures)
+    assert all(isinstance(f, Figure) for f in report.figures.values())
+    assert all(isinstance(t, pd.DataFrame) and len(t) for t in report.tables.values())
+    effects = report.tables["alliance_effects"]
+    assert list(effects["term"]) == ["alliance_within", "alliance_between"]
+    assert (effects["lead"] == 1).all()
+    assert set(report.tables["duration"]["lead"]) == {1, 2, 3}
+    mods = report.tables["moderators"]
+    inter = mods[mods["kind"] == "interaction"]
+    assert inter["p_adjusted"].notna().all() and (inter["p_adjusted"] >= inter["p_value"] - 1e-12).all()
+    assert set(mods["moderator"]) == {"severity", "arm"}
+    assert set(report.tables["johnson_neyman"]["moderator"]) == {"severity"}  # continuous only
+    assert {"model", "AIC", "BIC", "logLik", "phi", "preferred"} <= set(report.tables["ar1_comparison"].columns)
+    assert list(report.tables["ar1_comparison"]["residual"]) == ["iid", "ar1"]
+    fits = report.tables["fits"]
+    assert {"converged", "singular", "warnings"} <= set(fits.columns)
+    # main + 2 more leads + 2 moderators + iid/ar1 alternative
+    assert len(fits) == 7
+    assert any("nested" in n for n in report.notes)
+
+
+def test_duration_table_matches_duration_function(report, panel):
+    expected = _quiet(pa.duration, panel, leads=(1, 2, 3), therapist="nested")
+    got = report.tables["duration"]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True),
+                                  check_dtype=False, rtol=1e-8)
+
+
+def test_simple_slopes_figure_is_a_line_over_the_observed_range(report, panel):
+    fig = report.figures["simple_slopes_severity"]
+    ax = fig.axes[0]
+    line = max(ax.get_lines(), key=lambda l: len(l.get_xdata()))
+    x = np.asarray(line.get_xdata(), dtype=float)
+    observed = panel.data.groupby("patient")["severity"].first()
+    assert x.min() == pytest.approx(observed.min()) and x.max() == pytest.approx(observed.max())
+    assert "OQ-45 points per alliance point" in ax.get_ylabel()
+
+
+def test_markdown_headings_and_direction(report):
+    md = report.to_markdown()
+    for heading in ("# Alliance-outcome analysis", "## (a) Within- and between-patient alliance effects",
+                    "## (b) Duration", "## (c) Moderators", "## Heterogeneity", "## Diagnostics", "## Notes"):
+        assert heading in md
+    assert "NEGATIVE effect means better alliance predicts lower (better)" in md
+    assert "![duration](duration.png)" in md
+    assert "| term |" in md or "| term " in md
+    text = str(report)
+    assert "within-patient" in text and "moderators significant after BH" in text
+
+
+def test_save_writes_everything(report, tmp_path):
+    out = report.save(tmp_path / "rep")
+    assert (out / "report.md").read_text().startswith("# Alliance-outcome analysis")
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html and "<table" in html
+    assert html.count("data:image/png;base64") == len(report.figures)
+    for name in report.figures:
+        assert (out / f"{name}.png").stat().st_size > 1000
+    for name, table in report.tables.items():
+        back = pd.read_csv(out / f"{name}.csv")
+        assert list(back.columns) == [str(c) for c in table.columns]
+        assert len(back) == len(table)
+
+
+def test_acf_pairs_by_session_number_not_row_order():
+    # patient A misses session 3; rows are shuffled. By row order (sorted) the pair
+    # (2, 4) would count as lag 1; by session number it is lag 2.
+    aug = pd.DataFrame({
+        "patient": ["A", "A", "A", "A", "B", "B", "B"],
+        "session": [5, 1, 4, 2, 1, 2, 3],
+        "resid": [1.0, 2.0, -1.0, -2.0, 0.5, -0.5, 1.5],
+    })
+    acf = diagnostics.residual_acf(aug, lags=(1, 2))
+    e = aug["resid"] - aug["resid"].mean()
+    by = dict(zip(zip(aug["patient"], aug["session"]), e))
+    denom = np.mean(e ** 2)
+    lag1 = [(("A", 1), ("A", 2)), (("A", 4), ("A", 5)), (("B", 1), ("B", 2)), (("B", 2), ("B", 3))]
+    lag2 = [(("A", 2), ("A", 4)), (("B", 1), ("B", 3))]
+    expected1 = np.mean([by[a] * by[b] for a, b in lag1]) / denom
+    expected2 = np.mean([by[a] * by[b] for a, b in lag2]) / denom
+    assert list(acf["n_pairs"]) == [4, 2]
+    assert acf["acf"].iloc[0] == pytest.approx(expected1)
+    assert acf["acf"].iloc[1] == pytest.approx(expected2)
+    # the row-order version (neighbouring rows after sorting) is different
+    s = aug.sort_values(["patient", "session"])
+    es = (s["resid"] - aug["resid"].mean()).to_numpy()
+    same = (s["patient"].to_numpy()[1:] == s["patient"].to_numpy()[:-1])
+    row_order = np.mean((es[1:] * es[:-1])[same]) / denom
+    assert abs(row_order - acf["acf"].iloc[0]) > 0.05
+
+
+def test_acf_on_real_fit_differs_from_row_order_with_gaps(report, panel):
+    acf = report.tables["residual_acf"]
+    assert list(acf["lag"]) == [1, 2, 3, 4, 5]
+    assert (acf["n_pairs"].diff().dropna() <= 0).all()
+    assert acf["acf"].abs().max() <= 1
+
+
+def test_ar1_alternative_failure_is_reported_not_raised(panel, monkeypatch):
+    real_fit = AllianceModel.fit
+
+    def failing(self, p):
+        if self.residual == "ar1":
+            raise pa.RError("false convergence (8)")
+        return real_fit(self, p)
+
+    monkeypatch.setattr(AllianceModel, "fit", failing)
+    table, notes, fits = _quiet(diagnostics.ar1_alternative, panel, AllianceModel(therapist="nested"))
+    assert list(table["residual"]) == ["iid", "ar1"]
+    assert "fit failed" in table["note"].iloc[1] and "false convergence" in table["note"].iloc[1]
+    assert not table["preferred"].any()
+    assert any("failed" in n for n in notes)
+    assert len(fits) == 1
+
+
+def test_therapist_choice(panel):
+    assert _choose_therapist(panel, None)[0] == "nested"
+    assert _choose_therapist(panel, "none")[0] == "none"
+    data = pa.simulate(n_patients=40, n_therapists=8, seed=3).data
+    no_t = pa.prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome")
+    assert _choose_therapist(no_t, None)[0] == "none"
+    # one patient switches therapist halfway: crossed; nlme cannot express it -> engine's error
+    first = data["patient"].iloc[0]
+    rows = data.index[data["patient"] == first]
+    other = next(t for t in data["therapist"].unique() if t != data.loc[rows[0], "therapist"])
+    data.loc[rows[len(rows) // 2:], "therapist"] = other
+    crossed = pa.prepare(data, **COLUMNS)
+    assert _choose_therapist(crossed, None)[0] == "crossed"
+    with pytest.raises(pa.EngineCannotExpress):
+        pa.analyze(crossed, leads=(1,), engine="nlme", progress=False)
+
+
+def test_bad_arguments(panel):
+    with pytest.raises(pa.PylmeError, match="lead"):
+        pa.analyze(panel, leads=(4,), progress=False)
+    with pytest.raises(pa.PylmeError, match="moderators"):
+        pa.analyze(panel, moderators=["integrative"], progress=False)
