@@ -407,8 +407,7 @@ def test_caller_frame_not_mutated_by_fits(sleepstudy, engine):
     else:
         fit = pa.glmmtmb("Reaction ~ Days + (Days | Subject)", df)
     fit.augment()
-    if engine != "lme":  # lme predict(newdata) is broken in r/nlme.R (see test_engines_behaviour)
-        fit.predict(df.head(), include_random=False)
+    fit.predict(df.head(), include_random=False)
     pd.testing.assert_frame_equal(df, before, check_exact=True)
     assert df.dtypes.equals(before.dtypes) and df.index.equals(before.index)
     assert fit.n_dropped == 3
