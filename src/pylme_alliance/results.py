@@ -300,7 +300,9 @@ def _add_wald_intervals(table: pd.DataFrame, conf_level: float) -> pd.DataFrame:
     est = pd.to_numeric(out["estimate"], errors="coerce").to_numpy(dtype=float)
     out["conf_low"] = est - q * se
     out["conf_high"] = est + q * se
-    return out
+    # the intervals belong beside the estimates; engine extras (level, ...) go last
+    extra = [c for c in out.columns if c not in TIDY_COLUMNS + ["conf_low", "conf_high"]]
+    return out[TIDY_COLUMNS + ["conf_low", "conf_high"] + extra]
 
 
 def concat_tables(fits: Iterable[MixedFit], effects: str = "fixed", **labels: Sequence[Any]) -> pd.DataFrame:
