@@ -97,7 +97,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.parent and not out.parent.exists():
         raise FileNotFoundError(f"directory does not exist: {out.parent}")
-    data = simulate(n_patients=args.patients, seed=args.seed).data
+    # simulate()'s default of 40 therapists cannot serve fewer than 40 patients:
+    # keep about 5 patients a therapist for small trials.
+    n_therapists = min(40, max(1, args.patients // 5))
+    data = simulate(n_patients=args.patients, n_therapists=n_therapists, seed=args.seed).data
     data.to_csv(out, index=False)
     print(f"Wrote {len(data)} sessions of {data['patient'].nunique()} patients to {out.resolve()}")
     return 0

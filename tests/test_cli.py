@@ -1,0 +1,121 @@
+"""The pylme-alliance command end to end through pylme_alliance.cli.main([...])."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pylme_alliance as pa
+from pylme_alliance.cli import main
+
+COLUMN_ARGS = ["--patient", "patient", "--session", "session", "--alliance", "alliance",
+               "--outcome", "outcome", "--therapist", "therapist", "--time", "day"]
+
+
+@pytest.fixture(scope="module")
+def trial_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "trial.csv"
+    pa.simulate(n_patients=80, seed=2).data.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_run(trial_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    code = main(["analyze", str(trial_csv), *COLUMN_ARGS, "--moderator", "severity", "--moderator", "arm",
+                 "--out", str(out)])
+    return code, out
+
+
+def _error_line(capsys):
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert "Traceback" not in captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    return lines[0]
+
+
+def test_analyze_writes_report(cli_run):
+    code, out = cli_run
+    assert code == 0
+    assert (out / "report.html").exists() and (out / "report.md").exists()
+    for name in ("duration", "patient_slopes", "residual_acf", "simple_slopes_severity", "simple_slopes_arm"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+
+
+def test_analyze_tables_match_the_api(cli_run, trial_csv):
+    code, out = cli_run
+    assert code == 0
+    data = pd.read_csv(trial_csv)
+    panel = pa.prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome",
+                       therapist="therapist", time="day", leads=(1, 2, 3), moderators=["severity", "arm"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = pa.analyze(panel, leads=(1, 2, 3), moderators=["severity", "arm"], progress=False)
+    for name, table in report.tables.items():
+        written = pd.read_csv(out / f"{name}.csv")
+        assert list(written.columns) == [str(c) for c in table.columns], name
+        assert len(written) == len(table), name
+        for column in table.columns:
+            expected = pd.to_numeric(table[column], errors="coerce")
+            if expected.notna().sum() == 0 or table[column].dtype == bool:
+                continue
+            got = pd.to_numeric(written[str(column)], errors="coerce").to_numpy(dtype=float)
+            assert np.allclose(got, expected.to_numpy(dtype=float), rtol=1e-8, atol=1e-8, equal_nan=True), \
+                (name, column)
+
+
+def test_analyze_prints_summary(trial_csv, tmp_path, capsys):
+    code = main(["analyze", str(trial_csv), *COLUMN_ARGS, "--leads", "1", "2", "--out", str(tmp_path / "r")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "alliance_within" in printed and "duration" in printed
+    assert f"Report written to {(tmp_path / 'r').resolve() / 'report.html'}" in printed
+
+
+def test_missing_column_is_one_line_error(trial_csv, tmp_path, capsys):
+    args = ["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r")]
+    args[args.index("alliance", args.index("--alliance"))] = "wai_total"
+    assert main(args) == 1
+    assert "wai_total" in _error_line(capsys)
+    assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_duplicate_sessions_is_one_line_error(trial_csv, tmp_path, capsys):
+    data = pd.read_csv(trial_csv)
+    path = tmp_path / "dups.csv"
+    pd.concat([data, data.iloc[[3]]]).to_csv(path, index=False)
+    assert main(["analyze", str(path), *COLUMN_ARGS, "--out", str(tmp_path / "r")]) == 1
+    _error_line(capsys)
+
+
+def test_missing_file_is_one_line_error(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nope.csv"), *COLUMN_ARGS, "--out", str(tmp_path / "r")]) == 1
+    assert "nope.csv" in _error_line(capsys)
+
+
+def test_simulate_writes_csv(tmp_path, capsys):
+    path = tmp_path / "sim.csv"
+    assert main(["simulate", "--out", str(path), "--patients", "25", "--seed", "4"]) == 0
+    data = pd.read_csv(path)
+    assert data["patient"].nunique() == 25
+    assert "Wrote" in capsys.readouterr().out
+    big = tmp_path / "big.csv"
+    assert main(["simulate", "--out", str(big), "--patients", "200", "--seed", "4"]) == 0
+    assert pd.read_csv(big)["therapist"].nunique() == 40
+    assert {"patient", "session", "alliance", "outcome"} <= set(data.columns)
+    expected = pa.simulate(n_patients=25, n_therapists=5, seed=4).data
+    assert np.allclose(data["outcome"], expected["outcome"])
+
+
+def test_demo(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Report written to {out.resolve() / 'report.html'}" in printed
+    assert (out / "report.html").exists()
+    for name in ("severity", "n_sessions", "integrative", "arm"):
+        assert (out / f"simple_slopes_{name}.png").exists()
