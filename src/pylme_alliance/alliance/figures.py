@@ -140,6 +140,16 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame) -> Figure:
                             label="patient 95% intervals")
         else:
             ax.vlines(rank, low, high, color="0.55", linewidth=1.0, alpha=0.8, label="patient 95% interval")
+    remarks = []
+    if not np.isfinite(low).any():
+        remarks.append("No patient intervals: they need the\nconditional variances of lme4's\nBLUPs (not available for this engine).")
+    if "random-slope SD" in stat.index:
+        sd = float(stat.loc["random-slope SD", "estimate"])
+        if np.isfinite(sd) and sd < 0.05 * max(abs(mean), 1e-12):
+            remarks.append(f"Random-slope SD = {sd:.3g}: the model\nfinds almost no variation between\npatients.")
+    if remarks:  # in the right margin, under the legend
+        ax.text(1.02, 0.45, "\n\n".join(remarks), transform=ax.transAxes, ha="left", va="top",
+                fontsize=8, color="#8c2d04")
     benefit = rows["beneficial"].to_numpy(dtype=bool)
     size = 6 if len(rows) > 150 else 14
     ax.scatter(rank[benefit], slope[benefit], s=size, color="#1f5fa8", zorder=3, label="beneficial (negative)")
