@@ -120,6 +120,8 @@ def ar1_alternative(panel: AlliancePanel, model: AllianceModel) -> tuple[pd.Data
         else:
             notes.append(f"AR(1) check: independent residuals are adequate (AR(1) does not lower AIC; "
                          f"difference {diff:.1f}).")
+        if (table["note"] == "did not converge").any():
+            notes[-1] += " Caution: at least one of the two fits did not converge."
     elif not notes:
         notes.append("AR(1) check: the two models could not be compared by AIC (see the table's notes).")
     return table, notes, fits

@@ -180,7 +180,8 @@ class Report:
             for name in figs:
                 out += [f"![{name}]({name}.png)", ""]
             for name in tables:
-                out += [f"### {name}", "", _markdown_table(self.tables[name]), ""]
+                shown, note = _shorten(self.tables[name], name)
+                out += [f"### {name}", "", _markdown_table(shown), ""] + ([note, ""] if note else [])
         if self.notes:
             out += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(out)
@@ -208,9 +209,11 @@ class Report:
                 body.append(f'<figure><img alt="{name}" src="data:image/png;base64,{_png_base64(self.figures[name])}">'
                             f"<figcaption>{html.escape(name)}</figcaption></figure>")
             for name in tables:
+                shown, note = _shorten(self.tables[name], name)
                 body.append(f"<h3>{html.escape(name)}</h3>")
-                body.append(_display(self.tables[name]).to_html(index=False, na_rep="", border=0,
-                                                                classes="table"))
+                body.append(_display(shown).to_html(index=False, na_rep="", border=0, classes="table"))
+                if note:
+                    body.append(f"<p><em>{html.escape(note)}</em></p>")
         if self.notes:
             body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Alliance-outcome analysis</title>"
@@ -244,6 +247,16 @@ table.table th { background: #f0f4fa; }
 figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: .8em; color: #777; }
 pre { background: #f6f6f6; padding: .7em; }
 """
+
+
+def _shorten(table: pd.DataFrame, name: str, limit: int = 100, keep: int = 10) -> tuple[pd.DataFrame, str]:
+    """Long tables (one row per patient) show their first and last rows in the documents;
+    the CSV keeps every row."""
+    if len(table) <= limit:
+        return table, ""
+    shown = pd.concat([table.head(keep), table.tail(keep)])
+    return shown, (f"Showing the first and last {keep} of {len(table)} rows; "
+                   f"all rows are in {name}.csv.")
 
 
 def _p(value: float) -> str:
