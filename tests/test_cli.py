@@ -119,3 +119,16 @@ def test_demo(tmp_path, capsys):
     assert (out / "report.html").exists()
     for name in ("severity", "n_sessions", "integrative", "arm"):
         assert (out / f"simple_slopes_{name}.png").exists()
+
+
+def test_read_data_by_extension(trial_csv, tmp_path):
+    from pylme_alliance.cli_commands import read_data
+
+    data = pd.read_csv(trial_csv).head(50)
+    data.to_parquet(tmp_path / "t.parquet")
+    data.to_excel(tmp_path / "t.xlsx", index=False)
+    for name in ("t.parquet", "t.xlsx"):
+        back = read_data(tmp_path / name)
+        assert np.allclose(back["outcome"], data["outcome"]) and list(back.columns) == list(data.columns)
+    with pytest.raises(FileNotFoundError):
+        read_data(tmp_path / "missing.csv")

@@ -178,3 +178,12 @@ def test_bad_arguments(panel):
         pa.analyze(panel, leads=(4,), progress=False)
     with pytest.raises(pa.PylmeError, match="moderators"):
         pa.analyze(panel, moderators=["integrative"], progress=False)
+
+
+def test_long_tables_are_shortened_in_documents_not_in_csv(report, tmp_path):
+    long = pd.DataFrame({"patient": [f"P{i}" for i in range(250)], "slope": np.linspace(-1, 1, 250)})
+    big = pa.Report(tables={**report.tables, "patient_slopes": long}, figures={}, notes=[])
+    md = big.to_markdown()
+    assert "first and last 10 of 250 rows" in md and "P100" not in md
+    out = big.save(tmp_path / "big")
+    assert len(pd.read_csv(out / "patient_slopes.csv")) == 250
