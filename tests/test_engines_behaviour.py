@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.errors import RError
 
 GOLDEN = Path(__file__).parent / "golden" / "data"
 TIDY = ["effect", "group", "term", "estimate", "std_error", "statistic", "df", "p_value"]

@@ -11,6 +11,8 @@ from .model import AllianceModel
 from .prepare import AlliancePanel
 
 TERMS = ("alliance_within", "alliance_between")
+COLUMNS = ["lead", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low",
+           "conf_high", "std_estimate", "n", "n_patients", "converged", "singular"]
 
 
 def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, progress: bool = False,
@@ -44,16 +46,16 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, progress
     missing = [k for k in leads if k not in panel.leads]
     if missing:
         raise PylmeError(f"the panel has no outcome lead(s) {missing}; prepare it with leads={leads}")
-    rows = []
-    for lead in progress_bar(leads, enabled=progress, desc="leads"):
-        fit = AllianceModel(lead=lead, **model).fit(panel)
-        effects = fit.alliance_effects()
-        effects["n"] = fit.nobs
-        effects["n_patients"] = fit.data["patient"].nunique()
-        effects["converged"] = fit.converged
-        effects["singular"] = fit.singular
-        rows.append(effects)
-    table = pd.concat(rows, ignore_index=True)
-    columns = ["lead", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low",
-               "conf_high", "std_estimate", "n", "n_patients", "converged", "singular"]
-    return table[columns]
+    rows = [lead_rows(AllianceModel(lead=lead, **model).fit(panel))
+            for lead in progress_bar(leads, enabled=progress, desc="leads")]
+    return pd.concat(rows, ignore_index=True)
+
+
+def lead_rows(fit: Any) -> pd.DataFrame:
+    """The duration rows of one lead's fit: its alliance effects, n and fit flags."""
+    effects = fit.alliance_effects()
+    effects["n"] = fit.nobs
+    effects["n_patients"] = fit.data["patient"].nunique()
+    effects["converged"] = fit.converged
+    effects["singular"] = fit.singular
+    return effects[COLUMNS]

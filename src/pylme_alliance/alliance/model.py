@@ -16,14 +16,15 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
 import pandas as pd
 
 from ..errors import EngineCannotExpress, PylmeError
-from ..results import MixedFit
 from .prepare import AlliancePanel
+
+if TYPE_CHECKING:
+    from .fit import AllianceFit
 
 THERAPIST = ("nested", "crossed", "none")
 RESIDUAL = ("iid", "ar1", "car1")

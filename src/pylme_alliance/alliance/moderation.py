@@ -70,24 +70,35 @@ def moderators(panel: AlliancePanel, candidates: Iterable[Any], *, simple_slopes
     unknown = [c for c in candidates if c not in panel.moderators]
     if unknown:
         raise PylmeError(f"{unknown} were not prepared as moderators; call prepare(..., moderators={candidates!r})")
-    parts = []
-    for name in progress_bar(candidates, enabled=progress, desc="moderators"):
-        fit = AllianceModel(moderators=(name,), **model).fit(panel)
-        fixed = fit.tidy(conf_int=True)
-        prefix = (f"alliance_within:{name}", f"alliance_between:{name}")
-        inter = fixed[fixed["term"].astype(str).str.startswith(prefix)].copy()
-        inter["moderator"] = str(name)
-        inter["kind"] = "interaction"
-        inter["at"] = None
-        inter["label"] = None
-        inter["n"] = fit.nobs
-        parts.append(inter)
-        if simple_slopes:
-            slopes = fit.simple_slopes(name)
-            slopes["kind"] = "simple_slope"
-            slopes["n"] = fit.nobs
-            parts.append(slopes)
-    table = pd.concat(parts, ignore_index=True)
+    parts = [moderator_rows(AllianceModel(moderators=(name,), **model).fit(panel), name,
+                            simple_slopes=simple_slopes)
+             for name in progress_bar(candidates, enabled=progress, desc="moderators")]
+    return adjust(pd.concat(parts, ignore_index=True))
+
+
+def moderator_rows(fit: Any, name: Any, *, simple_slopes: bool = True) -> pd.DataFrame:
+    """The rows of one candidate's fit: its interaction terms and, optionally, the default
+    simple slopes (``p_adjusted`` is left for :func:`adjust`)."""
+    fixed = fit.tidy(conf_int=True)
+    prefix = (f"alliance_within:{name}", f"alliance_between:{name}")
+    inter = fixed[fixed["term"].astype(str).str.startswith(prefix)].copy()
+    inter["moderator"] = str(name)
+    inter["kind"] = "interaction"
+    inter["at"] = None
+    inter["label"] = None
+    inter["n"] = fit.nobs
+    parts = [inter]
+    if simple_slopes:
+        slopes = fit.simple_slopes(name)
+        slopes["kind"] = "simple_slope"
+        slopes["n"] = fit.nobs
+        parts.append(slopes)
+    return pd.concat(parts, ignore_index=True)
+
+
+def adjust(table: pd.DataFrame) -> pd.DataFrame:
+    """Benjamini-Hochberg over all interaction rows of a moderators table."""
+    table = table.copy()
     table["p_adjusted"] = np.nan
     is_inter = table["kind"] == "interaction"
     table.loc[is_inter, "p_adjusted"] = benjamini_hochberg(table.loc[is_inter, "p_value"])

@@ -18,12 +18,10 @@ from ..errors import PylmeError
 from ..progress import progress_bar
 from . import diagnostics, figures
 from .model import AllianceModel
-from .moderation import COLUMNS as MODERATION_COLUMNS
-from .moderation import benjamini_hochberg
+from .duration import lead_rows
+from .moderation import adjust, moderator_rows
 from .prepare import AlliancePanel
 
-DURATION_COLUMNS = ["lead", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low",
-                    "conf_high", "std_estimate", "n", "n_patients", "converged", "singular"]
 GRID_POINTS = 41
 
 SECTIONS = [
@@ -409,7 +407,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             fit = state["main"] if k == main_lead else _fit(main_model.replace(lead=k), panel)
             if k != main_lead:
                 fits[f"duration (lead {k})"] = fit
-            state.setdefault("durations", []).append(_duration_rows(fit))
+            state.setdefault("durations", []).append(lead_rows(fit))
         return run
 
     def moderator_fit(name: Any) -> Callable[[], None]:
@@ -420,7 +418,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
                 notes.append(f"Moderator {name}: the model failed ({' '.join(str(exc).split())}).")
                 return
             fits[f"moderator {name}"] = fit
-            state.setdefault("moderators", []).append(_moderator_rows(fit, name))
+            state.setdefault("moderators", []).append(_quiet(lambda: moderator_rows(fit, name)))
             info = panel.moderators[name]
             if info.kind == "numeric":
                 observed, grid = _moderator_grid(panel, info)
@@ -472,16 +470,12 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     for _label, step in progress_bar(steps, enabled=progress, desc="analyze", total=len(steps)):
         step()
 
-    duration_table = pd.concat(state["durations"], ignore_index=True)[DURATION_COLUMNS]
+    duration_table = pd.concat(state["durations"], ignore_index=True)
     duration_table = duration_table.sort_values(["lead"], kind="stable").reset_index(drop=True)
     tables["duration"] = duration_table
     figs["duration"] = figures.duration_plot(duration_table)
     if state.get("moderators"):
-        mods = pd.concat(state["moderators"], ignore_index=True)
-        mods["p_adjusted"] = np.nan
-        is_inter = mods["kind"] == "interaction"
-        mods.loc[is_inter, "p_adjusted"] = benjamini_hochberg(mods.loc[is_inter, "p_value"])
-        tables["moderators"] = mods[MODERATION_COLUMNS]
+        tables["moderators"] = adjust(pd.concat(state["moderators"], ignore_index=True))
     if state.get("jn"):
         tables["johnson_neyman"] = pd.concat(state["jn"], ignore_index=True)
     tables["fits"] = diagnostics.fit_flags(fits)
@@ -500,29 +494,3 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     settings = {"leads": leads, "main_lead": main_lead, "moderators": [str(m) for m in moderators],
                 "engine": main_model.engine, "residual": residual, "therapist": therapist}
     return Report(tables=tables, figures=figs, notes=notes, settings=settings)
-
-
-def _duration_rows(fit: Any) -> pd.DataFrame:
-    """As duration(): the alliance rows of one lead's fit plus n, flags."""
-    effects = fit.alliance_effects()
-    effects["n"] = fit.nobs
-    effects["n_patients"] = fit.data["patient"].nunique()
-    effects["converged"] = fit.converged
-    effects["singular"] = fit.singular
-    return effects
-
-
-def _moderator_rows(fit: Any, name: Any) -> pd.DataFrame:
-    """As moderators(): interaction rows and default simple slopes of one candidate's fit."""
-    fixed = fit.tidy(conf_int=True)
-    prefix = (f"alliance_within:{name}", f"alliance_between:{name}")
-    inter = fixed[fixed["term"].astype(str).str.startswith(prefix)].copy()
-    inter["moderator"] = str(name)
-    inter["kind"] = "interaction"
-    inter["at"] = None
-    inter["label"] = None
-    inter["n"] = fit.nobs
-    slopes = _quiet(lambda: fit.simple_slopes(name))
-    slopes["kind"] = "simple_slope"
-    slopes["n"] = fit.nobs
-    return pd.concat([inter, slopes], ignore_index=True)
