@@ -69,17 +69,7 @@ pylme_glmmtmb_coef <- function(fit) {
   pylme_ranef_frames(out)
 }
 
-pylme_glmmtmb_ran_vals <- function(fit) {
-  frames <- pylme_glmmtmb_ranef(fit)
-  rows <- lapply(names(frames), function(g) {
-    d <- frames[[g]]
-    terms <- setdiff(names(d), "level")
-    do.call(rbind, lapply(terms, function(t)
-      data.frame(group = g, level = d$level, term = t, estimate = d[[t]], std_error = NA_real_,
-                 stringsAsFactors = FALSE)))
-  })
-  do.call(rbind, rows)
-}
+pylme_glmmtmb_ran_vals <- function(fit) pylme_ran_vals_long(pylme_glmmtmb_ranef(fit))
 
 pylme_glmmtmb_predict <- function(fit, newdata, include_random) {
   re_form <- if (isTRUE(include_random)) NULL else NA

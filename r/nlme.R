@@ -89,17 +89,7 @@ pylme_lme_coef <- function(fit) {
   pylme_ranef_frames(out)
 }
 
-pylme_lme_ran_vals <- function(fit) {
-  frames <- pylme_lme_ranef(fit)
-  rows <- lapply(names(frames), function(g) {
-    d <- frames[[g]]
-    terms <- setdiff(names(d), "level")
-    do.call(rbind, lapply(terms, function(t)
-      data.frame(group = g, level = d$level, term = t, estimate = d[[t]], std_error = NA_real_,
-                 stringsAsFactors = FALSE)))
-  })
-  do.call(rbind, rows)
-}
+pylme_lme_ran_vals <- function(fit) pylme_ran_vals_long(pylme_lme_ranef(fit))
 
 pylme_lme_predict <- function(fit, newdata, include_random) {
   level <- if (isTRUE(include_random)) fit$dims$Q else 0L

@@ -68,3 +68,16 @@ pylme_vcov_frame <- function(V) {
   names(out) <- colnames(V)
   out
 }
+
+# Conditional modes frames (see pylme_ranef_frames) as long ran_vals rows, for engines
+# that give no conditional standard errors.
+pylme_ran_vals_long <- function(frames) {
+  rows <- lapply(names(frames), function(g) {
+    d <- frames[[g]]
+    terms <- setdiff(names(d), "level")
+    do.call(rbind, lapply(terms, function(t)
+      data.frame(group = g, level = d$level, term = t, estimate = d[[t]], std_error = NA_real_,
+                 stringsAsFactors = FALSE)))
+  })
+  do.call(rbind, rows)
+}

@@ -40,15 +40,21 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, progress
     """
     if "lead" in model:
         raise PylmeError("duration() sets the lead itself; pass leads=(...) instead of lead=")
-    leads = tuple(int(k) for k in leads)
-    if not leads:
-        raise PylmeError("duration() needs at least one lead")
-    missing = [k for k in leads if k not in panel.leads]
-    if missing:
-        raise PylmeError(f"the panel has no outcome lead(s) {missing}; prepare it with leads={leads}")
+    leads = check_leads(panel, leads, "duration()")
     rows = [lead_rows(AllianceModel(lead=lead, **model).fit(panel))
             for lead in progress_bar(leads, enabled=progress, desc="leads")]
     return pd.concat(rows, ignore_index=True)
+
+
+def check_leads(panel: AlliancePanel, leads: Iterable[int], caller: str) -> tuple[int, ...]:
+    """The requested leads as ints, each one prepared in the panel."""
+    leads = tuple(int(k) for k in leads)
+    if not leads:
+        raise PylmeError(f"{caller} needs at least one lead")
+    missing = [k for k in leads if k not in panel.leads]
+    if missing:
+        raise PylmeError(f"the panel has no outcome lead(s) {missing}; prepare it with leads={leads}")
+    return leads
 
 
 def lead_rows(fit: Any) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from ..errors import PylmeError
 from ..progress import progress_bar
 from . import diagnostics, figures
 from .model import AllianceModel
-from .duration import lead_rows
+from .duration import check_leads, lead_rows
 from .moderation import adjust, moderator_rows
 from .prepare import AlliancePanel
 
@@ -368,12 +368,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     """
     if not isinstance(panel, AlliancePanel):
         raise PylmeError("analyze() takes the AlliancePanel made by prepare()")
-    leads = tuple(int(k) for k in leads)
-    if not leads:
-        raise PylmeError("analyze() needs at least one lead")
-    missing = [k for k in leads if k not in panel.leads]
-    if missing:
-        raise PylmeError(f"the panel has no outcome lead(s) {missing}; prepare it with leads={leads}")
+    leads = check_leads(panel, leads, "analyze()")
     moderators = [m for m in ([moderators] if isinstance(moderators, str) else list(moderators))]
     unknown = [m for m in moderators if m not in panel.moderators]
     if unknown:

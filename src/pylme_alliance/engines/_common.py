@@ -63,6 +63,16 @@ def parse_formula(text: str, *, allow_calls: Iterable[str] = ()) -> FormulaInfo:
                        _as_tuple(info["groups"]), calls)
 
 
+def missing_columns_error(missing: list[str], columns: list[str]) -> PylmeError:
+    """The error for formula variables that are not columns, with close matches."""
+    hints = []
+    for var in missing:
+        close = difflib.get_close_matches(var, columns, n=3, cutoff=0.6)
+        hints.append(f"{var!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+    return PylmeError(f"column(s) not in the data: {', '.join(hints)}; the data have "
+                      f"{len(columns)} columns: {columns[:20]}{' ...' if len(columns) > 20 else ''}")
+
+
 def check_data(data: Any, formulas: Iterable[FormulaInfo], *, extra: Iterable[str] = ()) -> pd.DataFrame:
     """Validate ``data`` against the parsed formulas; return the columns the model uses.
 
@@ -82,12 +92,7 @@ def check_data(data: Any, formulas: Iterable[FormulaInfo], *, extra: Iterable[st
                 wanted.append(var)
     missing = [v for v in wanted if v not in columns and v not in R_CONSTANTS]
     if missing:
-        hints = []
-        for var in missing:
-            close = difflib.get_close_matches(var, columns, n=3, cutoff=0.6)
-            hints.append(f"{var!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
-        raise PylmeError(f"column(s) not in the data: {', '.join(hints)}; the data have "
-                         f"{len(columns)} columns: {columns[:20]}{' ...' if len(columns) > 20 else ''}")
+        raise missing_columns_error(missing, columns)
     used = [v for v in wanted if v in columns]
     frame = data.loc[:, used]
     frame.columns = used

@@ -10,7 +10,6 @@ Wald z tests (df NaN). Nothing here starts R.
 from __future__ import annotations
 
 import ast
-import difflib
 import re
 import warnings
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pandas as pd
 
 from ..errors import PylmeError
 from ..results import MixedFit
+from ._common import missing_columns_error
 
 #: A variance component below this fraction of the residual variance counts as zero.
 SINGULAR_TOL = 1e-8
@@ -86,15 +86,6 @@ def _formula_variables(formula: str, *, what: str) -> tuple[list[str], list[str]
         return out
 
     return collect(desc.lhs_termlist), collect(desc.rhs_termlist)
-
-
-def _missing_error(missing: list[str], columns: list[str]) -> PylmeError:
-    hints = []
-    for var in missing:
-        close = difflib.get_close_matches(var, columns, n=3, cutoff=0.6)
-        hints.append(f"{var!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
-    return PylmeError(f"column(s) not in the data: {', '.join(hints)}; the data have "
-                      f"{len(columns)} columns: {columns[:20]}{' ...' if len(columns) > 20 else ''}")
 
 
 def _term_name(name: str, groups: str | None = None) -> str:
@@ -321,7 +312,7 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     wanted = list(dict.fromkeys([*response, *fixed_vars, *re_vars, *vc_vars, groups]))
     missing = [v for v in wanted if v not in columns]
     if missing:
-        raise _missing_error(missing, columns)
+        raise missing_columns_error(missing, columns)
     frame = data.loc[:, wanted].copy()
     frame.columns = wanted
     frame = frame.reset_index(drop=True)
