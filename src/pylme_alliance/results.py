@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -288,30 +288,21 @@ class MixedFit:
                 + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
 
 
-def _add_wald_intervals(table: pd.DataFrame, conf_level: float) -> pd.DataFrame:
+def wald_interval(estimate: Any, std_error: Any, df: Any, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wald bounds: t quantiles where ``df`` is finite, normal quantiles where it is not."""
     if not 0 < conf_level < 1:
         raise PylmeError("conf_level must be between 0 and 1")
-    out = table.copy()
-    q_normal = stats.norm.ppf(0.5 + conf_level / 2)
-    df = pd.to_numeric(out["df"], errors="coerce").to_numpy(dtype=float)
+    df = pd.to_numeric(pd.Series(np.asarray(df, dtype=object)), errors="coerce").to_numpy(dtype=float)
     q = np.where(np.isfinite(df), stats.t.ppf(0.5 + conf_level / 2, np.where(np.isfinite(df), df, 1.0)),
-                 q_normal)
-    se = pd.to_numeric(out["std_error"], errors="coerce").to_numpy(dtype=float)
-    est = pd.to_numeric(out["estimate"], errors="coerce").to_numpy(dtype=float)
-    out["conf_low"] = est - q * se
-    out["conf_high"] = est + q * se
+                 stats.norm.ppf(0.5 + conf_level / 2))
+    est = pd.to_numeric(pd.Series(np.asarray(estimate, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    se = pd.to_numeric(pd.Series(np.asarray(std_error, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    return est - q * se, est + q * se
+
+
+def _add_wald_intervals(table: pd.DataFrame, conf_level: float) -> pd.DataFrame:
+    out = table.copy()
+    out["conf_low"], out["conf_high"] = wald_interval(out["estimate"], out["std_error"], out["df"], conf_level)
     # the intervals belong beside the estimates; engine extras (level, ...) go last
     extra = [c for c in out.columns if c not in TIDY_COLUMNS + ["conf_low", "conf_high"]]
     return out[TIDY_COLUMNS + ["conf_low", "conf_high"] + extra]
-
-
-def concat_tables(fits: Iterable[MixedFit], effects: str = "fixed", **labels: Sequence[Any]) -> pd.DataFrame:
-    """Stack ``tidy(effects)`` of several fits, with label columns in front."""
-    frames = []
-    fits = list(fits)
-    for i, fit in enumerate(fits):
-        t = fit.tidy(effects, conf_int=True)
-        for name, values in labels.items():
-            t.insert(0, name, values[i])
-        frames.append(t)
-    return pd.concat(frames, ignore_index=True)

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import PylmeError
-from ..results import MixedFit
+from ..results import MixedFit, wald_interval
 from .model import AllianceModel, ModelSpec
 from .prepare import AlliancePanel
 
@@ -64,10 +64,6 @@ class AllianceFit(MixedFit):
                                                   columns=lambda t: _rename(t, renames))
         values["formula"] = spec.describe()
         return cls(**values, model=model, spec=spec, panel=panel)
-
-    def detach(self) -> "AllianceFit":
-        """A copy without the engine object; keeps the panel (picklable)."""
-        return super().detach()  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ effects
     def alliance_effects(self, *, conf_level: float = 0.95) -> pd.DataFrame:
@@ -226,10 +222,8 @@ class AllianceFit(MixedFit):
                     rows.append({"moderator": name, "at": level, "label": str(level), "term": term,
                                  **self.contrast(weights)})
         table = pd.DataFrame(rows)
-        q = np.where(np.isfinite(table["df"]), stats.t.ppf(0.5 + conf_level / 2, table["df"].fillna(1)),
-                     stats.norm.ppf(0.5 + conf_level / 2))
-        table["conf_low"] = table["estimate"] - q * table["std_error"]
-        table["conf_high"] = table["estimate"] + q * table["std_error"]
+        table["conf_low"], table["conf_high"] = wald_interval(table["estimate"], table["std_error"],
+                                                              table["df"], conf_level)
         return table
 
     def johnson_neyman(self, moderator: Any, *, alpha: float = 0.05, term: str = WITHIN) -> pd.DataFrame:

@@ -42,6 +42,7 @@ def lme(fixed: str, data: pd.DataFrame, *, random: str | Mapping[str, str],
     if correlation is not None and not isinstance(correlation, Correlation):
         raise PylmeError("correlation must be AR1(form), CAR1(form), ARMA(p, q, form) or CompSymm(form)")
     infos = [parse_formula(fixed, allow_calls=allow_calls)]
+    group_columns: tuple[str, ...] = ()  # a dict's level names are grouping columns too
     if not infos[0].response:
         raise PylmeError(f"the fixed formula {fixed!r} needs a response on the left of '~'")
     if isinstance(random, str):
@@ -51,16 +52,16 @@ def lme(fixed: str, data: pd.DataFrame, *, random: str | Mapping[str, str],
         r_random: object = random
         random_text = random
     elif isinstance(random, Mapping) and random:
-        for level, text in random.items():
+        for text in random.values():
             infos.append(parse_formula(text, allow_calls=allow_calls))
         r_random = {str(k): str(v) for k, v in random.items()}
         random_text = ", ".join(f"{k} = {v}" for k, v in random.items())
-        extra_groups = list(r_random)
+        group_columns = tuple(r_random)
     else:
         raise PylmeError("random must be formula text like '~ 1 | patient' or a non-empty dict")
     if correlation is not None:
         infos.append(parse_formula(correlation.form, allow_calls=allow_calls))
-    frame = check_data(data, infos, extra=extra_groups if isinstance(random, Mapping) else ())
+    frame = check_data(data, infos, extra=group_columns)
     result, conditions = fit_in_r("pylme_fit_lme", frame, fixed=fixed, random=r_random,
                                   correlation=None if correlation is None else correlation.spec(),
                                   reml=bool(reml), control=dict(control or {}))
