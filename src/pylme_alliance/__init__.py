@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "simulate": ".alliance.simulate",
     "Simulation": ".alliance.simulate",
     "load_example": ".alliance.simulate",
+    "read_data": ".readers",
 
 }
 

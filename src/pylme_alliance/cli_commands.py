@@ -17,25 +17,11 @@ from .errors import PylmeError
 DEMO_MODERATORS = ("severity", "n_sessions", "integrative", "arm")
 
 
-def read_data(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, Parquet or Excel file (by extension; anything else is read as CSV)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if path.is_dir():
-        raise PylmeError(f"{path} is a directory, not a data file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in (".xlsx", ".xls"):
-            return pd.read_excel(path)
-        return pd.read_csv(path)
-    except ImportError as exc:
-        raise PylmeError(f"reading {path.name} needs an optional package ({exc}); "
-                         "install pylme-alliance[io]") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PylmeError(f"cannot read {path.name}: {' '.join(str(exc).split())}") from None
+def read_data(path: str | Path, **options: Any) -> pd.DataFrame:
+    """Read a data file (see :func:`pylme_alliance.readers.read_data`)."""
+    from .readers import read_data as _read
+
+    return _read(path, **options)
 
 
 def _panel(args: argparse.Namespace, leads: Any) -> Any:
