@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,11 @@ from scipy import stats
 
 from ..errors import PylmeError
 from ..results import MixedFit, wald_interval
-from .model import AllianceModel, ModelSpec
 from .prepare import AlliancePanel
+from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    from .model import AllianceModel
 
 WITHIN, BETWEEN = "alliance_within", "alliance_between"
 

@@ -13,74 +13,20 @@ they are not.
 """
 from __future__ import annotations
 
-import keyword
-import re
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import pandas as pd
 
 from ..errors import EngineCannotExpress, PylmeError
+from .fit import AllianceFit
 from .prepare import AlliancePanel
+from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
+from .spec import model_name as _model_name
 
-if TYPE_CHECKING:
-    from .fit import AllianceFit
+__all__ = ["AllianceModel", "AllianceFit", "ModelSpec"]
 
-THERAPIST = ("nested", "crossed", "none")
-RESIDUAL = ("iid", "ar1", "car1")
-ENGINES = ("lme4", "nlme", "glmmtmb", "statsmodels")
-SESSION_FACTOR = "session_f"
 NLME_CONTROL = {"maxIter": 200, "msMaxIter": 200, "niterEM": 50}
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """An AllianceModel written for one engine, on one panel."""
-
-    engine: str
-    response: str
-    fixed_terms: tuple[str, ...]
-    formula: str                      # lme4 / glmmTMB formula, or nlme's fixed part
-    random: Any = None                # nlme random (text or dict)
-    correlation: Any = None           # nlme correlation structure
-    dispformula: str | None = None    # glmmTMB
-    groups: str | None = None         # statsmodels
-    re_formula: str | None = None
-    vc_formula: Mapping[str, str] | None = None
-    moderator_names: Mapping[str, str] = field(default_factory=dict)  # model column -> original name
-
-    def describe(self) -> str:
-        """The formula (parts) as the engine is given them."""
-        if self.engine == "nlme":
-            text = f"lme(fixed = {self.formula}, random = {_show_random(self.random)}"
-            if self.correlation is not None:
-                text += f", correlation = {type(self.correlation).__name__}({self.correlation.form!r})"
-            return text + ")"
-        if self.engine == "glmmtmb":
-            return self.formula + (f", dispformula = {self.dispformula}" if self.dispformula else "")
-        if self.engine == "statsmodels":
-            parts = [self.formula, f"groups = {self.groups}"]
-            if self.re_formula:
-                parts.append(f"re_formula = {self.re_formula!r}")
-            if self.vc_formula:
-                parts.append(f"vc_formula = {dict(self.vc_formula)!r}")
-            return ", ".join(parts)
-        return self.formula
-
-
-def _show_random(random: Any) -> str:
-    if isinstance(random, str):
-        return random
-    return "list(" + ", ".join(f"{k} = {v}" for k, v in random.items()) + ")"
-
-
-def _model_name(original: Any, position: int, suffix: str = "") -> str:
-    text = str(original)
-    if _IDENTIFIER.match(text) and not keyword.iskeyword(text) and text not in {
-            "patient", "therapist", "session", "outcome", "time_days", SESSION_FACTOR}:
-        return text + suffix
-    return f"moderator{position + 1}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -276,8 +222,6 @@ class AllianceModel:
 
             fit = mixedlm(spec.formula, frame, groups=spec.groups, re_formula=spec.re_formula,
                           vc_formula=spec.vc_formula, reml=reml)
-        from .fit import AllianceFit
-
         return AllianceFit.from_fit(fit, model=self, spec=spec, panel=panel)
 
 
@@ -311,12 +255,3 @@ def _as_category(values: pd.Series) -> pd.Categorical:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.array.remove_unused_categories()
     return pd.Categorical(values.astype(str) if values.dtype == object else values)
-
-
-def __getattr__(name: str) -> Any:
-    # AllianceFit lives in .fit; exported here as DESIGN.md names it
-    if name == "AllianceFit":
-        from .fit import AllianceFit
-
-        return AllianceFit
-    raise AttributeError(name)
