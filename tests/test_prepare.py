@@ -353,29 +353,109 @@ def test_bool_and_category_moderators():
     assert panel.moderators["grade"].reference == "low"  # the category order, not alphabetical
 
 
-# -- Nickell warning ------------------------------------------------------------------
+# -- the outcome, decomposed; the direct-model columns; scales -----------------------
 
 
-def test_center_outcome_warns_with_the_panels_median_t():
+def test_outcome_split_into_patient_mean_and_deviation():
     df = make_panel(seed=15)
-    with pytest.warns(UserWarning, match=r"-\(1\+rho\)/\(T-1\)") as record:
-        panel = prepare(df, **ROLES, center_outcome=True)
-    sizes = panel.data.groupby("patient").size()
-    t = float(np.median(sizes))
-    assert f"T = {t:g}" in str(record[0].message)
-    assert f"{-(1.7) / (t - 1):.2f}" in str(record[0].message)
-    np.testing.assert_allclose(panel.data.groupby("patient")["outcome_within"].mean(), 0, atol=1e-9)
+    panel = prepare(df, **ROLES)
+    data = panel.data
+    person_mean = data.groupby("patient")["outcome"].transform("mean")
+    np.testing.assert_allclose(data["outcome_within"], data["outcome"] - person_mean, atol=1e-9)
+    np.testing.assert_allclose(data["outcome_between"] + panel.outcome_grand_mean, person_mean, atol=1e-9)
+    # grand-mean centred over PATIENTS (each once), not over rows
+    assert abs(data.groupby("patient")["outcome_between"].first().mean()) < 1e-9
 
 
-def test_no_nickell_warning_by_default_or_with_long_series(recwarn):
+def test_no_warning_from_prepare_and_center_outcome_is_deprecated(recwarn):
     df = make_panel(seed=16)
     prepare(df, **ROLES)
-    long = pd.DataFrame(
-        {"patient": np.repeat([1, 2], 25), "session": np.tile(np.arange(1, 26), 2),
-         "alliance": np.linspace(1, 7, 50), "outcome": np.linspace(0, 100, 50)}
-    )
-    prepare(long, **ROLES, center_outcome=True)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    with pytest.warns(DeprecationWarning, match="center_outcome"):
+        panel = prepare(df, **ROLES, center_outcome=True)
+    # the Nickell caution belongs to the fit that uses the lagged outcome, not to prepare
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    assert not any("Nickell" in note for note in panel.notes)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_direct_model_columns_match_by_session_number(seed):
+    df = make_panel(seed=seed, gap_rate=0.3)
+    panel = prepare(df, **ROLES, leads=(3,))
+    data = panel.data
+    # the direct lead-3 model needs the outcome at t+2 and the alliance deviations at t+1, t+2
+    assert {"outcome_lead2", "alliance_within_lead1", "alliance_within_lead2"} <= set(data.columns)
+    assert panel.lead_columns == ["outcome_lead3"]
+    within = {(p, s): w for p, s, w in zip(data["patient"], data["session"], data["alliance_within"])}
+    outcome = {(p, s): y for p, s, y in zip(df["patient"], df["session"], df["outcome"])}
+    for j in (1, 2):
+        expected = [within.get((p, s + j), np.nan) for p, s in zip(data["patient"], data["session"])]
+        np.testing.assert_array_equal(data[f"alliance_within_lead{j}"].to_numpy(), np.array(expected))
+    expected = [outcome.get((p, s + 2), np.nan) for p, s in zip(data["patient"], data["session"])]
+    np.testing.assert_array_equal(data["outcome_lead2"].to_numpy(), np.array(expected, dtype=float))
+    # a gap means a missing intermediate deviation, never the next row's value
+    assert data["alliance_within_lead1"].isna().any()
+
+
+def test_scales_for_standardised_effects():
+    df = make_panel(seed=5)
+    panel = prepare(df, **ROLES)
+    data = panel.data
+    n, p = len(data), data["patient"].nunique()
+    dev_y = data["outcome"] - data.groupby("patient")["outcome"].transform("mean")
+    dev_a = data["alliance"] - data.groupby("patient")["alliance"].transform("mean")
+    assert panel.scales["outcome_within"] == pytest.approx(math.sqrt((dev_y ** 2).sum() / (n - p)))
+    assert panel.scales["alliance_within"] == pytest.approx(math.sqrt((dev_a ** 2).sum() / (n - p)))
+    assert panel.scales["outcome_between"] == pytest.approx(data.groupby("patient")["outcome"].mean().std())
+    assert panel.scales["alliance_between"] == pytest.approx(data.groupby("patient")["alliance"].mean().std())
+    assert panel.scales["outcome"] == pytest.approx(data["outcome"].std())
+    assert panel.scales["outcome_within"] < panel.scales["outcome"]
+
+
+def test_outcome_direction_and_label_are_stored():
+    df = make_panel(seed=6)
+    assert prepare(df, **ROLES).outcome_better is None
+    panel = prepare(df, **ROLES, outcome_better="lower", outcome_label="OQ-45 total")
+    assert panel.outcome_better == "lower" and panel.outcome_label == "OQ-45 total"
+    assert panel.outcome_name == "OQ-45 total"
+    assert prepare(df, **ROLES, outcome_better="higher").outcome_name == "outcome"
+    with pytest.raises(PylmeError, match="outcome_better"):
+        prepare(df, **ROLES, outcome_better="better")
+    with pytest.raises(PylmeError, match="outcome_label"):
+        prepare(df, **ROLES, outcome_label=3)
+
+
+# -- moderators with stray text, constant alliance -------------------------------------
+
+
+def test_numeric_moderator_with_stray_text_is_refused_naming_the_values():
+    df = make_panel(seed=7)
+    df["severity"] = df["severity"].astype(object)
+    first = df["patient"] == df["patient"].iloc[0]
+    df.loc[first, "severity"] = "n/a"
+    with pytest.raises(PylmeError, match=r"'severity'.*'n/a'"):
+        prepare(df, **ROLES, moderators=["severity"])
+    # numbers read as text (a CSV column with one "?") are refused too
+    as_text = make_panel(seed=7)
+    as_text["severity"] = as_text["severity"].map("{:g}".format)
+    with pytest.raises(PylmeError, match=r"'severity'.*numbers stored as text"):
+        prepare(as_text, **ROLES, moderators=["severity"])
+    # ... unless the user says they are categories
+    as_text["severity"] = as_text["severity"].astype("category")
+    assert prepare(as_text, **ROLES, moderators=["severity"]).moderators["severity"].kind == "categorical"
+    # an object column holding only numbers is numeric
+    numbers = make_panel(seed=7)
+    numbers["severity"] = numbers["severity"].astype(object)
+    info = prepare(numbers, **ROLES, moderators=["severity"]).moderators["severity"]
+    assert info.kind == "numeric" and info.column == "severity_c"
+    # a text moderator stays categorical
+    assert prepare(numbers, **ROLES, moderators=["arm"]).moderators["arm"].kind == "categorical"
+
+
+def test_constant_alliance_is_refused():
+    df = make_panel(seed=8).assign(alliance=5.0)
+    with pytest.raises(PylmeError, match=r"alliance column 'alliance' is constant"):
+        prepare(df, **ROLES)
 
 
 # -- errors --------------------------------------------------------------------------

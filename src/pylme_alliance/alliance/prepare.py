@@ -2,527 +2,54 @@
 
 ``prepare()`` turns a long table (one row per patient session, any order, any
 column names) into an :class:`AlliancePanel`: the usable sessions sorted by
-patient and session, alliance split into a between-patient level and a
-within-patient deviation, the outcome at later sessions found by session
-number, patient-level moderators centred, and every dropped row kept with the
-reason it was dropped (METHODS.md, best practices 1-4 and 7).
+patient and session, alliance and the outcome each split into a between-patient
+level and a within-patient deviation, the outcome at later sessions found by
+session number, patient-level moderators centred, and every dropped row kept
+with the reason it was dropped (METHODS.md, best practices 1-4 and 7).
 
-It is pure pandas/numpy and never starts R.
+It is pure pandas/numpy and never starts R. The panel itself lives in
+:mod:`.panel`, the input checks in :mod:`._checks`, moderators in
+:mod:`._moderators`; all public names stay importable from here.
 """
 from __future__ import annotations
 
-import difflib
-import numbers
 import warnings
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api import types as ptypes
 
 from ..errors import PylmeError
 from . import _centering
-from ._leads import outcome_leads
+from ._checks import (_check_column, _check_duplicates, _check_leads, _derived_name, _id_codes, _names,
+                      _numeric_values, _positive_int, _session_numbers, _time_in_days)
+from ._leads import lead_positions, outcome_leads
+from ._moderators import _prepare_moderator, moderator_kind
+from .panel import (REASON_ALLIANCE, REASON_BOTH, REASON_OUTCOME, REASON_PATIENT, REASON_SESSION,
+                    REASON_THERAPIST, REASON_TIME, AlliancePanel, ModeratorInfo, _reason_counts)
 
-__all__ = ["prepare", "AlliancePanel", "ModeratorInfo"]
+__all__ = ["prepare", "AlliancePanel", "ModeratorInfo", "direct_columns"]
 
 WITHIN_METHODS = ("person_mean", "early", "detrend")
-
-# The lagged-outcome autocorrelation used in the Nickell-bias warning, as in
-# METHODS.md (best practice 4: rho = .7 gives -.19 at T = 10 and -.43 at T = 5).
-_NICKELL_RHO = 0.7
-# Below this median series length the Nickell bias is large enough to warn.
-_NICKELL_MIN_T = 20
-
-# Reasons a row is dropped, in the order they are checked: a row gets the first
-# that applies.
-REASON_PATIENT = "missing patient id"
-REASON_SESSION = "missing session number"
-REASON_THERAPIST = "missing therapist id"
-REASON_TIME = "missing time"
-REASON_BOTH = "missing alliance and outcome"
-REASON_ALLIANCE = "missing alliance"
-REASON_OUTCOME = "missing outcome"
-_REASON_ORDER = (
-    REASON_PATIENT, REASON_SESSION, REASON_THERAPIST, REASON_TIME,
-    REASON_BOTH, REASON_ALLIANCE, REASON_OUTCOME,
-)
+OUTCOME_BETTER = ("lower", "higher")
 
 
-def _reason_counts(reasons: pd.Series) -> list[tuple[str, int]]:
-    """Rows per drop reason, in the order the reasons are checked (stable for any row order)."""
-    counts = reasons.value_counts(sort=False).to_dict()
-    rank = {reason: i for i, reason in enumerate(_REASON_ORDER)}
-    ordered = sorted(counts, key=lambda reason: (rank.get(reason, len(rank)), str(reason)))
-    return [(str(reason), int(counts[reason])) for reason in ordered]
+def direct_columns(lead: int) -> tuple[str | None, list[str]]:
+    """The panel columns the DIRECT lead-``lead`` model needs besides ``outcome_lead<lead>``.
 
-
-@dataclass(frozen=True)
-class ModeratorInfo:
-    """How one moderator was prepared.
-
-    Attributes
-    ----------
-    name : Hashable
-        The moderator's column in the input.
-    kind : {"numeric", "categorical"}
-        Numeric moderators are grand-mean centred; categorical ones are a pandas
-        Categorical whose first category is the reference level.
-    column : Hashable
-        The column of ``panel.data`` to use in models: ``"<name>_c"`` for numeric,
-        ``name`` itself for categorical.
-    reference : object or None
-        The reference level (categorical only).
-    levels : tuple or None
-        The observed levels, reference first (categorical only).
-    time_varying : bool
-        True when the moderator may change across a patient's sessions (listed in
-        ``time_varying=``); it is then centred on the mean over rows.
-    mean : float or None
-        The value subtracted when centring (numeric only): the mean over patients,
-        each once, or over rows when time-varying.
-    sd : float or None
-        Standard deviation (numeric only): over patients, each once, or over rows
-        when time-varying.
+    Returns
+    -------
+    prior : str or None
+        The most recent outcome before session t + lead: ``outcome_lead<lead-1>``, or
+        None for lead 1 (the outcome at t itself).
+    intermediate : list of str
+        ``alliance_within_lead<j>`` for j = 1 .. lead-1: the alliance deviations between
+        t and t + lead.
     """
-
-    name: Hashable
-    kind: Literal["numeric", "categorical"]
-    column: Hashable
-    reference: Any = None
-    levels: tuple | None = None
-    time_varying: bool = False
-    mean: float | None = None
-    sd: float | None = None
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class AlliancePanel:
-    """Session-level alliance data ready for alliance-outcome models.
-
-    Build it with :func:`prepare`. The fields cannot be reassigned; the data
-    frames are the contents.
-
-    Attributes
-    ----------
-    data : pandas.DataFrame
-        One row per kept (patient, session), sorted by patient then session,
-        index 0..n-1: the input columns plus ``alliance_between``,
-        ``alliance_within``, ``outcome_lead1..K``, ``<moderator>_c`` and, when
-        asked for, ``alliance_between_therapist``, ``alliance_between_patient``,
-        ``outcome_within`` and ``time_days``.
-    dropped : pandas.DataFrame
-        Every input row not kept, under its original index, with the input
-        columns and a ``reason`` column.
-    roles : dict
-        ``patient``, ``session``, ``alliance``, ``outcome``, ``therapist``,
-        ``time`` -> column name (None when absent).
-    within : str
-        The decomposition used: "person_mean", "early" or "detrend".
-    leads : tuple of int
-        Lead distances k; ``outcome_lead<k>`` is the outcome at session t + k.
-    lead_columns : list of str
-        The lead column names, in the order of ``leads``.
-    moderators : dict
-        Moderator name -> :class:`ModeratorInfo`.
-    multi_therapist_patients : pandas.Index
-        Patients seen by more than one therapist in the kept rows (empty if none
-        or no therapist column). A nested therapist/patient model cannot hold
-        them; use a crossed design.
-    notes : list of str
-        Everything ``prepare`` decided on the user's behalf.
-    alliance_grand_mean : float
-        The grand mean over patients of the patient alliance levels: the constant
-        removed from ``alliance_between``.
-    """
-
-    data: pd.DataFrame
-    dropped: pd.DataFrame
-    roles: dict[str, Hashable | None]
-    within: str
-    leads: tuple[int, ...]
-    lead_columns: list[str]
-    moderators: dict[Hashable, ModeratorInfo]
-    multi_therapist_patients: pd.Index
-    notes: list[str] = field(default_factory=list)
-    alliance_grand_mean: float = float("nan")
-
-    # -- summaries -------------------------------------------------------------
-
-    def _sessions_per_patient(self) -> pd.DataFrame:
-        data = self.data
-        session = data[self.roles["session"]]
-        grouped = session.groupby(data[self.roles["patient"]], sort=False, observed=True)
-        return pd.DataFrame({"n": grouped.size(), "low": grouped.min(), "high": grouped.max()})
-
-    def summary(self) -> pd.DataFrame:
-        """Counts a methods section needs: patients, sessions, gaps and drops.
-
-        Returns
-        -------
-        pandas.DataFrame
-            One column ``value`` indexed by ``item``: patients, therapists,
-            sessions kept, sessions per patient (min, 25%, median, 75%, max),
-            missing sessions (gaps in session numbers inside each patient's
-            kept range), rows dropped in total and by reason, and rows whose
-            ``outcome_lead<k>`` is missing (they drop out of that lead's model).
-        """
-        per = self._sessions_per_patient()
-        quantiles = per["n"].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
-        therapist = self.roles.get("therapist")
-        items: list[tuple[str, Any]] = [
-            ("patients", len(per)),
-            ("therapists", int(self.data[therapist].nunique()) if therapist is not None else None),
-            ("sessions kept", len(self.data)),
-            ("sessions per patient: min", float(quantiles[0])),
-            ("sessions per patient: 25%", float(quantiles[1])),
-            ("sessions per patient: median", float(quantiles[2])),
-            ("sessions per patient: 75%", float(quantiles[3])),
-            ("sessions per patient: max", float(quantiles[4])),
-            ("missing sessions (gaps)", int((per["high"] - per["low"] + 1 - per["n"]).sum())),
-            ("rows dropped", len(self.dropped)),
-        ]
-        for reason, count in _reason_counts(self.dropped["reason"]):
-            items.append((f"rows dropped: {reason}", count))
-        for column in self.lead_columns:
-            items.append((f"rows with missing {column}", int(self.data[column].isna().sum())))
-        return pd.DataFrame(
-            {"value": pd.Series([value for _, value in items], dtype=object)},
-        ).set_axis(pd.Index([name for name, _ in items], name="item"))
-
-    def __repr__(self) -> str:
-        per = self._sessions_per_patient()
-        therapist = self.roles.get("therapist")
-        who = f"{len(per):,} patients"
-        if therapist is not None:
-            who += f", {self.data[therapist].nunique():,} therapists"
-        lines = [
-            f"AlliancePanel: {who}, {len(self.data):,} sessions "
-            f"(median {per['n'].median():g} per patient)",
-            f"  within={self.within!r}, leads={self.leads}, "
-            f"moderators={list(self.moderators) or 'none'}",
-        ]
-        if len(self.dropped):
-            detail = ", ".join(f"{reason}: {count:,}" for reason, count in _reason_counts(self.dropped["reason"]))
-            lines.append(f"  dropped {len(self.dropped):,} rows ({detail})")
-        else:
-            lines.append("  dropped 0 rows")
-        if len(self.notes):
-            lines.append(f"  {len(self.notes)} note(s): see .notes")
-        return "\n".join(lines)
-
-    __str__ = __repr__
-
-
-# -- argument checks --------------------------------------------------------------
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral,)):
-        raise PylmeError(f"{name} must be a positive integer, got {value!r}")
-    if int(value) < 1:
-        raise PylmeError(f"{name} must be a positive integer (>= 1), got {value!r}")
-    return int(value)
-
-
-def _check_leads(leads: Any) -> tuple[int, ...]:
-    if isinstance(leads, (numbers.Integral, np.integer)) and not isinstance(leads, bool):
-        leads = (leads,)
-    try:
-        items = tuple(leads)
-    except TypeError:
-        raise PylmeError(f"leads must be a tuple of positive integers, got {leads!r}") from None
-    checked = tuple(_positive_int(k, "each lead") for k in items)
-    if len(set(checked)) != len(checked):
-        raise PylmeError(f"leads contains duplicates: {items!r}")
-    return checked
-
-
-def _names(value: Any, argument: str) -> tuple[Hashable, ...]:
-    """A single column name or an iterable of names, as a tuple."""
-    if value is None:
-        return ()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        return (value,)
-    names = tuple(value)
-    if len(set(names)) != len(names):
-        raise PylmeError(f"{argument} lists a column twice: {names!r}")
-    return names
-
-
-def _missing_column_error(data: pd.DataFrame, name: Hashable, role: str) -> PylmeError:
-    available = [str(c) for c in data.columns]
-    close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    shown = ", ".join(repr(c) for c in list(data.columns)[:30])
-    more = f", ... ({len(available)} in all)" if len(available) > 30 else ""
-    return PylmeError(
-        f"column {name!r} (given as {role}) is not in the data.{hint} "
-        f"Available columns: {shown}{more}"
-    )
-
-
-def _check_column(data: pd.DataFrame, name: Hashable, role: str) -> None:
-    try:
-        present = name in data.columns
-    except TypeError:  # unhashable
-        present = False
-    if not present:
-        raise _missing_column_error(data, name, role)
-    if not isinstance(data.columns.get_loc(name), int):
-        raise PylmeError(f"column {name!r} (given as {role}) appears more than once in the data")
-
-
-def _derived_name(name: Hashable, suffix: str) -> str:
-    return f"{name}{suffix}"
-
-
-# -- value checks -----------------------------------------------------------------
-
-_NUMERIC_KINDS = {"integer", "floating", "mixed-integer-float", "decimal", "empty"}
-
-
-def _examples(values: pd.Series, limit: int = 5) -> str:
-    shown = [f"{value!r} (row {index!r})" for index, value in values.head(limit).items()]
-    more = f" and {len(values) - limit} more" if len(values) > limit else ""
-    return ", ".join(shown) + more
-
-
-def _numeric_values(series: pd.Series, name: Hashable, role: str) -> np.ndarray:
-    """The column as float64 with NaN for missing; PylmeError if not numeric."""
-    dtype = series.dtype
-    if ptypes.is_bool_dtype(dtype):
-        raise PylmeError(f"{role} column {name!r} is boolean; {role} must be numeric")
-    if ptypes.is_numeric_dtype(dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif ptypes.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in _NUMERIC_KINDS:
-        # object columns holding only numbers and None/NaN/pd.NA (e.g. built row by row)
-        values = pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        present = series[series.notna()]
-        bad = present[~present.map(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool))]
-        raise PylmeError(
-            f"{role} column {name!r} must be numeric but has dtype {dtype}; "
-            f"non-numeric values: {_examples(bad if len(bad) else present)}. "
-            "Convert it with pd.to_numeric (missing values may be NaN/None/pd.NA)."
-        )
-    infinite = np.isinf(values)
-    if infinite.any():
-        raise PylmeError(
-            f"{role} column {name!r} has {int(infinite.sum())} infinite value(s): "
-            f"{_examples(series[infinite])}. Use NaN for a missing value."
-        )
-    return values
-
-
-def _session_numbers(series: pd.Series, name: Hashable) -> tuple[np.ndarray, np.ndarray]:
-    """Session numbers as int64 and a missing mask; they must be positive integers."""
-    values = _numeric_values(series, name, "session")
-    missing = np.isnan(values)
-    present = values[~missing]
-    not_integer = present != np.floor(present)
-    if not_integer.any():
-        raise PylmeError(
-            f"session column {name!r} must hold integer session numbers (1, 2, 3, ...); "
-            f"non-integer values: {_examples(series[~missing][not_integer])}. "
-            "Pass calendar time as time= instead."
-        )
-    not_positive = present < 1
-    if not_positive.any():
-        raise PylmeError(
-            f"session column {name!r} must hold positive session numbers (>= 1); "
-            f"found: {_examples(series[~missing][not_positive])}"
-        )
-    sessions = np.zeros(len(values), dtype=np.int64)
-    sessions[~missing] = present.astype(np.int64)
-    return sessions, missing
-
-
-def _id_codes(series: pd.Series, name: Hashable, role: str) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes in sorted id order (-1 = missing) and the ids themselves."""
-    try:
-        # sort=True: codes follow the ids' order, so the result never depends on row order
-        codes, uniques = pd.factorize(series, sort=True)
-    except TypeError as error:
-        raise PylmeError(
-            f"{role} ids in column {name!r} cannot be ordered (mixed types?): {error}. "
-            "Convert them to one type, e.g. data[col].astype(str)."
-        ) from None
-    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
-
-
-def _time_in_days(series: pd.Series, name: Hashable) -> np.ndarray:
-    """Calendar time as float days (absolute origin), NaN when missing."""
-    dtype = series.dtype
-    if ptypes.is_datetime64_any_dtype(dtype):
-        missing = series.isna().to_numpy()
-        # tz-aware stamps become naive UTC, so differences are true elapsed days
-        stamps = series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
-        nanoseconds = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        days = nanoseconds / 86_400e9
-        days[missing] = np.nan
-        return days
-    if ptypes.is_timedelta64_dtype(dtype):
-        return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan) / 86_400.0
-    if ptypes.is_numeric_dtype(dtype) and not ptypes.is_bool_dtype(dtype):
-        return _numeric_values(series, name, "time")
-    raise PylmeError(
-        f"time column {name!r} has dtype {dtype}; time must be numeric (days) or datetime "
-        "(convert text dates with pd.to_datetime)"
-    )
-
-
-def _is_categorical_dtype(dtype: Any) -> bool:
-    return (
-        isinstance(dtype, pd.CategoricalDtype)
-        or ptypes.is_bool_dtype(dtype)
-        or ptypes.is_object_dtype(dtype)
-        or ptypes.is_string_dtype(dtype)
-    )
-
-
-# -- the steps --------------------------------------------------------------------
-
-
-def _check_duplicates(
-    data: pd.DataFrame, codes: np.ndarray, sessions: np.ndarray, valid: np.ndarray,
-    patient: Hashable, session: Hashable,
-) -> None:
-    keys = pd.DataFrame({"p": codes[valid], "s": sessions[valid]})
-    duplicated = keys.duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        rows = data.iloc[np.flatnonzero(valid)[duplicated]][[patient, session]]
-        rows = rows.sort_values([patient, session], kind="stable")
-        n_pairs = int(keys[duplicated].drop_duplicates().shape[0])
-        shown = "; ".join(
-            f"{patient}={p!r}, {session}={s!r} (row {i!r})"
-            for i, p, s in zip(rows.index[:6], rows[patient].iloc[:6], rows[session].iloc[:6])
-        )
-        raise PylmeError(
-            f"{n_pairs} (patient, session) pair(s) occur more than once in columns "
-            f"{patient!r}, {session!r}; each session of a patient must be one row. First: {shown}"
-        )
-
-
-def _prepare_moderator(
-    out: pd.DataFrame,
-    series: pd.Series,
-    name: Hashable,
-    *,
-    group: np.ndarray,
-    patient_ids: pd.Index,
-    time_varying: bool,
-    reference: Any,
-    has_reference: bool,
-    notes: list[str],
-) -> ModeratorInfo:
-    """Centre a numeric moderator or encode a categorical one, in ``out``."""
-    dtype = series.dtype
-
-    def varies_error(low: np.ndarray, high: np.ndarray) -> PylmeError:
-        varying = np.flatnonzero(high > low)
-        shown = ", ".join(repr(p) for p in patient_ids[varying[:5]])
-        return PylmeError(
-            f"moderator {name!r} varies within {len(varying)} patient(s) (e.g. {shown}), "
-            "but a moderator of the alliance effect is a patient-level variable. Fix the data, "
-            f"or list it in time_varying=[{name!r}] to centre it on the mean over sessions."
-        )
-
-    if ptypes.is_numeric_dtype(dtype) and not ptypes.is_bool_dtype(dtype):
-        if has_reference:
-            raise PylmeError(f"reference_levels gives a level for {name!r}, but it is numeric")
-        values = _numeric_values(series, name, "moderator")
-        if np.isnan(values).all():
-            raise PylmeError(f"moderator {name!r} has no observed value in the kept sessions")
-        column = _derived_name(name, "_c")
-        if time_varying:
-            mean = float(np.nanmean(values))
-            sd = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else float("nan")
-            out[column] = values - mean
-            notes.append(
-                f"moderator {name!r} is time-varying: centred on its mean over sessions "
-                f"({mean:.4g}), not over patients"
-            )
-            return ModeratorInfo(name, "numeric", column, time_varying=True, mean=mean, sd=sd)
-        low, high = _centering.patient_value_range(group, values)
-        if (high > low).any():
-            raise varies_error(low, high)
-        patient_value = low  # one value per patient (NaN if never recorded)
-        mean = float(np.nanmean(patient_value))
-        observed = np.isfinite(patient_value)
-        sd = float(np.nanstd(patient_value, ddof=1)) if observed.sum() > 1 else float("nan")
-        filled = int((np.isnan(values) & observed[group]).sum())
-        if filled:
-            notes.append(
-                f"moderator {name!r}: {filled} session row(s) without a value took their "
-                f"patient's value in {column!r}"
-            )
-        if not observed.all():
-            notes.append(f"moderator {name!r} is missing for {int((~observed).sum())} patient(s)")
-        out[column] = patient_value[group] - mean
-        return ModeratorInfo(name, "numeric", column, time_varying=False, mean=mean, sd=sd)
-
-    if not _is_categorical_dtype(dtype):
-        raise PylmeError(
-            f"moderator {name!r} has dtype {dtype}; a moderator must be numeric or "
-            "categorical (object, string, category or bool)"
-        )
-    if isinstance(dtype, pd.CategoricalDtype):
-        # keep the user's category order, restricted to levels seen in kept sessions
-        raw_codes = np.asarray(series.array.codes, dtype=np.int64)
-        seen = np.unique(raw_codes[raw_codes >= 0])
-        levels = list(dtype.categories[seen])
-        lookup = np.full(len(dtype.categories), -1, dtype=np.int64)
-        lookup[seen] = np.arange(len(seen))
-        codes = np.where(raw_codes >= 0, lookup[np.maximum(raw_codes, 0)], -1)
-    else:
-        try:
-            codes, uniques = pd.factorize(series, sort=True)
-        except TypeError as error:
-            raise PylmeError(
-                f"levels of moderator {name!r} cannot be sorted (mixed types?): {error}"
-            ) from None
-        codes = np.asarray(codes, dtype=np.int64)
-        levels = list(uniques)
-    if not levels:
-        raise PylmeError(f"moderator {name!r} has no observed value in the kept sessions")
-    if has_reference:
-        matches = [i for i, level in enumerate(levels) if level == reference]
-        if not matches:
-            raise PylmeError(
-                f"reference level {reference!r} for moderator {name!r} is not among its "
-                f"levels in the kept sessions: {levels!r}"
-            )
-        first = matches[0]
-    else:
-        first = 0
-    # reference first, so treatment contrasts in R and statsmodels use it as baseline
-    order = [first] + [i for i in range(len(levels)) if i != first]
-    ordered = [levels[i] for i in order]
-    remap = np.empty(len(levels), dtype=np.int64)
-    remap[order] = np.arange(len(levels))
-    codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-    if not time_varying:
-        as_float = np.where(codes >= 0, codes, np.nan).astype(np.float64)
-        low, high = _centering.patient_value_range(group, as_float)
-        if (high > low).any():
-            raise varies_error(low, high)
-        filled = int(((codes < 0) & np.isfinite(low)[group]).sum())
-        if filled:
-            notes.append(
-                f"moderator {name!r}: {filled} session row(s) without a value took their "
-                "patient's level"
-            )
-        codes = np.where(np.isfinite(low), low, -1).astype(np.int64)[group]
-    else:
-        notes.append(f"moderator {name!r} is time-varying (categorical, kept per session)")
-    out[name] = pd.Categorical.from_codes(codes, categories=pd.Index(ordered, dtype=object))
-    return ModeratorInfo(
-        name, "categorical", name, reference=ordered[0], levels=tuple(ordered),
-        time_varying=bool(time_varying),
-    )
+    if lead <= 1:
+        return None, []
+    return f"outcome_lead{lead - 1}", [f"alliance_within_lead{j}" for j in range(1, lead)]
 
 
 def prepare(
@@ -541,8 +68,10 @@ def prepare(
     min_sessions: int = 2,
     time_varying: Iterable[Hashable] | Hashable = (),
     split_therapist: bool = False,
-    center_outcome: bool = False,
+    center_outcome: bool | None = None,
     reference_levels: Mapping[Hashable, Any] | None = None,
+    outcome_better: str | None = None,
+    outcome_label: str | None = None,
 ) -> AlliancePanel:
     """Prepare session-level data for alliance-outcome mixed models.
 
@@ -583,13 +112,23 @@ def prepare(
         therapist mean of patient levels, grand-mean centred) and
         ``alliance_between_patient`` (patient level minus its therapist mean).
         Requires ``therapist``.
-    center_outcome : bool
-        Add ``outcome_within``, the person-mean-centred outcome control. This
-        causes dynamic-panel (Nickell) bias on its slope with short series and
-        warns when the median series is shorter than 20 sessions.
+    center_outcome : bool, optional
+        Deprecated and without effect: ``outcome_within`` (outcome minus the
+        patient's mean) and ``outcome_between`` (the patient's mean, grand-mean
+        centred) are always added, because the default alliance model controls
+        the lagged outcome as these two parts. The dynamic-panel (Nickell) bias
+        this puts on the lagged-outcome slope is reported by the fit that uses
+        it (:meth:`AllianceModel.fit`), not here.
     reference_levels : dict, optional
         ``{moderator: level}`` overriding the default reference (first level in
         sorted order; the category order for a pandas Categorical).
+    outcome_better : {"lower", "higher"}, optional
+        Which direction of the outcome is better (e.g. "lower" for a symptom
+        score such as the OQ-45). Stored on the panel; texts, figures and shares
+        of patients "helped" use it. None (default): neutral wording, no claims
+        of benefit.
+    outcome_label : str, optional
+        The outcome's name in texts and axis labels (default: the column name).
 
     Returns
     -------
@@ -599,10 +138,11 @@ def prepare(
     ------
     PylmeError
         For a missing or duplicated column, duplicate (patient, session) rows,
-        non-numeric or infinite alliance/outcome values, session numbers that are
-        not positive integers, a moderator that varies within patients (unless
-        time-varying), a derived column name already in the data, or invalid
-        options.
+        non-numeric or infinite alliance/outcome values, a constant alliance
+        column, session numbers that are not positive integers, a moderator that
+        varies within patients (unless time-varying), a moderator mixing numbers
+        with text (e.g. "n/a"), a derived column name already in the data, or
+        invalid options.
 
     Notes
     -----
@@ -634,6 +174,15 @@ def prepare(
     moderator_names = _names(moderators, "moderators")
     time_varying_names = _names(time_varying, "time_varying")
     reference_levels = dict(reference_levels or {})
+    if outcome_better is not None and outcome_better not in OUTCOME_BETTER:
+        raise PylmeError(f"outcome_better must be 'lower', 'higher' or None; got {outcome_better!r}")
+    if outcome_label is not None and not isinstance(outcome_label, str):
+        raise PylmeError(f"outcome_label must be a string or None; got {type(outcome_label).__name__}")
+    if center_outcome is not None:
+        warnings.warn(
+            "prepare(center_outcome=...) is deprecated and has no effect: outcome_within and "
+            "outcome_between are always added, and the fit that uses them reports the "
+            "dynamic-panel bias of the lagged-outcome slope", DeprecationWarning, stacklevel=2)
 
     roles: dict[str, Hashable | None] = {
         "patient": patient, "session": session, "alliance": alliance,
@@ -662,17 +211,20 @@ def prepare(
         raise PylmeError("split_therapist=True needs a therapist= column")
 
     lead_columns = [f"outcome_lead{k}" for k in leads]
-    derived = ["alliance_between", "alliance_within", *lead_columns]
+    # the direct lead-k model also needs the outcome at t + k - 1 and the alliance
+    # deviations at t + 1 .. t + k - 1 (see direct_columns)
+    outcome_lead_distances = sorted(set(leads) | {k - 1 for k in leads if k > 1})
+    alliance_lead_distances = list(range(1, max(leads))) if leads else []
+    derived = ["alliance_between", "alliance_within", "outcome_between", "outcome_within",
+               *[f"outcome_lead{k}" for k in outcome_lead_distances],
+               *[f"alliance_within_lead{j}" for j in alliance_lead_distances]]
     if split_therapist:
         derived += ["alliance_between_therapist", "alliance_between_patient"]
-    if center_outcome:
-        derived.append("outcome_within")
     if time is not None:
         derived.append("time_days")
-    derived += [
-        _derived_name(name, "_c") for name in moderator_names
-        if ptypes.is_numeric_dtype(data[name].dtype) and not ptypes.is_bool_dtype(data[name].dtype)
-    ]
+    # refuses numbers with stray text ("n/a") before any work
+    kinds = {name: moderator_kind(data[name], name) for name in moderator_names}
+    derived += [_derived_name(name, "_c") for name in moderator_names if kinds[name] == "numeric"]
     taken = [name for name in derived if name in data.columns]
     if taken:
         raise PylmeError(
@@ -710,7 +262,7 @@ def prepare(
     keyed_rows = np.flatnonzero(keyed)
     lead_values: dict[int, np.ndarray] = {}
     for k, values in outcome_leads(
-        patient_codes[keyed_rows], sessions[keyed_rows], outcome_values[keyed_rows], leads
+        patient_codes[keyed_rows], sessions[keyed_rows], outcome_values[keyed_rows], outcome_lead_distances
     ).items():
         lead_values[k] = np.full(n_rows, np.nan)
         lead_values[k][keyed_rows] = values
@@ -751,6 +303,11 @@ def prepare(
     out[alliance] = a
     out[outcome] = y
     notes: list[str] = []
+    if np.ptp(a) == 0:
+        raise PylmeError(
+            f"alliance column {alliance!r} is constant ({a[0]:g} in all {len(a)} kept sessions): "
+            "an alliance effect cannot be estimated from it"
+        )
 
     # ---- alliance: between and within ----------------------------------------
     if within == "person_mean":
@@ -799,27 +356,28 @@ def prepare(
             out["alliance_between_therapist"] = th_mean[th] - grand_mean
             out["alliance_between_patient"] = parts.level[group] - th_mean[th]
 
-    # ---- outcome control and leads ------------------------------------------
-    if center_outcome:
-        out["outcome_within"] = y - _centering.group_mean(group, y, n_patients)[group]
-        median_t = float(np.median(sizes))
-        if median_t < _NICKELL_MIN_T:
-            if median_t > 1:
-                bias = -(1 + _NICKELL_RHO) / (median_t - 1)
-                size = f"about {bias:.2f}"
-            else:
-                size = "unbounded"
-            message = (
-                "center_outcome=True person-mean centres the lagged outcome control "
-                "(outcome_within). With short series this causes dynamic-panel (Nickell) "
-                f"bias of about -(1+rho)/(T-1) on its slope: with the panel's median T = "
-                f"{median_t:g} sessions per patient and rho = {_NICKELL_RHO}, {size} "
-                "(Falkenström et al. 2017). Keep the outcome control raw or grand-mean centred."
-            )
-            warnings.warn(message, UserWarning, stacklevel=2)
-            notes.append(message)
-    for k, column in zip(leads, lead_columns):
-        out[column] = lead_values[k][kept]
+    if not np.any(out["alliance_within"].to_numpy() != 0):
+        notes.append(f"alliance {alliance!r} never varies within a patient: alliance_within is 0 "
+                     "throughout, so no within-patient alliance effect can be estimated")
+
+    # ---- outcome: between and within (the lagged-outcome control, decomposed) ----
+    outcome_level = _centering.group_mean(group, y, n_patients)
+    outcome_grand_mean = float(outcome_level.mean())
+    out["outcome_between"] = outcome_level[group] - outcome_grand_mean
+    out["outcome_within"] = y - outcome_level[group]
+
+    # ---- leads, and what the direct lead models need ---------------------------
+    for k in outcome_lead_distances:
+        out[f"outcome_lead{k}"] = lead_values[k][kept]
+    kept_sessions = sessions[kept]
+    within_values = out["alliance_within"].to_numpy(dtype=np.float64)
+    for j in alliance_lead_distances:  # a few distances, not patients
+        # among KEPT sessions: a session without alliance has no deviation to carry
+        position = lead_positions(group, kept_sessions, j)
+        values = np.full(len(kept), np.nan)
+        values[position >= 0] = within_values[position[position >= 0]]
+        out[f"alliance_within_lead{j}"] = values
+    scales = _scales(out, group, n_patients, parts.level, outcome_level, y)
 
     # ---- moderators ---------------------------------------------------------
     moderator_info: dict[Hashable, ModeratorInfo] = {}
@@ -853,4 +411,35 @@ def prepare(
         multi_therapist_patients=multi,
         notes=notes,
         alliance_grand_mean=grand_mean,
+        outcome_grand_mean=outcome_grand_mean,
+        scales=scales,
+        outcome_better=outcome_better,
+        outcome_label=outcome_label,
+        early_sessions=early_sessions,
     )
+
+
+def _scales(out: pd.DataFrame, group: np.ndarray, n_patients: int, alliance_level: np.ndarray,
+            outcome_level: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The SDs that standardise effects (see ``AlliancePanel.scales``).
+
+    Within-patient SDs are pooled: root of the sum of squared deviations from the
+    patient's level over (sessions - patients), the df left after one mean per patient.
+    The same denominator for alliance and outcome keeps their ratio the ratio of
+    root-mean-square deviations, which is how ``simulate()`` defines ``within_std``.
+    """
+    df_within = len(out) - n_patients
+
+    def pooled(values: np.ndarray) -> float:
+        return float(np.sqrt(np.sum(values ** 2) / df_within)) if df_within > 0 else float("nan")
+
+    def sd(values: np.ndarray) -> float:
+        return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+    return {
+        "alliance_within": pooled(out["alliance_within"].to_numpy(dtype=np.float64)),
+        "alliance_between": sd(alliance_level),
+        "outcome_within": pooled(out["outcome_within"].to_numpy(dtype=np.float64)),
+        "outcome_between": sd(outcome_level),
+        "outcome": sd(y),
+    }
