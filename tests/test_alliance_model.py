@@ -36,7 +36,7 @@ def quiet(func, *args, **kwargs):
         return func(*args, **kwargs)
 
 
-FIXED = "outcome_lead1 ~ outcome + session + alliance_within + alliance_between"
+FIXED = "outcome_lead1 ~ outcome_within + outcome_between + session + alliance_within + alliance_between"
 
 
 @pytest.mark.parametrize("engine, therapist, residual, expected", [
@@ -67,6 +67,83 @@ def test_formula_options(panel):
                             moderators=("severity",)).formula(panel)
     assert text == ("outcome_lead2 ~ alliance_within + alliance_between + severity_c + alliance_within:severity_c"
                     " + alliance_between:severity_c + (1 | therapist) + (1 | therapist:patient)")
+
+
+RE = " + (1 | therapist) + (1 + alliance_within | therapist:patient)"
+
+
+@pytest.mark.parametrize("options, fixed", [
+    ({"control_outcome": "raw"}, "outcome_lead1 ~ outcome + session + alliance_within + alliance_between"),
+    ({"control_outcome": False}, "outcome_lead1 ~ session + alliance_within + alliance_between"),
+    # direct = total at lead 1: the most recent outcome before t + 1 is the outcome at t
+    ({"effect": "direct"}, FIXED),
+    ({"lead": 2, "effect": "direct"}, "outcome_lead2 ~ outcome_within_lead1 + outcome_between + session"
+     " + alliance_within + alliance_between + alliance_within_lead1"),
+    ({"lead": 2, "effect": "direct", "control_outcome": "raw"},
+     "outcome_lead2 ~ outcome_lead1 + session + alliance_within + alliance_between + alliance_within_lead1"),
+    ({"lead": 2}, "outcome_lead2 ~ outcome_within + outcome_between + session + alliance_within + alliance_between"),
+    ({"lead": 0, "control_outcome": False}, "outcome_lead0 ~ session + alliance_within + alliance_between"),
+])
+def test_outcome_control_and_effect_formulas(small_panel, options, fixed):
+    assert pa.AllianceModel(**options).formula(small_panel) == fixed + RE
+
+
+@pytest.mark.parametrize("engine, expected", [
+    ("nlme", "lme(fixed = {f}, random = list(therapist = ~ 1, patient = ~ 1 + alliance_within))"),
+    ("glmmtmb", "{f} + (1 | therapist) + (1 + alliance_within | therapist:patient)"),
+    ("statsmodels", "{f}, groups = therapist, re_formula = '~1', vc_formula = "
+     "{{'patient': '0 + C(patient)', 'patient_slope': '0 + C(patient):alliance_within'}}"),
+])
+def test_direct_formula_every_engine(small_panel, engine, expected):
+    fixed = ("outcome_lead2 ~ outcome_within_lead1 + outcome_between + session + alliance_within"
+             " + alliance_between + alliance_within_lead1")
+    model = pa.AllianceModel(lead=2, effect="direct", engine=engine)
+    assert model.formula(small_panel) == expected.format(f=fixed)
+
+
+def test_direct_model_frame_decomposes_the_prior_outcome(small_panel):
+    frame = pa.AllianceModel(lead=2, effect="direct").model_frame(small_panel)
+    data = small_panel.data
+    person_mean = data.groupby("patient")["outcome"].transform("mean").to_numpy()
+    np.testing.assert_allclose(frame["outcome_within_lead1"], data["outcome_lead1"] - person_mean)
+    np.testing.assert_array_equal(frame["alliance_within_lead1"], data["alliance_within_lead1"])
+    np.testing.assert_array_equal(frame["outcome_lead2"], data["outcome_lead2"])
+    concurrent = pa.AllianceModel(lead=0, control_outcome=False).model_frame(small_panel)
+    np.testing.assert_array_equal(concurrent["outcome_lead0"], data["outcome"])
+
+
+def test_control_outcome_values():
+    assert pa.AllianceModel().control_outcome == "decomposed"
+    with pytest.warns(FutureWarning, match="'raw'"):
+        assert pa.AllianceModel(control_outcome=True).control_outcome == "decomposed"
+    for bad in ("mundlak", 0, None, "none"):
+        with pytest.raises(PylmeError, match="control_outcome"):
+            pa.AllianceModel(control_outcome=bad)
+    with pytest.raises(PylmeError, match="effect"):
+        pa.AllianceModel(effect="indirect")
+    with pytest.raises(PylmeError, match="control_outcome=False"):
+        pa.AllianceModel(lead=0)
+    with pytest.raises(PylmeError, match="non-negative"):
+        pa.AllianceModel(lead=-1)
+
+
+def test_nickell_warning_is_on_the_fit_that_uses_the_decomposed_control(small_panel):
+    from pylme_alliance.alliance.model import NickellWarning
+
+    with pytest.warns(NickellWarning, match=r"outcome_within = .*-\(1\+rho\)/\(T-1\)") as record:
+        fit = pa.AllianceModel(therapist="none").fit(small_panel)
+    t = float(fit.data.groupby("patient", observed=True).size().median())
+    message = next(str(w.message) for w in record if w.category is NickellWarning)
+    assert f"T = {t:g}" in message
+    assert message in fit.warnings
+    # the number follows from the fitted slope: plim b = rho - (1+rho)/(T-1)
+    b = fit.fixef()["outcome_within"]
+    rho = (b * (t - 1) + 1) / (t - 2)
+    assert f"about {-(1 + rho) / (t - 1):.2f}" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NickellWarning)
+        raw = quiet(pa.AllianceModel(therapist="none", control_outcome="raw").fit, small_panel)
+    assert not any("Nickell" in w for w in raw.warnings)
 
 
 @pytest.mark.parametrize("engine, therapist, residual, names", [

@@ -1,9 +1,17 @@
 """AllianceModel: the alliance-outcome model of Zilcha-Mano & Errázuriz (2015), written
 for each engine.
 
-    outcome_lead{k} ~ outcome + session + alliance_within + alliance_between
+    outcome_lead{k} ~ outcome_within + outcome_between + session
+                      + alliance_within + alliance_between
                       [+ moderator + alliance_within:moderator + alliance_between:moderator]
                       + patient intercept (+ alliance_within slope) + therapist variance
+
+The lagged outcome enters as the patient's mean (``outcome_between``) and the deviation
+from it (``outcome_within``), the Mundlak device: the within-alliance coefficient is
+then the fixed-effects (within) estimate even when symptoms feed back into the next
+alliance (METHODS.md, best practice 4). ``control_outcome="raw"`` gives the former model
+with the raw lagged ``outcome``; ``effect="direct"`` controls the outcome just before
+t + k and the alliance deviations in between (see :func:`~.duration.duration`).
 
 The engines see a model frame in the field's own names (patient, therapist, session,
 outcome, ...), built from the panel's roles. The user's column names therefore never
@@ -13,20 +21,32 @@ they are not.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import warnings
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import EngineCannotExpress, PylmeError
 from .fit import AllianceFit
-from .prepare import AlliancePanel
+from .estimands import CONTROL_OUTCOME_BIAS
+from .prepare import AlliancePanel, direct_columns
 from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
 from .spec import model_name as _model_name
 
-__all__ = ["AllianceModel", "AllianceFit", "ModelSpec"]
+__all__ = ["AllianceModel", "AllianceFit", "ModelSpec", "NickellWarning"]
 
 NLME_CONTROL = {"maxIter": 200, "msMaxIter": 200, "niterEM": 50}
+CONTROL_OUTCOME = ("decomposed", "raw", False)
+EFFECTS = ("total", "direct")
+# Below this median series length the Nickell bias of the lagged-outcome slope is worth a
+# warning (-(1+rho)/(T-1) is about -0.09 at T = 20 for rho = 0.7).
+NICKELL_MIN_T = 20
+
+
+class NickellWarning(UserWarning):
+    """The lagged-outcome slope of a decomposed-control fit carries dynamic-panel bias."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,8 @@ class AllianceModel:
     ----------
     lead : int
         Model the outcome ``lead`` sessions ahead (``outcome_lead{lead}`` of the panel).
+        ``lead=0`` models the outcome of the same session: the concurrent association
+        (it needs ``control_outcome=False``, as an outcome cannot control itself).
     therapist : {"nested", "crossed", "none"}
         Therapist variance: patients nested in therapists, crossed with them (patients
         who saw several therapists), or no therapist term.
@@ -49,8 +71,35 @@ class AllianceModel:
     moderators : tuple of str
         Moderators (prepared by :func:`prepare` with ``moderators=``) entering with
         their interactions with alliance_within and alliance_between.
-    control_outcome : bool
-        Control for the current outcome (the previous symptom level of the lead).
+    control_outcome : {"decomposed", "raw", False}
+        How the current outcome (the previous symptom level of the lead) is controlled.
+
+        - ``"decomposed"`` (default): as the patient's mean outcome (``outcome_between``)
+          plus the deviation from it (``outcome_within``), the Mundlak device. The
+          within-alliance coefficient is the fixed-effects estimate: in the recovery
+          study about -5% bias at T = 8 sessions and ~0 at T = 20 under symptom->alliance
+          feedback. The price is Nickell bias of about -(1+rho)/(T-1) on the
+          ``outcome_within`` slope itself, which :meth:`fit` warns about
+          (:class:`NickellWarning`) when the median series is shorter than 20 sessions.
+        - ``"raw"``: the raw outcome beside the patient random intercept (the model
+          before issue 9). Its slope absorbs the patient level (0.75-0.90 for a true
+          0.5), and under feedback the within-alliance effect is biased toward zero
+          (-41% at T = 8, -17% at T = 20 for a modest feedback).
+        - ``False``: no outcome control; the between coefficient is then a level
+          difference at that lead, and the within coefficient also carries the
+          outcome's own trajectory.
+
+        With the outcome controlled, the ``alliance_between`` coefficient is a
+        conditional change coefficient, beta*(1 - b_Y), not a level difference; the
+        between-patient level effect is :func:`~.between.between_effect`.
+        ``True`` is accepted for older code and means ``"decomposed"`` (it meant the
+        raw outcome before; a FutureWarning says so).
+    effect : {"total", "direct"}
+        ``"total"`` (default) controls the outcome at t; for lead k > 1 the effect
+        includes what is carried through the outcomes in between. ``"direct"`` controls
+        the most recent outcome before t + k (``outcome_lead<k-1>``, decomposed like the
+        current outcome) and the alliance deviations at t + 1 .. t + k - 1, so an effect
+        that exists only through Y_t+1 comes out near 0. Both are the same at lead 1.
     session_trend : bool
         Include the session number as a linear time trend.
     engine : {"lme4", "nlme", "glmmtmb", "statsmodels"}
@@ -63,10 +112,11 @@ class AllianceModel:
     residual: str = "iid"
     random_slope: bool = True
     moderators: tuple[str, ...] = ()
-    control_outcome: bool = True
+    control_outcome: str | bool = "decomposed"
     session_trend: bool = True
     engine: str = "lme4"
     reml: bool | None = None
+    effect: str = "total"
 
     def __post_init__(self) -> None:
         if isinstance(self.moderators, str):
@@ -81,8 +131,25 @@ class AllianceModel:
             raise PylmeError(f"therapist must be one of {THERAPIST}, got {self.therapist!r}")
         if self.residual not in RESIDUAL:
             raise PylmeError(f"residual must be one of {RESIDUAL}, got {self.residual!r}")
-        if int(self.lead) != self.lead or self.lead < 1:
-            raise PylmeError(f"lead must be a positive integer, got {self.lead!r}")
+        if isinstance(self.lead, bool) or int(self.lead) != self.lead or self.lead < 0:
+            raise PylmeError(f"lead must be a non-negative integer, got {self.lead!r}")
+        object.__setattr__(self, "lead", int(self.lead))
+        control = self.control_outcome
+        if control is True:
+            warnings.warn(
+                "AllianceModel(control_outcome=True) now means 'decomposed' (the lagged outcome as "
+                "patient mean + deviation); use control_outcome='raw' for the raw lagged outcome "
+                "of earlier versions", FutureWarning, stacklevel=3)
+            control = "decomposed"
+        if control not in CONTROL_OUTCOME or (control == 0 and control is not False):
+            raise PylmeError(f"control_outcome must be 'decomposed', 'raw' or False, got {self.control_outcome!r}")
+        object.__setattr__(self, "control_outcome", control)
+        if self.effect not in EFFECTS:
+            raise PylmeError(f"effect must be 'total' or 'direct', got {self.effect!r}")
+        if self.lead == 0 and control is not False:
+            raise PylmeError(
+                "lead=0 models the outcome of the same session (the concurrent association), which "
+                "cannot also be its own control: use AllianceModel(lead=0, control_outcome=False)")
         self._check_expressible()
 
     def replace(self, **changes: Any) -> "AllianceModel":
@@ -110,14 +177,39 @@ class AllianceModel:
             raise EngineCannotExpress(
                 "glmmTMB's ar1() needs equally spaced times; for CAR(1) on calendar days use engine='nlme'")
 
+    def _direct_columns(self) -> tuple[str | None, list[str]]:
+        """The prior outcome and intermediate alliance columns of a direct model."""
+        if self.effect != "direct":
+            return None, []
+        return direct_columns(self.lead)
+
+    def _outcome_terms(self) -> list[str]:
+        """The outcome-control terms, by ``control_outcome`` and ``effect``."""
+        prior, _ = self._direct_columns()
+        if self.control_outcome is False:
+            return []
+        if self.control_outcome == "raw":
+            return [prior or "outcome"]
+        deviation = "outcome_within" if prior is None else prior.replace("outcome_", "outcome_within_")
+        return [deviation, "outcome_between"]
+
+    def control_bias(self) -> str:
+        """What is known about the bias of this model's outcome control (for notes)."""
+        return CONTROL_OUTCOME_BIAS[self.control_outcome]
+
     # ------------------------------------------------------------ formula per engine
     def spec(self, panel: AlliancePanel) -> ModelSpec:
         """Write the model for this engine and panel (no fitting)."""
         if not isinstance(panel, AlliancePanel):
             raise PylmeError("fit() and formula() take the AlliancePanel made by prepare()")
-        if self.lead not in panel.leads:
+        if self.lead != 0 and self.lead not in panel.leads:
             raise PylmeError(f"the panel has no outcome_lead{self.lead}; prepare it with "
                              f"leads including {self.lead} (it has leads={panel.leads})")
+        prior, between_sessions = self._direct_columns()
+        missing = [c for c in [prior, *between_sessions] if c is not None and c not in panel.data]
+        if missing:
+            raise PylmeError(f"effect='direct' needs the panel columns {missing}; prepare the panel "
+                             "again with this version of prepare()")
         therapist = self.therapist
         if therapist != "none" and panel.roles.get("therapist") is None:
             raise PylmeError(f"therapist={therapist!r} needs a therapist column; give prepare(therapist=...) "
@@ -137,8 +229,8 @@ class AllianceModel:
             moderator_names[column] = name
             mod_terms.append(column)
         response = f"outcome_lead{self.lead}"
-        fixed = ([ "outcome"] if self.control_outcome else []) + (["session"] if self.session_trend else [])
-        fixed += ["alliance_within", "alliance_between"]
+        fixed = self._outcome_terms() + (["session"] if self.session_trend else [])
+        fixed += ["alliance_within", "alliance_between", *between_sessions]
         fixed += mod_terms + [f"alliance_within:{m}" for m in mod_terms] + [f"alliance_between:{m}" for m in mod_terms]
         rhs = " + ".join(fixed)
         fixed_formula = f"{response} ~ {rhs}"
@@ -222,20 +314,66 @@ class AllianceModel:
 
             fit = mixedlm(spec.formula, frame, groups=spec.groups, re_formula=spec.re_formula,
                           vc_formula=spec.vc_formula, reml=reml)
-        return AllianceFit.from_fit(fit, model=self, spec=spec, panel=panel)
+        result = AllianceFit.from_fit(fit, model=self, spec=spec, panel=panel)
+        message = self._nickell_message(result)
+        if message is not None:
+            # kept on the fit (the report shows it next to the lagged-outcome slope) and raised
+            warnings.warn(message, NickellWarning, stacklevel=2)
+            result = replace(result, warnings=tuple(result.warnings) + (message,))
+        return result
+
+    def _nickell_message(self, fit: AllianceFit) -> str | None:
+        """The dynamic-panel caution for the lagged-outcome deviation slope, when it applies.
+
+        Nickell (1981): with T sessions per patient, a within (person-mean centred)
+        autoregression is biased by about -(1+rho)/(T-1). The bias sits on the
+        ``outcome_within`` slope; the alliance effects are not its subject.
+        """
+        if self.control_outcome != "decomposed":
+            return None
+        term = self._outcome_terms()[0]
+        t = float(fit.data.groupby("patient", observed=True).size().median())
+        if t >= NICKELL_MIN_T:
+            return None
+        estimate = float(fit.fixef_values.get(term, np.nan))
+        if t > 2 and np.isfinite(estimate):
+            # invert plim b = rho - (1 + rho) / (T - 1) for the rho the bias depends on
+            rho = float(np.clip((estimate * (t - 1) + 1) / (t - 2), -0.99, 0.99))
+            bias = -(1 + rho) / (t - 1)
+            size = f"about {bias:.2f} (rho about {rho:.2f} once corrected)"
+        else:
+            size = "unbounded (median T <= 2)"
+        return (
+            f"the lagged-outcome slope ({term} = {estimate:.3g}) carries dynamic-panel (Nickell) bias of "
+            f"about -(1+rho)/(T-1): with a median of T = {t:g} sessions per patient in this fit, {size}. "
+            "Read it as a control, not as the outcome's autocorrelation. The within-alliance effect is "
+            "the fixed-effects estimate; its own small-T bias is much smaller (METHODS.md)."
+        )
 
 
 def _model_frame(panel: AlliancePanel, spec: ModelSpec, model: AllianceModel) -> pd.DataFrame:
     data = panel.data
     roles = panel.roles
+    outcome = data[roles["outcome"]].to_numpy(dtype=float)
+    response = outcome if model.lead == 0 else data[spec.response].to_numpy(dtype=float)
     columns: dict[str, Any] = {
         "patient": _as_category(data[roles["patient"]]),
         "session": data[roles["session"]].to_numpy(),
-        "outcome": data[roles["outcome"]].to_numpy(dtype=float),
-        spec.response: data[spec.response].to_numpy(dtype=float),
+        "outcome": outcome,
+        spec.response: response,
         "alliance_within": data["alliance_within"].to_numpy(dtype=float),
         "alliance_between": data["alliance_between"].to_numpy(dtype=float),
     }
+    prior, between_sessions = model._direct_columns()
+    for term in (*model._outcome_terms(), *between_sessions):
+        if term in columns:
+            continue
+        if term.startswith("outcome_within_lead"):
+            # deviation of the prior outcome from the patient's mean (outcome - outcome_within)
+            person_mean = outcome - data["outcome_within"].to_numpy(dtype=float)
+            columns[term] = data[prior].to_numpy(dtype=float) - person_mean
+        else:
+            columns[term] = data[term].to_numpy(dtype=float)
     if roles.get("therapist") is not None:
         columns["therapist"] = _as_category(data[roles["therapist"]])
     if roles.get("time") is not None and "time_days" in data:
