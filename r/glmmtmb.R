@@ -1,10 +1,30 @@
 # glmmTMB fits, including ar1(time_factor + 0 | id) terms; with dispformula = ~0 an ar1
 # term plus random intercepts is the pure residual-AR(1) model.
 
-pylme_fit_glmmtmb <- function(env, formula, reml, dispformula, control) {
-  f <- pylme_formula(formula, env)
-  disp <- if (is.null(dispformula)) ~1 else pylme_formula(dispformula, env)
-  env$control <- if (is.null(control)) glmmTMB::glmmTMBControl() else do.call(glmmTMB::glmmTMBControl, control)
+# The optimizers control = list(optimizer = "...") may name: a fixed table, so a
+# control value never picks an arbitrary R function.
+pylme_glmmtmb_optimizers <- list(nlminb = stats::nlminb, optim = stats::optim)
+
+pylme_glmmtmb_control <- function(control) {
+  control <- as.list(control)
+  if (!is.null(control$optimizer)) {
+    name <- control$optimizer
+    if (!is.character(name) || length(name) != 1L || !name %in% names(pylme_glmmtmb_optimizers)) {
+      stop("glmmTMB optimizer must be one of: ", paste(names(pylme_glmmtmb_optimizers), collapse = ", "),
+           call. = FALSE)
+    }
+    control$optimizer <- pylme_glmmtmb_optimizers[[name]]
+  }
+  do.call(glmmTMB::glmmTMBControl, control)
+}
+
+# `names`: the user's column names -> the generated ones `data` has (r/formula.R).
+pylme_fit_glmmtmb <- function(env, formula, reml, dispformula, control, names = NULL) {
+  f <- pylme_formula(formula, env, names)
+  disp <- if (is.null(dispformula)) ~1 else pylme_formula(dispformula, env, names)
+  aliased <- pylme_check_fixed_rank(f, env$data)
+  if (length(aliased) > 0L) return(list(aliased = aliased))
+  env$control <- pylme_glmmtmb_control(control)
   call <- bquote(glmmTMB::glmmTMB(.(f), data = data, REML = .(isTRUE(reml)), dispformula = .(disp),
                                   control = control, na.action = stats::na.omit))
   fit <- eval(call, env)

@@ -1,9 +1,13 @@
 # lme4 / lmerTest fits. The data are bound as `data` in the fit's own environment
 # `env`, and the call is evaluated there, so fit@call says `data = data`.
 
-pylme_fit_lmer <- function(env, formula, reml, ddf, control) {
-  f <- pylme_formula(formula, env)
-  env$control <- if (is.null(control)) lme4::lmerControl() else do.call(lme4::lmerControl, control)
+# `names` maps the user's column names to the generated ones `data` has (r/formula.R);
+# `control` holds options Python checked against its allow-list (engines/_control.py).
+pylme_fit_lmer <- function(env, formula, reml, ddf, control, names = NULL) {
+  f <- pylme_formula(formula, env, names)
+  aliased <- pylme_check_fixed_rank(f, env$data)
+  if (length(aliased) > 0L) return(list(aliased = aliased))
+  env$control <- do.call(lme4::lmerControl, as.list(control))
   fun <- if (identical(ddf, "none")) quote(lme4::lmer) else quote(lmerTest::lmer)
   call <- bquote(.(fun)(.(f), data = data, REML = .(reml), control = control))
   fit <- eval(call, env)

@@ -1,16 +1,18 @@
 # nlme::lme fits. `random` arrives as formula text or a named list of formula text
 # (outermost level first); `correlation` as list(type, form, p, q).
 
-pylme_nlme_random <- function(random, env) {
-  if (is.character(random)) return(pylme_formula(random, env))
-  out <- lapply(random, pylme_formula, env = env)
+# `names` maps the user's column names to the generated ones `data` has (r/formula.R);
+# a dict's keys arrive already renamed.
+pylme_nlme_random <- function(random, env, names = NULL) {
+  if (is.character(random)) return(pylme_formula(random, env, names))
+  out <- lapply(random, pylme_formula, env = env, names = names)
   names(out) <- names(random)
   out
 }
 
-pylme_nlme_correlation <- function(spec, env) {
+pylme_nlme_correlation <- function(spec, env, names = NULL) {
   if (is.null(spec)) return(NULL)
-  form <- if (is.null(spec$form)) ~1 else pylme_formula(spec$form, env)
+  form <- if (is.null(spec$form)) ~1 else pylme_formula(spec$form, env, names)
   switch(spec$type,
     AR1 = nlme::corAR1(form = form),
     CAR1 = nlme::corCAR1(form = form),
@@ -19,13 +21,17 @@ pylme_nlme_correlation <- function(spec, env) {
     stop("unknown correlation structure: ", spec$type, call. = FALSE))
 }
 
-pylme_fit_lme <- function(env, fixed, random, correlation, reml, control) {
+pylme_fit_lme <- function(env, fixed, random, correlation, reml, control, names = NULL) {
   # Formulas and structures go into the call as objects (they are small, and
   # predict.lme re-evaluates them from the stored call); the data stay a name.
-  fixed_f <- pylme_formula(fixed, env)
-  random_f <- pylme_nlme_random(random, env)
-  corr <- pylme_nlme_correlation(correlation, env)
-  env$control <- do.call(nlme::lmeControl, c(list(returnObject = TRUE), control))
+  fixed_f <- pylme_formula(fixed, env, names)
+  random_f <- pylme_nlme_random(random, env, names)
+  corr <- pylme_nlme_correlation(correlation, env, names)
+  aliased <- pylme_check_fixed_rank(fixed_f, env$data)
+  if (length(aliased) > 0L) return(list(aliased = aliased))
+  control <- as.list(control)
+  control$returnObject <- TRUE
+  env$control <- do.call(nlme::lmeControl, control)
   method <- if (isTRUE(reml)) "REML" else "ML"
   call <- bquote(nlme::lme(fixed = .(fixed_f), data = data, random = .(random_f),
                            correlation = .(corr), method = .(method),
@@ -91,10 +97,24 @@ pylme_lme_coef <- function(fit) {
 
 pylme_lme_ran_vals <- function(fit) pylme_ran_vals_long(pylme_lme_ranef(fit))
 
+# For newdata, each row gets the prediction of its innermost known level: a new patient
+# of a known therapist gets the therapist's, a new patient of no known group the
+# population's, as lme4 and glmmTMB do with allow.new.levels (nlme gives NA).
 pylme_lme_predict <- function(fit, newdata, include_random) {
-  level <- if (isTRUE(include_random)) fit$dims$Q else 0L
+  Q <- fit$dims$Q
+  level <- if (isTRUE(include_random)) Q else 0L
   if (is.null(newdata)) return(as.numeric(stats::fitted(fit, level = level)))
-  as.numeric(stats::predict(fit, newdata = newdata, level = level, na.action = stats::na.pass))
+  if (level == 0L) {
+    return(as.numeric(stats::predict(fit, newdata = newdata, level = 0L, na.action = stats::na.pass)))
+  }
+  p <- stats::predict(fit, newdata = newdata, level = 0:Q, na.action = stats::na.pass)
+  cols <- grep("^predict\\.", names(p), value = TRUE)  # predict.fixed, then outermost to innermost
+  out <- rep(NA_real_, nrow(p))
+  for (col in cols) {
+    value <- as.numeric(p[[col]])
+    out <- ifelse(is.na(value), out, value)
+  }
+  out
 }
 
 pylme_lme_augment <- function(fit) {

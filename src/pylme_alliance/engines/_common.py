@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .. import bridge
-from ..errors import PylmeError
+from ..errors import PylmeError, RError
 from ..results import MixedFit
+from ._names import NameMap
 
 #: Functions a formula may call without ``allow_calls=``. Anything else (``system``,
 #: ``eval``, ``get``, ``::``) is refused before model.frame() could run it.
@@ -23,8 +24,32 @@ ALLOWED_CALLS: frozenset[str] = frozenset({
     "ns", "bs",
 })
 
-#: Names R resolves by itself that may appear in a formula without being columns.
+#: Symbols R resolves by itself that may appear in a formula without being columns.
+#: A symbol that IS a column of the data always means the column (it is renamed like any
+#: other), so ``T``, ``F`` and ``pi`` mean R's values only when the data have no such
+#: column. ``TRUE``, ``FALSE``, ``NULL``, ``NA``, ``Inf`` and ``NaN`` written without
+#: backticks are not symbols but R's constants; when the data have a column of that name
+#: the formula is refused as ambiguous (write ```TRUE``` to mean the column).
 R_CONSTANTS: frozenset[str] = frozenset({"pi", "T", "F", "TRUE", "FALSE"})
+
+
+def refuse_nul(value: Any, what: str) -> None:
+    """Refuse a NUL character anywhere in ``value`` (strings, dict keys and values, lists).
+
+    R's strings end at the first NUL, so ``"x\\x00 + s"`` would reach R as ``"x"`` while
+    the fit's formula says otherwise.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise PylmeError(f"{what} contains a NUL character (\\x00), which R cannot hold: {item!r}")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,7 @@ class FormulaInfo:
     response: tuple[str, ...]
     groups: tuple[str, ...]
     calls: tuple[str, ...]
+    constants: tuple[str, ...] = ()
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -50,6 +76,7 @@ def parse_formula(text: str, *, allow_calls: Iterable[str] = ()) -> FormulaInfo:
     """Parse formula text in R (``str2lang``, no evaluation) and refuse unknown calls."""
     if not isinstance(text, str) or not text.strip():
         raise PylmeError(f"a formula must be a non-empty string, got {text!r}")
+    refuse_nul(text, "the formula")
     info, _ = bridge.call("pylme_formula_info", text)
     calls = _as_tuple(info["calls"])
     allowed = ALLOWED_CALLS | set(allow_calls)
@@ -60,7 +87,14 @@ def parse_formula(text: str, *, allow_calls: Iterable[str] = ()) -> FormulaInfo:
             f"may call; if you trust them, pass allow_calls={refused!r}"
         )
     return FormulaInfo(text, _as_tuple(info["vars"]), _as_tuple(info["response"]),
-                       _as_tuple(info["groups"]), calls)
+                       _as_tuple(info["groups"]), calls, _as_tuple(info["constants"]))
+
+
+def require_response(info: FormulaInfo, what: str = "formula") -> None:
+    """Refuse a one-sided formula (``"~ x + (1 | g)"``): a model needs a response."""
+    if not info.response:
+        raise PylmeError(f"the {what} {info.text!r} has no response: write it as 'outcome ~ ...' with "
+                         "the response column on the left of '~'")
 
 
 def missing_columns_error(missing: list[str], columns: list[str]) -> PylmeError:
@@ -93,6 +127,11 @@ def check_data(data: Any, formulas: Iterable[FormulaInfo], *, extra: Iterable[st
     missing = [v for v in wanted if v not in columns and v not in R_CONSTANTS]
     if missing:
         raise missing_columns_error(missing, columns)
+    for info in formulas:
+        clash = [c for c in info.constants if c in columns]
+        if clash:
+            raise PylmeError(f"in {info.text!r}, {clash[0]} is R's constant, but the data also have a column "
+                             f"named {clash[0]!r}; write `{clash[0]}` (with backticks) to use the column")
     used = [v for v in wanted if v in columns]
     frame = data.loc[:, used]
     frame.columns = used
@@ -122,20 +161,25 @@ class RBackend:
 
     prefix: str
     fit: Any
+    names: NameMap = NameMap(())
+    r_terms: tuple[str, ...] = ()
 
     def _call(self, what: str, *args: Any) -> Any:
-        value, _ = bridge.call(f"pylme_{self.prefix}_{what}", self.fit, *args)
+        try:
+            value, _ = bridge.call(f"pylme_{self.prefix}_{what}", self.fit, *args)
+        except RError as exc:
+            raise RError(self.names.to_user(exc.r_message), exc.r_call) from None
         return value
 
     def ran_vals(self) -> pd.DataFrame:
-        return self._call("ran_vals")
+        return self.names.table(self._call("ran_vals"))
 
     def ran_coefs(self) -> pd.DataFrame:
         frames = self._call("coef")
-        return _long_table(frames)
+        return _long_table(self.names.wide(frames))
 
     def ranef(self) -> dict[str, pd.DataFrame]:
-        return {g: d.set_index("level") for g, d in self._call("ranef").items()}
+        return {g: d.set_index("level") for g, d in self.names.wide(self._call("ranef")).items()}
 
     def fitted_resid(self) -> tuple[np.ndarray, np.ndarray]:
         out = self._call("augment")
@@ -145,10 +189,15 @@ class RBackend:
         return self._call("contrast", list(map(float, L)), ddf)
 
     def sd_interval(self, group: str, term: str, level: float) -> tuple[float, float]:
-        low, high = np.asarray(self._call("sd_interval", group, term, float(level)), dtype=float)
+        group_r = self.names.term_to_r(group, self.r_terms)
+        term_r = self.names.term_to_r(term, self.r_terms)
+        low, high = np.asarray(self._call("sd_interval", group_r, term_r, float(level)), dtype=float)
         return float(low), float(high)
 
     def predict(self, newdata: pd.DataFrame | None, include_random: bool) -> np.ndarray:
+        if newdata is not None:
+            # the model's columns under their R names; other columns stay behind
+            newdata = self.names.frame_to_r(newdata.reset_index(drop=True))
         return np.atleast_1d(np.asarray(self._call("predict", newdata, bool(include_random)), dtype=float))
 
     @property
@@ -167,12 +216,30 @@ def _long_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         columns=["group", "level", "term", "estimate"])
 
 
-def fit_in_r(function: str, frame: pd.DataFrame, **args: Any) -> tuple[dict[str, Any], list[str]]:
-    """Bind ``frame`` as ``data`` in a fresh R environment and run ``function`` there."""
-    with bridge.lock:
-        env = bridge.new_env()
-        bridge.assign(env, "data", frame)
-        return bridge.call(function, env, **args)
+def fit_in_r(function: str, frame: pd.DataFrame, names: NameMap, **args: Any) -> tuple[dict[str, Any], list[str]]:
+    """Bind ``frame``, its columns under their R names, as ``data`` in a fresh R
+    environment and run ``function`` there with ``names`` (for ``pylme_formula``).
+
+    R's errors come back with the user's names. A fit function that finds the fixed
+    effects not identified returns ``aliased`` instead of a fit: that is refused here,
+    naming the terms and the columns they are made of.
+    """
+    refuse_nul(args, "an argument")
+    try:
+        with bridge.lock:
+            env = bridge.new_env()
+            bridge.assign(env, "data", names.frame_to_r(frame))
+            result, conditions = bridge.call(function, env, names=names.r_names(), **args)
+    except RError as exc:
+        raise RError(names.to_user(exc.r_message), exc.r_call) from None
+    aliased = texts(result.get("aliased"))
+    if aliased:
+        terms = [names.to_user(t) for t in aliased]
+        used = list(dict.fromkeys(c for t in aliased for c in names.columns_in(t)))
+        raise PylmeError(f"the fixed-effect term(s) {terms} (column(s) {used}) are constant or perfectly "
+                         "collinear with the other fixed effects among the complete rows, so their "
+                         "coefficients are not identified; remove them from the formula")
+    return result, list(names.texts(conditions))
 
 
 def _series(values: Any) -> pd.Series:
@@ -196,6 +263,14 @@ def _stats(glance: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def r_terms(result: dict[str, Any]) -> tuple[str, ...]:
+    """Term and group names as R gave them (for looking a user's term up in R)."""
+    out = list(texts(result["fixed"]["term"])) + list(texts(result["ran_pars"]["group"]))
+    for term in texts(result["ran_pars"]["term"]):
+        out.extend(term.split("__", 1)[1].split(".") if term.startswith("cor__") else [term.split("__", 1)[-1]])
+    return tuple(dict.fromkeys(out))
+
+
 def texts(value: Any) -> list[str]:
     """An R character vector (None, one string or an array of them) as a list of str."""
     if value is None:
@@ -211,21 +286,26 @@ def _float(value: Any) -> float:
 
 def make_fit(engine: str, formula: str, data: pd.DataFrame, frame: pd.DataFrame, result: dict[str, Any],
              conditions: list[str], backend: Any, call_args: dict[str, Any]) -> MixedFit:
-    """Assemble a MixedFit from what an r/ fit function returned."""
+    """Assemble a MixedFit from what an r/ fit function returned, every name R gave
+    mapped back to the user's (``backend.names``)."""
+    names: NameMap = getattr(backend, "names", NameMap(()))
     used = np.asarray(result["used_rows"], dtype=np.int64).ravel() - 1
     model_rows = data.iloc[used].copy()
     stats = _stats(result["glance"])
-    messages = texts(result["glance"].get("conv_messages"))
+    stats["ngrps"] = names.keys(stats["ngrps"])
+    messages = [names.to_user(m) for m in texts(result["glance"].get("conv_messages"))]
     warnings = tuple(dict.fromkeys([*conditions, *messages]))
     if any("converge" in w.lower() for w in warnings):
         stats["converged"] = False
-    fixef = _series(result["fixef"])
+    fixef = names.series(_series(result["fixef"]))
     vcov = result.get("vcov")
     if isinstance(vcov, pd.DataFrame):
         vcov.index = list(vcov.columns)
+        vcov = names.matrix(vcov)
     return MixedFit(
         engine=engine, formula=formula, nobs=stats["nobs"], n_dropped=len(frame) - len(used),
-        warnings=warnings, data=model_rows, fixed_table=result["fixed"].reset_index(drop=True),
-        ran_pars_table=result["ran_pars"].reset_index(drop=True), stats=stats, fixef_values=fixef,
+        warnings=warnings, data=model_rows,
+        fixed_table=names.table(result["fixed"]).reset_index(drop=True),
+        ran_pars_table=names.table(result["ran_pars"]).reset_index(drop=True), stats=stats, fixef_values=fixef,
         backend=backend, call_args=call_args, vcov_matrix=vcov,
     )

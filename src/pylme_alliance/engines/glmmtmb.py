@@ -5,9 +5,11 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..errors import PylmeError
 from ..results import MixedFit
-from ._common import RBackend, check_data, fit_in_r, make_fit, parse_formula
+from ._common import (RBackend, check_data, fit_in_r, make_fit, parse_formula, r_terms, refuse_nul,
+                      require_response)
+from ._control import check_control
+from ._names import NameMap
 
 
 def glmmtmb(formula: str, data: pd.DataFrame, *, reml: bool = False, dispformula: str | None = None,
@@ -29,21 +31,37 @@ def glmmtmb(formula: str, data: pd.DataFrame, *, reml: bool = False, dispformula
         patient)`` is the pure residual-AR(1) model (nlme's corAR1).
     control : dict, optional
         Arguments of ``glmmTMB::glmmTMBControl``, e.g. ``{"profile": True}`` (which
-        often cures "false convergence" in ar1 models).
+        often cures "false convergence" in ar1 models) or ``{"optimizer": "optim",
+        "optArgs": {"method": "BFGS"}}``. Accepted: ``optimizer`` (``"nlminb"`` or
+        ``"optim"``, mapped to the R function by a fixed table), ``optArgs`` (numbers,
+        optim's ``method``, ``control`` dict of numbers), ``optCtrl`` (dict of
+        numbers), ``profile``, ``collect``, ``eigval_check`` (bool), ``parallel``
+        (positive int), ``rank_check``, ``conv_check``; any other key is an error.
+
+    Raises
+    ------
+    PylmeError
+        A one-sided formula, a NUL character in any text, an unknown control option, a
+        fixed-effect column that is constant or collinear with the others (named: glmmTMB
+        itself would keep both halves of a split intercept and report convergence).
 
     Notes
     -----
-    Inference is Wald z (no df). ``converged`` is False unless the optimizer reports
+    Column names reach R as generated names and every name in the results is mapped
+    back (see :func:`~pylme_alliance.lmer`). Inference is Wald z (no df). ``converged`` is False unless the optimizer reports
     success and the Hessian is positive definite.
     """
-    if control is not None and not isinstance(control, dict):
-        raise PylmeError("control must be a dict of glmmTMB::glmmTMBControl arguments")
+    refuse_nul(control, "control")
+    r_control = check_control("glmmtmb", control)
     infos = [parse_formula(formula, allow_calls=allow_calls)]
+    require_response(infos[0])
     if dispformula is not None:
         infos.append(parse_formula(dispformula, allow_calls=allow_calls))
     frame = check_data(data, infos)
-    result, conditions = fit_in_r("pylme_fit_glmmtmb", frame, formula=formula, reml=bool(reml),
-                                  dispformula=dispformula, control=control)
+    names = NameMap(frame.columns)
+    result, conditions = fit_in_r("pylme_fit_glmmtmb", frame, names, formula=formula, reml=bool(reml),
+                                  dispformula=dispformula, control=r_control)
     display = formula + (f"; dispformula: {dispformula}" if dispformula else "")
-    return make_fit("glmmTMB", display, data, frame, result, conditions, RBackend("glmmtmb", result["fit"]),
+    backend = RBackend("glmmtmb", result["fit"], names, r_terms(result))
+    return make_fit("glmmTMB", display, data, frame, result, conditions, backend,
                     {"formula": formula, "reml": bool(reml), "dispformula": dispformula, "control": control})
