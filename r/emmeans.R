@@ -1,6 +1,8 @@
 # emmeans' view of a simple slope, used to check AllianceFit.simple_slopes(): the trend
 # of `var` at values of a numeric moderator (or at each level of a factor moderator).
 pylme_emtrends <- function(fit, var, moderator, at) {
+  var <- pylme_fit_name(fit, var)  # the fit's columns carry generated names (r/formula.R)
+  moderator <- pylme_fit_name(fit, moderator)
   spec <- stats::as.formula(call("~", as.name(moderator)))
   at_list <- if (is.null(at)) list() else stats::setNames(list(at), moderator)
   args <- list(fit, specs = spec, var = var, at = at_list)

@@ -223,6 +223,20 @@ pylme_formula <- function(text, env, names = NULL) {
   f
 }
 
+# A fit carries the renaming it was made with (attribute "pylme_names"), so R code that
+# receives a user's column name (emmeans' var, a moderator) finds the name inside the fit.
+pylme_tag_names <- function(fit, names) {
+  attr(fit, "pylme_names") <- names
+  fit
+}
+
+pylme_fit_name <- function(fit, name) {
+  names <- attr(fit, "pylme_names")
+  if (is.null(name) || is.null(names)) return(name)
+  k <- match(name, names$from)
+  if (is.na(k)) name else names$to[[k]]
+}
+
 # Refuse a fixed-effects design whose columns are not identified (a constant column
 # next to the intercept, a column that is a sum of others): lme4 would drop it with a
 # message, nlme stop in its algebra, glmmTMB keep both halves and report convergence.

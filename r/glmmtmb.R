@@ -27,7 +27,7 @@ pylme_fit_glmmtmb <- function(env, formula, reml, dispformula, control, names = 
   env$control <- pylme_glmmtmb_control(control)
   call <- bquote(glmmTMB::glmmTMB(.(f), data = data, REML = .(isTRUE(reml)), dispformula = .(disp),
                                   control = control, na.action = stats::na.omit))
-  fit <- eval(call, env)
+  fit <- pylme_tag_names(eval(call, env), names)
   list(fit = fit, fixed = pylme_glmmtmb_fixed(fit), ran_pars = pylme_glmmtmb_ran_pars(fit, dispformula),
        glance = pylme_glmmtmb_glance(fit), fixef = glmmTMB::fixef(fit)$cond,
        vcov = pylme_vcov_frame(stats::vcov(fit)$cond),

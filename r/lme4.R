@@ -10,7 +10,7 @@ pylme_fit_lmer <- function(env, formula, reml, ddf, control, names = NULL) {
   env$control <- do.call(lme4::lmerControl, as.list(control))
   fun <- if (identical(ddf, "none")) quote(lme4::lmer) else quote(lmerTest::lmer)
   call <- bquote(.(fun)(.(f), data = data, REML = .(reml), control = control))
-  fit <- eval(call, env)
+  fit <- pylme_tag_names(eval(call, env), names)
   list(fit = fit, fixed = pylme_lmer_fixed(fit, ddf), ran_pars = pylme_lmer_ran_pars(fit),
        glance = pylme_lmer_glance(fit), fixef = lme4::fixef(fit),
        vcov = pylme_vcov_frame(stats::vcov(fit)),

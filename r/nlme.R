@@ -36,7 +36,7 @@ pylme_fit_lme <- function(env, fixed, random, correlation, reml, control, names 
   call <- bquote(nlme::lme(fixed = .(fixed_f), data = data, random = .(random_f),
                            correlation = .(corr), method = .(method),
                            control = control, na.action = stats::na.omit))
-  fit <- eval(call, env)
+  fit <- pylme_tag_names(eval(call, env), names)
   list(fit = fit, fixed = pylme_lme_fixed(fit), ran_pars = pylme_lme_ran_pars(fit, correlation),
        glance = pylme_lme_glance(fit), fixef = nlme::fixef(fit),
        vcov = pylme_vcov_frame(stats::vcov(fit)),
