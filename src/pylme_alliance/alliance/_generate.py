@@ -134,37 +134,46 @@ def _rank(obs: np.ndarray) -> np.ndarray:
     return np.where(obs, np.cumsum(obs, axis=1) - 1, -1)
 
 
-def _between_level(alliance: np.ndarray, obs: np.ndarray, signal: np.ndarray, *,
-                   early: int | None, ar: float, var_e: float, rho: float, feedback: float) -> float:
+def _between_level(alliance: np.ndarray, obs: np.ndarray, signal: np.ndarray, intake_signal: np.ndarray, *,
+                   early: int | None, adjust: bool, var_p: float, var_t: float, var_e: float, ar: float,
+                   rho: float, feedback: float) -> float:
     """Population regression of the patient's outcome level on the alliance level.
 
-    Derivation (linear part of the generator; rounding, clipping and the
-    alliance-driven choice of sessions are ignored). For patient i let S_i be
-    the sessions whose alliance defines the level (all attended sessions, or
-    the first ``early`` attended ones) and R_i the sessions whose outcome defines
-    the outcome level (all attended sessions, or those after the first
-    ``early``). With X_i = mean_{S_i} A and L_i = mean_{R_i} Y, the
-    between-patient regression of L on X over patients is::
+    Derivation (linear part of the generator; rounding, clipping, the session
+    covariate and the alliance-driven choice of sessions are ignored). For
+    patient i let S_i be the sessions whose alliance defines the level (all
+    attended sessions, or the first ``early`` attended ones) and R_i the
+    sessions whose outcome defines the outcome level (those after the first
+    ``early``; for the person mean all sessions, or all but the intake when
+    the intake is adjusted for -- as ``between_effect()`` chooses its rows).
+    With X_i = mean_{S_i} A and L_i = mean_{R_i} Y, the truth is the
+    between-patient regression of L on X (and on the intake outcome Y1 when
+    ``adjust``) over patients, each once.
 
-        sum_i (X_i - X.)(L_i - L.) / sum_i (X_i - X.)^2
+    Split L_i = Ls_i + p_i + v_j + mean_{R_i} e and Y1_i = Ys_i + p_i + v_j + e_1,
+    where ``Ls``/``Ys`` is what the alliance drives (the level term and the
+    lagged within terms, realised in this sample). The realised parts enter
+    through their sample (co)variances; the outcome noise enters only through its
+    expectation, so the truth is never fitted to the noise:
 
-    L_i = signal_i + p_i + v_j + mean_{R_i} e, where ``signal`` is everything
-    the alliance drives (the level term and the lagged within terms, realised
-    in this sample). p and v are independent of the alliance. So is e,
-    except under symptom->alliance feedback, where the alliance at s carries
-    ``feedback * rho^(s-1-u) * e_u`` for every attended u < s, so that::
+    * Var(p + v + e_1) = var_p + var_t + var_e;
+      Cov(L noise, Y1 noise) = var_p + var_t + var_e * mean_{t in R_i} ar^(t-1);
+    * p and v are independent of the alliance; e is too, except under
+      symptom->alliance feedback, where the alliance at s carries
+      ``feedback * rho^(s-1-u) * e_u`` for every attended u < s (first order in
+      the feedback), so that::
 
-        E cov(X_i, mean_{R_i} e) = feedback * var_e / (|S_i| |R_i|)
+        E Cov(X_i, mean_{R_i} e) = feedback * var_e / (|S_i| |R_i|)
             * sum_{u attended} [sum_{s in S_i, s > u} rho^(s-1-u)] [sum_{t in R_i} ar^|u - t|]
+        E Cov(X_i, e_1)          = feedback * var_e / |S_i| * sum_{s in S_i, s > 1} rho^(s-2)
 
-    (first order in the feedback). The truth is the in-sample regression of
-    ``signal`` on X plus the sum of these expected covariances over the
-    same denominator: the outcome noise itself is never used, so the truth is
-    not fitted to it.
+    The coefficient on X is then the usual two-regressor formula
+    ``(V_XL V_YY - V_YL V_XY) / (V_XX V_YY - V_XY^2)`` (one regressor: V_XL / V_XX).
     """
     rank = _rank(obs)
     if early is None:
-        S, R = obs, obs
+        S = obs
+        R = obs & (rank >= 1) if adjust else obs
     else:
         S = obs & (rank < early)
         R = obs & (rank >= early)
@@ -172,24 +181,36 @@ def _between_level(alliance: np.ndarray, obs: np.ndarray, signal: np.ndarray, *,
     if keep.sum() < 3:
         return float("nan")
     S, R, obs_k = S[keep], R[keep], obs[keep]
+    nS, nR = S.sum(axis=1), R.sum(axis=1)
     X = _person_mean(alliance[keep], S)
-    L = _person_mean(signal[keep], R)
-    xc = X - X.mean()
-    den = float((xc**2).sum())
-    if den <= 0:
-        return float("nan")
-    num = float((xc * (L - L.mean())).sum())
+    Ls = _person_mean(signal[keep], R)
+    Ys = intake_signal[keep]
+
+    def cov(u: np.ndarray, v: np.ndarray) -> float:
+        return float(np.mean((u - u.mean()) * (v - v.mean())))
+
+    T = obs.shape[1]
+    idx = np.arange(T)
+    lag = idx[:, None] - 1 - idx[None, :]                      # s - 1 - u
+    rho_m = np.where(lag >= 0, float(rho) ** np.clip(lag, 0, None), 0.0)   # [s, u]
+    c_xl = c_xy = 0.0
     if feedback != 0.0:
-        T = obs.shape[1]
-        idx = np.arange(T)
-        lag = idx[:, None] - 1 - idx[None, :]                  # s - 1 - u
-        rho_m = np.where(lag >= 0, float(rho) ** np.clip(lag, 0, None), 0.0)   # [s, u]
-        phi_m = float(ar) ** np.abs(idx[:, None] - idx[None, :])               # [u, t]
-        P = S.astype(float) @ rho_m                            # [i, u]
-        Q = R.astype(float) @ phi_m                            # [i, u]
-        cov = feedback * var_e * (obs_k * P * Q).sum(axis=1) / (S.sum(axis=1) * R.sum(axis=1))
-        num += float(cov.sum())
-    return num / den
+        phi_m = float(ar) ** np.abs(idx[:, None] - idx[None, :])           # [u, t]
+        P = S.astype(float) @ rho_m                               # [i, u]
+        Q = R.astype(float) @ phi_m                               # [i, u]
+        c_xl = float(np.mean(feedback * var_e * (obs_k * P * Q).sum(axis=1) / (nS * nR)))
+        c_xy = float(np.mean(feedback * var_e * P[:, 0] / nS))
+    v_xx = cov(X, X)
+    v_xl = cov(X, Ls) + c_xl
+    if v_xx <= 0:
+        return float("nan")
+    if not adjust:
+        return v_xl / v_xx
+    phi_r = (R.astype(float) @ (float(ar) ** idx)) / nR          # mean_{t in R} ar^(t-1)
+    v_xy = cov(X, Ys) + c_xy
+    v_yy = cov(Ys, Ys) + var_p + var_t + var_e
+    v_yl = cov(Ys, Ls) + var_p + var_t + var_e * float(np.mean(phi_r))
+    return (v_xl * v_yy - v_yl * v_xy) / (v_xx * v_yy - v_xy**2)
 
 
 # ----------------------------------------------------------------------------
@@ -377,7 +398,9 @@ def generate(p: dict[str, Any], mods: dict[str, Any], rng: np.random.Generator
     sd_yw = float(np.sqrt(np.nanmean(y_c**2)))
     ybar = np.nanmean(y_obs, axis=1)
     signal = beta * level_term[:, None] + lagpart
-    level_kw = dict(ar=ar, var_e=var_e, rho=rho, feedback=feedback if dynamic else 0.0)
+    level_kw = dict(var_p=var_p, var_t=var_t, var_e=var_e, ar=ar, rho=rho,
+                    feedback=feedback if dynamic else 0.0)
+    intake_signal = beta * level_term
     early_k = p["early_sessions"]
     slope_sd = p["slope_sd"]
     truth: dict[str, Any] = {
@@ -388,8 +411,14 @@ def generate(p: dict[str, Any], mods: dict[str, Any], rng: np.random.Generator
         "within_expected": _expected_within(W, obs, lagpart, len(b)),
         "between": float(beta),
         "between_level": {
-            "mean": _between_level(alliance_obs, obs, signal, early=None, **level_kw),
-            "early": _between_level(alliance_obs, obs, signal, early=early_k, **level_kw),
+            "mean": _between_level(alliance_obs, obs, signal, intake_signal, early=None, adjust=False,
+                                   **level_kw),
+            "early": _between_level(alliance_obs, obs, signal, intake_signal, early=early_k, adjust=False,
+                                    **level_kw),
+            "mean_adjusted": _between_level(alliance_obs, obs, signal, intake_signal, early=None,
+                                            adjust=True, **level_kw),
+            "early_adjusted": _between_level(alliance_obs, obs, signal, intake_signal, early=early_k,
+                                             adjust=True, **level_kw),
             "early_sessions": early_k,
         },
         "slope_sd": float(slope_sd),
