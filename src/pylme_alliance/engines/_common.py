@@ -13,6 +13,8 @@ import pandas as pd
 from .. import bridge
 from ..errors import PylmeError, RError
 from ..results import MixedFit
+from .datacheck import model_columns
+from .flags import fit_flags
 from ._names import NameMap
 
 #: Functions a formula may call without ``allow_calls=``. Anything else (``system``,
@@ -133,9 +135,7 @@ def check_data(data: Any, formulas: Iterable[FormulaInfo], *, extra: Iterable[st
             raise PylmeError(f"in {info.text!r}, {clash[0]} is R's constant, but the data also have a column "
                              f"named {clash[0]!r}; write `{clash[0]}` (with backticks) to use the column")
     used = [v for v in wanted if v in columns]
-    frame = data.loc[:, used]
-    frame.columns = used
-    frame = frame.reset_index(drop=True)
+    frame = model_columns(data, used)  # one column rule for every engine (datacheck.py)
     for info in formulas:
         for var in info.response:
             if var in frame and not (pd.api.types.is_numeric_dtype(frame[var])
@@ -292,6 +292,7 @@ def make_fit(engine: str, formula: str, data: pd.DataFrame, frame: pd.DataFrame,
     used = np.asarray(result["used_rows"], dtype=np.int64).ravel() - 1
     model_rows = data.iloc[used].copy()
     stats = _stats(result["glance"])
+    stats.update(fit_flags(engine, stats["singular"], result["ran_pars"]))  # flags.py: one rule
     stats["ngrps"] = names.keys(stats["ngrps"])
     messages = [names.to_user(m) for m in texts(result["glance"].get("conv_messages"))]
     warnings = tuple(dict.fromkeys([*conditions, *messages]))

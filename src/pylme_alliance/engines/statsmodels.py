@@ -9,83 +9,29 @@ Wald z tests (df NaN). Nothing here starts R.
 """
 from __future__ import annotations
 
-import ast
 import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import numpy as np  # noqa: F401  (also the ``np`` a formula may use, e.g. np.log(x))
+import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
 from ..results import MixedFit
 from ._common import missing_columns_error
+from ._sm_formula import formula_variables
+from .datacheck import model_columns
+from .flags import boundary_flags
 
-#: A variance component below this fraction of the residual variance counts as zero.
-SINGULAR_TOL = 1e-8
-#: Names a patsy formula may use without being columns (contrast codings, modules).
-_FORMULA_NAMES = frozenset({"np", "numpy", "Treatment", "Sum", "Poly", "Helmert", "Diff",
-                            "ContrastMatrix", "True", "False", "None"})
 _INTERCEPT = "(Intercept)"
 _BOUNDARY = "on the boundary"
 
 
 # ----------------------------------------------------------------- formula checks
-def _factor_variables(code: str) -> list[str]:
-    """Column names a patsy factor (``Days``, ``C(cask)``, ``Q("a b")``, ``np.log(x)``)
-    reads: bare names and the string argument of ``Q``; function names are skipped."""
-    try:
-        tree = ast.parse(code.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise PylmeError(f"cannot read formula term {code!r}: {exc.msg}") from None
-    found: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.Call):
-            func = node.func
-            if (isinstance(func, ast.Name) and func.id == "Q" and node.args
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                found.append(node.args[0].value)
-                return
-            for arg in node.args:
-                visit(arg)
-            for kw in node.keywords:
-                visit(kw.value)
-        elif isinstance(node, ast.Name):
-            if node.id not in _FORMULA_NAMES:
-                found.append(node.id)
-        elif isinstance(node, ast.Attribute):
-            return  # np.pi and the like
-        else:
-            for child in ast.iter_child_nodes(node):
-                visit(child)
-
-    visit(tree)
-    return found
-
-
-def _formula_variables(formula: str, *, what: str) -> tuple[list[str], list[str]]:
-    """(response variables, right-hand side variables) of a patsy formula."""
-    import patsy
-
-    if not isinstance(formula, str) or not formula.strip():
-        raise PylmeError(f"{what} must be a non-empty formula string, got {formula!r}")
-    try:
-        desc = patsy.ModelDesc.from_formula(formula)
-    except patsy.PatsyError as exc:
-        raise PylmeError(f"cannot parse {what} {formula!r}: {exc}") from None
-
-    def collect(terms: list[Any]) -> list[str]:
-        out: list[str] = []
-        for term in terms:
-            for factor in term.factors:
-                for var in _factor_variables(factor.code):
-                    if var not in out:
-                        out.append(var)
-        return out
-
-    return collect(desc.lhs_termlist), collect(desc.rhs_termlist)
+#: The only name a formula can reach beyond the data columns and patsy's builtins
+#: (C, I, Q, contrasts); the formula guard has already refused everything else.
+_EVAL_ENV = {"np": np}
 
 
 def _term_name(name: str, groups: str | None = None) -> str:
@@ -285,27 +231,34 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
         raise PylmeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if not isinstance(groups, str) or not groups:
         raise PylmeError("groups must be the name of a column of the data")
+    if "\x00" in groups:
+        raise PylmeError(f"groups {groups!r} contains a NUL character (\\x00); remove it")
     if vc_formula is not None:
         if not isinstance(vc_formula, Mapping) or not vc_formula:
             raise PylmeError("vc_formula must be a non-empty dict {name: formula}")
-        bad = {k: v for k, v in vc_formula.items() if not isinstance(k, str) or not isinstance(v, str)}
+        bad = {k: v for k, v in vc_formula.items() if not isinstance(k, str) or not isinstance(v, str)
+               or not k or "\x00" in k or "[" in k}
         if bad:
-            raise PylmeError(f"vc_formula must map names to formula strings, got {bad!r}")
+            raise PylmeError(f"vc_formula must map names (non-empty, without '[' or NUL) to formula "
+                             f"strings, got {bad!r}")
         vc_formula = dict(vc_formula)
 
-    response, fixed_vars = _formula_variables(formula, what="formula")
+    # the guard parses every formula (nothing is evaluated) before patsy may see it
+    response, fixed_vars = formula_variables(formula, what="formula")
     if not response:
         raise PylmeError(f"formula {formula!r} has no response (write 'y ~ x')")
     re_vars: list[str] = []
     if re_formula is not None:
-        re_lhs, re_vars = _formula_variables(re_formula, what="re_formula")
+        re_lhs, re_vars = formula_variables(re_formula, what="re_formula")
         if re_lhs:
             raise PylmeError(f"re_formula {re_formula!r} must be one-sided, e.g. '~ x'")
     if re_formula is None:
         re_formula = "1"
     vc_vars: list[str] = []
     for name, text in (vc_formula or {}).items():
-        _, part = _formula_variables(text, what=f"vc_formula[{name!r}]")
+        vc_lhs, part = formula_variables(text, what=f"vc_formula[{name!r}]")
+        if vc_lhs:
+            raise PylmeError(f"vc_formula[{name!r}] = {text!r} must be one-sided, e.g. '0 + C(patient)'")
         vc_vars += part
 
     columns = [str(c) for c in data.columns]
@@ -313,9 +266,7 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     missing = [v for v in wanted if v not in columns]
     if missing:
         raise missing_columns_error(missing, columns)
-    frame = data.loc[:, wanted].copy()
-    frame.columns = wanted
-    frame = frame.reset_index(drop=True)
+    frame = model_columns(data, wanted, target="statsmodels")
     for var in response:
         if not (pd.api.types.is_numeric_dtype(frame[var]) and not pd.api.types.is_bool_dtype(frame[var])):
             raise PylmeError(f"the response column {var!r} must be numeric, not {frame[var].dtype}")
@@ -328,6 +279,9 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
         raise PylmeError(f"the grouping factor {groups!r} has {n_levels} level(s) among the complete "
                          "rows; a random effect needs at least 2")
     frame = frame.loc[complete].reset_index(drop=True)
+    for var in frame.columns:  # logicals that held missing values: plain bool once those rows are gone
+        if frame[var].dtype == object and pd.api.types.infer_dtype(frame[var]) == "boolean":
+            frame[var] = frame[var].astype(bool)
     if isinstance(frame[groups].dtype, pd.CategoricalDtype):
         frame[groups] = frame[groups].cat.remove_unused_categories()
     used = np.flatnonzero(complete)
@@ -335,10 +289,11 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            # eval_env: names resolve to the data, patsy's builtins and np only
             model = MixedLM.from_formula(formula, data=frame, groups=groups, re_formula=re_formula,
-                                         vc_formula=vc_formula, missing="none")
+                                         vc_formula=vc_formula, missing="none", eval_env=dict(_EVAL_ENV))
             result = model.fit(reml=bool(reml))
-        except (ValueError, np.linalg.LinAlgError, patsy.PatsyError) as exc:
+        except (ValueError, TypeError, KeyError, np.linalg.LinAlgError, patsy.PatsyError) as exc:
             raise PylmeError(f"statsmodels MixedLM failed: {exc}") from exc
     texts = []
     categories: list[type[Warning]] = []
@@ -370,22 +325,17 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     cov = np.asarray(result.cov_re, dtype=float)
     re_terms = [_term_name(n, groups) for n in model.data.exog_re_names]
     rows: list[tuple[str, str, float]] = []
-    small: list[float] = []
     if len(re_terms):
         sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-        small += list(np.diag(cov))
         for i, term in enumerate(re_terms):
             rows.append((groups, f"sd__{term}", float(sd[i])))
         for i in range(len(re_terms)):
             for j in range(i + 1, len(re_terms)):
                 cor = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
                 rows.append((groups, f"cor__{re_terms[i]}.{re_terms[j]}", float(cor)))
-                if np.isfinite(cor) and abs(cor) > 1 - 1e-6:
-                    small.append(0.0)
     vcomp = np.asarray(result.vcomp, dtype=float)
     for name, var in zip(model.exog_vc.names, vcomp):
         rows.append((name, "sd__(Intercept)", float(np.sqrt(max(var, 0.0)))))
-        small.append(float(var))
     rows.append(("Residual", "sd__Observation", float(np.sqrt(scale))))
     ran_pars = pd.DataFrame(rows, columns=["group", "term", "estimate"])
 
@@ -407,13 +357,13 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
                               for m in model.exog_vc.mats[j]))
     stats = {"nobs": n, "sigma": float(np.sqrt(scale)), "logLik": llf, "AIC": aic, "BIC": float(bic),
              "reml": bool(reml), "converged": bool(result.converged) and not not_converged,
-             "singular": bool(any(v < SINGULAR_TOL * scale for v in small)), "df": float(npar),
-             "ngrps": ngrps}
+             **boundary_flags(ran_pars, float(np.sqrt(scale))), "df": float(npar), "ngrps": ngrps}
 
     re_design = None
     if re_formula.strip().lstrip("~").strip() != "1":
-        re_design = patsy.dmatrix(re_formula, frame).design_info
-    vc_designs = {name: patsy.dmatrix(text, frame).design_info for name, text in (vc_formula or {}).items()}
+        re_design = patsy.dmatrix(re_formula, frame, eval_env=patsy.EvalEnvironment([_EVAL_ENV])).design_info
+    vc_designs = {name: patsy.dmatrix(text, frame, eval_env=patsy.EvalEnvironment([_EVAL_ENV])).design_info
+                  for name, text in (vc_formula or {}).items()}
     backend = StatsmodelsBackend(result, groups, frame, re_design, vc_designs, fixef)
     shown = formula + (f" | groups={groups}" + (f", re_formula={re_formula}" if re_formula else "")
                        + (f", vc_formula={vc_formula}" if vc_formula else ""))
