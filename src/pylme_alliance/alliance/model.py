@@ -341,6 +341,8 @@ class AllianceModel:
             rho = float(np.clip((estimate * (t - 1) + 1) / (t - 2), -0.99, 0.99))
             bias = -(1 + rho) / (t - 1)
             size = f"about {bias:.2f} (rho about {rho:.2f} once corrected)"
+        elif t > 2:
+            size = f"of order -{2 / (t - 1):.2f} (the slope was not estimated)"
         else:
             size = "unbounded (median T <= 2)"
         return (
