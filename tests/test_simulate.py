@@ -219,3 +219,113 @@ def test_example_matches_regeneration(tmp_path) -> None:
     pd.testing.assert_frame_equal(ex, regenerated, check_exact=False, atol=1e-9, rtol=0)
     direct = simulate(seed=EXAMPLE_SEED, moderation=EXAMPLE_MODERATION).data
     pd.testing.assert_frame_equal(ex, direct, check_exact=False, atol=1e-9, rtol=0)
+
+
+# ---------------------------------------------------------------------------
+# feedback, AR(1) alliance, fixed designs and the named estimands (issue 9, item 10)
+
+
+def _fe_slope(d: pd.DataFrame, y: str, x: str) -> float:
+    """Within-patient (demeaned) OLS slope of y on x."""
+    dm = d[[y, x]] - d.groupby("patient")[[y, x]].transform("mean")
+    return float((dm[x] * dm[y]).sum() / (dm[x] ** 2).sum())
+
+
+def _next_alliance(d: pd.DataFrame) -> pd.DataFrame:
+    nxt = d[["patient", "session", "alliance"]].copy()
+    nxt["session"] -= 1
+    return d.merge(nxt.rename(columns={"alliance": "alliance_next"}), on=["patient", "session"]).dropna()
+
+
+def test_feedback_moves_next_alliance() -> None:
+    """The outcome at t shapes the alliance at t+1 by about ``feedback`` per outcome point."""
+    slopes = {}
+    for feedback in (0.0, -0.015):
+        sim = simulate(n_patients=3000, n_therapists=150, sessions=20, missed=0, dropout=0, seed=4,
+                       feedback=feedback, process="dynamic", slope_sd=0.0, improvement=0.0)
+        assert sim.truth["feedback"] == feedback and sim.truth["process"] == "dynamic"
+        slopes[feedback] = _fe_slope(_next_alliance(sim.data), "alliance_next", "outcome")
+    # no improvement curve: the within-patient outcome variation is the symptom deviation the
+    # feedback acts on. Within-patient OLS carries the same O(1/T) bias in both runs.
+    assert -0.018 < slopes[-0.015] - slopes[0.0] < -0.012, slopes
+    assert abs(slopes[0.0]) < 0.007, slopes
+
+
+def test_feedback_selects_dynamic_and_static_refuses_it() -> None:
+    assert simulate(n_patients=40, n_therapists=4, seed=1, feedback=-0.01).truth["process"] == "dynamic"
+    assert simulate(n_patients=40, n_therapists=4, seed=1).truth["process"] == "static"
+    with pytest.raises(PylmeError, match="dynamic"):
+        simulate(n_patients=40, n_therapists=4, feedback=-0.01, process="static")
+    with pytest.raises(PylmeError, match="process"):
+        simulate(process="later")
+    with pytest.raises(PylmeError, match="alliance_ar"):
+        simulate(alliance_ar=1.0)
+    with pytest.raises(PylmeError, match="feedback"):
+        simulate(feedback="strong")
+    with pytest.raises(PylmeError, match="sessions"):
+        simulate(sessions=0)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3])
+def test_alliance_ar(rho: float) -> None:
+    sim = simulate(n_patients=3000, n_therapists=150, sessions=20, missed=0, dropout=0, seed=5,
+                   alliance_ar=rho, alliance_trend=0.0)
+    d = sim.data.copy()
+    nxt = _next_alliance(d)
+    r = _fe_slope(nxt, "alliance_next", "alliance")
+    # the within-patient lag-1 autocorrelation has Nickell bias -(1 + rho)/(T - 1)
+    assert abs(r - (rho - (1 + rho) / 19)) < 0.04, r
+    assert sim.truth["alliance_ar"] == rho
+
+
+def test_fixed_sessions_design() -> None:
+    sim = simulate(n_patients=200, n_therapists=20, sessions=8, missed=0, dropout=0, seed=2)
+    n = sim.data.groupby("patient")["session"].agg(["size", "max"])
+    assert (n["size"] == 8).all() and (n["max"] == 8).all()
+    assert sim.params["max_sessions"] == 8 and sim.truth["dropout_rate"] == 0
+
+
+def test_named_estimands() -> None:
+    t = simulate(n_patients=100, n_therapists=10, seed=1).truth
+    assert t["within_direct"] == {1: -2.0, 2: -1.0, 3: 0.0}
+    assert t["lag2_direct"] == -1.0
+    assert t["within_total"] == {1: -2.0, 2: -1.0, 3: 0.0}   # no persistence, no feedback
+    assert t["share_beneficial"] == pytest.approx(0.97725, abs=1e-5)   # Phi(2 / 1)
+    assert t["slope_sd"] == 1.0
+    assert simulate(n_patients=50, n_therapists=5, seed=1, slope_sd=0).truth["share_beneficial"] == 1.0
+    assert simulate(n_patients=50, n_therapists=5, seed=1, within_effect=(1.0,),
+                    slope_sd=2).truth["share_beneficial"] == pytest.approx(0.30854, abs=1e-5)
+    assert simulate(n_patients=50, n_therapists=5, seed=1, within_effect=(-2.0,)).truth["lag2_direct"] == 0.0
+    # a persisting alliance deviation carries the lag-1 effect into lag 2: total = b2 + rho*b1
+    t = simulate(n_patients=50, n_therapists=5, seed=1, alliance_ar=0.3).truth
+    assert t["within_total"][2] == pytest.approx(-1.0 + 0.3 * -2.0)
+    assert t["lag2_direct"] == -1.0
+
+
+def _patient_ols(y: pd.Series, x: pd.Series) -> float:
+    x, y = x.loc[y.index], y
+    return float(np.polyfit(x.to_numpy(), y.to_numpy(), 1)[0])
+
+
+def test_between_level_truth_matches_patient_regression() -> None:
+    """truth['between_level'] is what a between-patient regression of the outcome level on the
+    alliance level recovers, including the reverse association the feedback adds."""
+    est: dict[str, list[float]] = {"mean": [], "early": []}
+    tru: dict[str, list[float]] = {"mean": [], "early": []}
+    for seed in range(4):
+        sim = simulate(n_patients=5000, n_therapists=250, sessions=8, missed=0, dropout=0, seed=seed,
+                       feedback=-0.015)
+        d = sim.data.assign(rank=sim.data.groupby("patient").cumcount())
+        by = d.groupby("patient")
+        est["mean"].append(_patient_ols(by["outcome"].mean(), by["alliance"].mean()))
+        early = d[d["rank"] < 3].groupby("patient")["alliance"].mean()
+        est["early"].append(_patient_ols(d[d["rank"] >= 3].groupby("patient")["outcome"].mean(), early))
+        for k in est:
+            tru[k].append(sim.truth["between_level"][k])
+    for k in est:
+        mc = np.std(est[k], ddof=1) / 2 + 0.05
+        assert abs(np.mean(est[k]) - np.mean(tru[k])) < 3 * mc, (k, est[k], tru[k])
+    # the feedback's reverse association is in the truth (person mean: about -0.7 beyond -6)
+    assert np.mean(tru["mean"]) < sim.truth["between"] - 0.4
+    # the structural coefficient alone would be rejected by the same regression
+    assert abs(np.mean(est["mean"]) - sim.truth["between"]) > 3 * (np.std(est["mean"], ddof=1) / 2)
