@@ -13,7 +13,11 @@ pylme_call <- function(fun, args) {
         call <- conditionCall(e)
         list(ok = FALSE, message = conditionMessage(e),
              call = if (is.null(call)) NULL else pylme_short_deparse(call))
-      }
+      },
+      # Ctrl-C: Python set R_interrupts_pending (bridge/interrupt.py); catching the
+      # condition here unwinds the call cleanly and tells Python to raise
+      # KeyboardInterrupt, instead of R jumping to its top level inside rpy2
+      interrupt = function(i) list(ok = FALSE, interrupted = TRUE)
     ),
     warning = function(w) {
       warnings <<- c(warnings, conditionMessage(w))

@@ -1,6 +1,6 @@
 """Column-wise conversion between pandas and R vectors.
 
-Every column crosses as one buffer copy: numbers via memoryviews, categoricals and
+Every column crosses as one buffer copy: numbers via raw data buffers, categoricals and
 strings as integer codes plus a levels vector (an R factor), missing values as R's NA
 sentinels. Nothing is converted row by row in Python, and no value ever becomes R
 source text: names and levels travel as character vectors.
@@ -13,9 +13,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import rpy2.rinterface as ri
-
 from ..errors import PylmeError
+from .rload import rinterface
+
+# the guarded import: a broken rpy2 raises one PylmeError that says how to fix it
+ri = rinterface()
+from rpy2.rinterface_lib import bufferprotocol, openrlib  # noqa: E402 - after the guard
 
 _NA_INT = np.iinfo(np.int32).min  # R's NA_integer_ and NA (logical) bit pattern
 _INT32_MAX = np.iinfo(np.int32).max
@@ -207,9 +210,26 @@ def _attr(obj: Any, name: str) -> Any:
 
 
 def _numeric_array(vec: Any, dtype: Any) -> np.ndarray:
-    if len(vec) == 0:
+    """Copy an R integer/logical/double vector into a new numpy array.
+
+    Not ``vec.memoryview()``: in rpy2 3.5 that call goes through the C helper
+    ``_bufferprotocol.memoryview_swapstrides``, which returns ``None`` without taking a
+    reference, so every call drops one reference to Python's ``None`` and a long loop
+    (~20,000 conversions) ends in "Fatal Python error: none_dealloc". We read the
+    vector's data pointer (R's REAL/INTEGER/LOGICAL, which rpy2 exposes as
+    ``_R_GET_PTR``) through a plain cffi buffer instead and copy it at once, so numpy
+    never holds memory that R may free.
+    """
+    dtype = np.dtype(dtype)
+    n = len(vec)
+    if n == 0:
         return np.array([], dtype=dtype)
-    return np.array(vec.memoryview(), dtype=dtype, copy=True)
+    cdata = vec.__sexp__._cdata
+    raw = openrlib.ffi.buffer(vec._R_GET_PTR(cdata), dtype.itemsize * n)
+    values = np.frombuffer(raw, dtype=dtype).copy()
+    shape = bufferprotocol.getshape(cdata)
+    # a matrix or array comes back with its dim, column-major as R stores it
+    return values.reshape(shape, order="F") if len(shape) > 1 else values
 
 
 def _vector_to_pandas(vec: Any) -> Any:

@@ -7,7 +7,6 @@ own R objects and ours never meet.
 """
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from importlib import resources
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PylmeError, RError, RWarning
+from .interrupt import RInterruptible
+from .rload import rinterface, start_r
 
 #: The lock that serialises every R call in this process (re-entrant: an R call may
 #: convert results, which allocates R objects, while holding it).
@@ -36,16 +37,7 @@ def r_source_dir() -> Path:
 
 
 def _start() -> Any:
-    try:
-        import rpy2.rinterface as ri
-    except Exception as exc:  # ImportError, or rpy2 built for another R
-        raise PylmeError(
-            f"rpy2 cannot be loaded ({exc}); run `pylme-alliance doctor` to see which rpy2 "
-            "fits the installed R"
-        ) from exc
-    # rpy2 prints R's console output itself; keep R from asking questions.
-    os.environ.setdefault("R_INTERACTIVE", "FALSE")
-    ri.initr_simple()
+    ri = start_r()  # the guarded import + R's start-up (see rload)
     base = ri.baseenv
     env = base["new.env"](parent=ri.globalenv)
     source = base["sys.source"]
@@ -100,7 +92,7 @@ def call(function: str, /, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
 
 def call_raw(function: str, /, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
     """Like :func:`call` but return the R value unconverted."""
-    import rpy2.rinterface as ri
+    ri = rinterface()
 
     from .convert import to_python, to_r_value
 
@@ -110,8 +102,12 @@ def call_raw(function: str, /, *args: Any, **kwargs: Any) -> tuple[Any, list[str
         r_args = ri.ListSexpVector([to_r_value(a) for a in (*args, *kwargs.values())])
         names = [""] * len(args) + list(kwargs)
         r_args.do_slot_assign("names", ri.StrSexpVector(names))
-        result = env.find("pylme_call")(fun, r_args)
-        fields = dict(zip([str(n) for n in result.do_slot("names")], result))
+        with RInterruptible(ri.openrlib.rlib):
+            result = env.find("pylme_call")(fun, r_args)
+            fields = dict(zip([str(n) for n in result.do_slot("names")], result))
+            if "interrupted" in fields:
+                # R caught the interrupt and unwound; the session is fine
+                raise KeyboardInterrupt
         conditions = [str(s) for s in fields["warnings"]] + [str(s) for s in fields["messages"]]
         if not to_python(fields["ok"]):
             message = to_python(fields["message"])
