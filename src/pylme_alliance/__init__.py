@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "analyze": ".alliance.report",
     "Report": ".alliance.report",
     "crosscheck": ".alliance.crosscheck",
+    "from_statsmodels": ".sm_crosscheck",
+    "Crosscheck": ".sm_crosscheck",
     "fit_many": ".batch",
     "simulate": ".alliance.simulate",
     "Simulation": ".alliance.simulate",

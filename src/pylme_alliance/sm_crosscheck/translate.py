@@ -127,8 +127,16 @@ def _check_parameters(res: Any) -> None:
 
 
 def _groups_label(model: Any) -> str:
-    """The grouping column's name, which statsmodels keeps only as the random intercept's
-    name (``exog_re_names`` replaces 'Intercept' with it)."""
+    """The grouping column's name: the column of the model's frame holding the group
+    labels, else the random intercept's name (statsmodels names it after the groups)."""
+    frame = getattr(model.data, "frame", None)
+    labels = pd.Series(np.asarray(model.groups)).astype(str).to_numpy()
+    n_groups = len(model.group_labels)
+    if isinstance(frame, pd.DataFrame) and len(frame) == len(labels):
+        for column in frame.columns:
+            values = frame[column]
+            if values.nunique(dropna=False) == n_groups and np.array_equal(values.astype(str).to_numpy(), labels):
+                return str(column)
     exog_re = model.exog_re
     names = list(model.data.exog_re_names or [])
     if exog_re is not None and names:
@@ -262,14 +270,16 @@ def translate(result: Any, *, reml: bool | None = None) -> Translation:
         used_levels = np.unique(level)
         cols[lcol] = pd.Categorical(level, categories=used_levels)
         indicator = bool(np.all(value == 1))
+        # with one group (statsmodels' way to cross factors) the component is not nested
+        where = str(vc) if len(group_levels) == 1 else f"{groups_label}:{vc}"
         if indicator:
             term = ("(Intercept)", _INTERCEPT)
-            display.append(f"(1 | {groups_label}:{vc})")
+            display.append(f"(1 | {where})")
         else:
             cols[vcol] = value
             shown = _vc_value_name(model.exog_vc.colnames[j], vc)
             term = (vcol, shown)
-            display.append(f"(0 + {shown} | {groups_label}:{vc})")
+            display.append(f"(0 + {shown} | {where})")
         random.append(RandomTerm(lcol, str(vc), (term,), False, "vc"))
 
     if not random:
