@@ -107,11 +107,10 @@ pylme_lme_predict <- function(fit, newdata, include_random) {
   if (level == 0L) {
     return(as.numeric(stats::predict(fit, newdata = newdata, level = 0L, na.action = stats::na.pass)))
   }
-  p <- stats::predict(fit, newdata = newdata, level = 0:Q, na.action = stats::na.pass)
-  cols <- grep("^predict\\.", names(p), value = TRUE)  # predict.fixed, then outermost to innermost
-  out <- rep(NA_real_, nrow(p))
-  for (col in cols) {
-    value <- as.numeric(p[[col]])
+  # one level at a time: with level = 0:Q nlme lays out a one-row newdata differently
+  out <- rep(NA_real_, nrow(newdata))
+  for (q in 0:Q) {
+    value <- as.numeric(stats::predict(fit, newdata = newdata, level = q, na.action = stats::na.pass))
     out <- ifelse(is.na(value), out, value)
   }
   out
