@@ -69,6 +69,7 @@ def test_correlation_at_minus_one_is_degenerate_under_lme4s_tolerance():
     assert cor < -0.9999
     assert not fit.singular  # lme4's own flag, kept
     assert fit.stats["degenerate"]
+    assert "degenerate fit" in fit.summary()
 
 
 def test_glmmtmb_near_minus_one_correlation_is_degenerate():

@@ -142,7 +142,8 @@ class MixedFit:
 
     def glance(self) -> pd.DataFrame:
         """One-row model summary: nobs, sigma, logLik, AIC, BIC, reml, converged, singular,
-        df (number of parameters) and ``ngrps_<factor>`` per grouping factor."""
+        degenerate, df (number of parameters) and ``ngrps_<factor>`` per grouping factor.
+        ``singular``/``degenerate`` follow the rule of :mod:`pylme_alliance.engines.flags`."""
         row = {k: v for k, v in self.stats.items() if k != "ngrps"}
         for name, n in self.stats.get("ngrps", {}).items():
             row[f"ngrps_{name}"] = int(n)
@@ -267,6 +268,8 @@ class MixedFit:
             flags.append("did NOT converge")
         if self.singular:
             flags.append("singular fit (a variance at its boundary)")
+        elif self.stats.get("degenerate"):
+            flags.append("degenerate fit (a correlation beyond ±0.99)")
         if flags:
             lines += ["", "Warning: " + "; ".join(flags)]
         if self.warnings:
