@@ -157,3 +157,19 @@ def test_grammar_refuses(text):
 
     with pytest.raises(pa.PylmeError):
         formula_variables(text, what="formula")
+
+
+def test_long_formulas_give_clear_errors_not_crashes(data):
+    from pylme_alliance.engines._sm_formula import formula_variables
+
+    # the guard reads term by term: thousands of terms are no problem for it
+    assert formula_variables("y ~ x" + " + z" * 5000, what="formula") == (["y"], ["x", "z"])
+    for text in ("y ~ x" + " * z" * 20000, "y ~ " + "(" * 500 + "x" + ")" * 500, "y ~ I(" + "-" * 5000 + "x)"):
+        with pytest.raises(pa.PylmeError):
+            formula_variables(text, what="formula")
+    with pytest.raises(pa.PylmeError, match="too long or nested too deeply"):
+        pa.mixedlm("y ~ x" + " + z" * 2000, data, groups="g")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pa.mixedlm("y ~ x" + " + z" * 200, data, groups="g")
+    assert list(fit.fixef().index) == ["(Intercept)", "x", "z"]

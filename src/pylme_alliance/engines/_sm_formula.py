@@ -135,19 +135,49 @@ def formula_variables(text: object, *, what: str) -> tuple[list[str], list[str]]
     return out[0], out[1]
 
 
+def _pieces(side: str) -> list[tuple[int, int]]:
+    """(start, end) of the text between top-level + and - of one side, so that a formula
+    of thousands of terms is parsed term by term (one long chain would exhaust Python's
+    parser stack)."""
+    wrapped = f"({side}\n)"
+    starts = [0]
+    for line in wrapped.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    cuts, depth = [], 0
+    for tok in tokenize.generate_tokens(io.StringIO(wrapped).readline):
+        if tok.type != tokenize.OP:
+            continue
+        if tok.string in "([":
+            depth += 1
+        elif tok.string in ")]":
+            depth -= 1
+        elif tok.string in ("+", "-") and depth == 1:
+            cuts.append(starts[tok.start[0] - 1] + tok.start[1] - 1)
+    bounds = [-1, *cuts, len(side)]
+    return [(bounds[k] + 1, bounds[k + 1]) for k in range(len(bounds) - 1)]
+
+
 def _check_side(side: str, original: str, found: list[str], *, what: str, text: str) -> None:
-    source = f"(\n{side}\n)"
-    shown = f"(\n{original}\n)"
-    try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError as exc:
-        raise PylmeError(f"cannot read {what} {text!r}: {exc.msg}") from None
-    try:
-        _formula_node(tree.body, found)
-    except _Refused as exc:
-        piece = ast.get_source_segment(shown, exc.node) or type(exc.node).__name__
-        raise PylmeError(f"{what} {text!r}: {piece!r} is not allowed in a statsmodels formula "
-                         f"({exc.why}; allowed: {_ALLOWED_TEXT})") from None
+    pieces = _pieces(side)
+    if not side[pieces[-1][0]:].strip():
+        raise PylmeError(f"cannot read {what} {text!r}: it ends with an operator")
+    for start, end in pieces:
+        if not side[start:end].strip():
+            continue  # a unary sign: "-1", "x + -1"
+        source = f"(\n{side[start:end]}\n)"
+        shown = f"(\n{original[start:end]}\n)"
+        try:
+            tree = ast.parse(source, mode="eval")
+        except SyntaxError as exc:
+            raise PylmeError(f"cannot read {what} {text!r}: {exc.msg} in {original[start:end].strip()!r}") from None
+        except (RecursionError, MemoryError):
+            raise PylmeError(f"{what} {text!r} is nested too deeply to read") from None
+        try:
+            _formula_node(tree.body, found)
+        except _Refused as exc:
+            piece = ast.get_source_segment(shown, exc.node) or type(exc.node).__name__
+            raise PylmeError(f"{what} {text!r}: {piece!r} is not allowed in a statsmodels formula "
+                             f"({exc.why}; allowed: {_ALLOWED_TEXT})") from None
 
 
 def _number(node: ast.AST) -> bool:
@@ -182,39 +212,43 @@ def _one_arith_argument(node: ast.Call, found: list[str], name: str) -> None:
     _arith_node(node.args[0], found)
 
 
-def _formula_node(node: ast.AST, found: list[str]) -> None:
-    if isinstance(node, ast.BinOp) and type(node.op) in _FORMULA_OPS:
-        _formula_node(node.left, found)
-        _formula_node(node.right, found)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
-        _formula_node(node.operand, found)
-    elif _number(node):
-        return
-    elif isinstance(node, ast.Name):
-        _name(node, found)
-    elif isinstance(node, ast.Call):
-        _call(node, found)
-    else:
-        raise _Refused(node, _why(node))
+def _formula_node(root: ast.AST, found: list[str]) -> None:
+    stack = [root]  # explicit stack: a*b*c*... chains are as deep as they are long
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.BinOp) and type(node.op) in _FORMULA_OPS:
+            stack += [node.right, node.left]
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
+            stack.append(node.operand)
+        elif _number(node):
+            continue
+        elif isinstance(node, ast.Name):
+            _name(node, found)
+        elif isinstance(node, ast.Call):
+            _call(node, found)
+        else:
+            raise _Refused(node, _why(node))
 
 
-def _arith_node(node: ast.AST, found: list[str]) -> None:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITH_OPS):
-        _arith_node(node.left, found)
-        _arith_node(node.right, found)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
-        _arith_node(node.operand, found)
-    elif _number(node):
-        return
-    elif isinstance(node, ast.Name):
-        _name(node, found)
-    elif isinstance(node, ast.Call) and _np_call(node):
-        _one_arith_argument(node, found, f"np.{node.func.attr}")  # type: ignore[attr-defined]
-    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Q":
-        _q_column(node, found)
-    else:
-        raise _Refused(node, "only arithmetic (+ - * / **) on column names and numbers is allowed "
-                             "inside I() and np.log/exp/sqrt()")
+def _arith_node(root: ast.AST, found: list[str]) -> None:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITH_OPS):
+            stack += [node.right, node.left]
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
+            stack.append(node.operand)
+        elif _number(node):
+            continue
+        elif isinstance(node, ast.Name):
+            _name(node, found)
+        elif isinstance(node, ast.Call) and _np_call(node):
+            _one_arith_argument(node, found, f"np.{node.func.attr}")  # type: ignore[attr-defined]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Q":
+            _q_column(node, found)
+        else:
+            raise _Refused(node, "only arithmetic (+ - * / **) on column names and numbers is allowed "
+                                 "inside I() and np.log/exp/sqrt()")
 
 
 def _call(node: ast.Call, found: list[str]) -> None:

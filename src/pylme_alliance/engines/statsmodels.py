@@ -293,6 +293,9 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
             model = MixedLM.from_formula(formula, data=frame, groups=groups, re_formula=re_formula,
                                          vc_formula=vc_formula, missing="none", eval_env=dict(_EVAL_ENV))
             result = model.fit(reml=bool(reml))
+        except RecursionError:
+            raise PylmeError("the formulas are too long or nested too deeply for patsy's parser; "
+                             "shorten them (e.g. build fewer, combined columns)") from None
         except (ValueError, TypeError, KeyError, np.linalg.LinAlgError, patsy.PatsyError) as exc:
             raise PylmeError(f"statsmodels MixedLM failed: {exc}") from exc
     texts = []
