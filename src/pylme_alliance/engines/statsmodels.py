@@ -198,10 +198,20 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     ----------
     formula : str
         Fixed part in patsy syntax, e.g. ``"Reaction ~ Days"``; odd column names as
-        ``Q("weird name")``.
+        ``Q("weird name")``. Formula text is parsed, never run: only column names,
+        numbers, ``+ - * / : ** ^``, parentheses, ``C(col[, Treatment("ref")])``,
+        ``I(arithmetic)``, ``Q("name")`` and ``np.log/np.exp/np.sqrt(arithmetic)`` are
+        accepted (the full grammar is in :mod:`pylme_alliance.engines._sm_formula`);
+        anything else (attribute access, subscripts, strings outside ``Q``/contrasts,
+        other calls, ``__`` names, NUL) raises :class:`PylmeError` naming the piece.
+        The same rule applies to ``re_formula`` and every ``vc_formula`` value.
     data : pandas.DataFrame
         Not modified. Rows with a missing value in a used column are dropped
-        (counted in ``fit.n_dropped``).
+        (counted in ``fit.n_dropped``). The used columns obey the rule every engine
+        applies (:func:`~pylme_alliance.engines.datacheck.model_columns`): unique string
+        labels, finite numbers up to 1e150, object columns of only numbers (numeric) or
+        only strings (categorical); datetimes are read as R reads them (seconds since
+        1970 UTC).
     groups : str
         Column of the (outer) grouping factor.
     re_formula : str, optional
