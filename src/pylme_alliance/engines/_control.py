@@ -38,14 +38,19 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _whole(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+            and value == int(value))
+
+
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value != int(value) or value < 1:
+    if not _whole(value) or value < 1:
         raise PylmeError(f"control option {name!r} must be a positive whole number, got {value!r}")
     return int(value)
 
 
 def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value != int(value) or value < 0:
+    if not _whole(value) or value < 0:
         raise PylmeError(f"control option {name!r} must be a whole number >= 0, got {value!r}")
     return int(value)
 

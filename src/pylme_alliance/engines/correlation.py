@@ -22,6 +22,8 @@ class Correlation:
     type = "base"
 
     def __post_init__(self) -> None:
+        if isinstance(self.form, str) and "\x00" in self.form:
+            raise PylmeError(f"{type(self).__name__}: form contains a NUL character (\\x00): {self.form!r}")
         if not isinstance(self.form, str) or "~" not in self.form:
             raise PylmeError(f"{type(self).__name__}: form must be formula text like '~ session | patient', "
                              f"got {self.form!r}")

@@ -48,8 +48,8 @@ def glmmtmb(formula: str, data: pd.DataFrame, *, reml: bool = False, dispformula
     Notes
     -----
     Column names reach R as generated names and every name in the results is mapped
-    back (see :func:`~pylme_alliance.lmer`). Inference is Wald z (no df). ``converged`` is False unless the optimizer reports
-    success and the Hessian is positive definite.
+    back (see :func:`~pylme_alliance.lmer`). Inference is Wald z (no df). ``converged``
+    is False unless the optimizer reports success and the Hessian is positive definite.
     """
     refuse_nul(control, "control")
     r_control = check_control("glmmtmb", control)
@@ -64,4 +64,5 @@ def glmmtmb(formula: str, data: pd.DataFrame, *, reml: bool = False, dispformula
     display = formula + (f"; dispformula: {dispformula}" if dispformula else "")
     backend = RBackend("glmmtmb", result["fit"], names, r_terms(result))
     return make_fit("glmmTMB", display, data, frame, result, conditions, backend,
-                    {"formula": formula, "reml": bool(reml), "dispformula": dispformula, "control": control})
+                    {"formula": formula, "reml": bool(reml), "dispformula": dispformula,
+                     "control": control})
