@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,3 +133,86 @@ def test_read_data_by_extension(trial_csv, tmp_path):
         assert np.allclose(back["outcome"], data["outcome"]) and list(back.columns) == list(data.columns)
     with pytest.raises(FileNotFoundError):
         read_data(tmp_path / "missing.csv")
+
+
+# ------------------------------------------------------------ output checked before the work
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Record any attempt to read data or fit a model."""
+    from pylme_alliance import cli_commands
+    from pylme_alliance.alliance.model import AllianceModel
+
+    calls = []
+    monkeypatch.setattr(AllianceModel, "fit", lambda self, panel: calls.append("fit"))
+    real_read = cli_commands.read_data
+    monkeypatch.setattr(cli_commands, "read_data", lambda *a, **k: (calls.append("read"), real_read(*a, **k))[1])
+    return calls
+
+
+def test_bad_out_fails_before_reading_or_fitting(trial_csv, tmp_path, capsys, no_work):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    for out, expected in ((a_file, "not a directory"), (a_file / "sub", "which is a file"),
+                          (Path("/proc/pylme-cli-test/rep"), "cannot write")):
+        assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out)]) == 1
+        assert expected in _error_line(capsys)
+    assert no_work == []
+    assert a_file.read_text() == "mine"
+
+
+def test_existing_report_needs_overwrite(trial_csv, tmp_path, capsys, no_work, monkeypatch):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "report.html").write_text("an earlier report")
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out)]) == 1
+    line = _error_line(capsys)
+    assert "report.html" in line and "--overwrite" in line
+    assert no_work == [] and (out / "report.html").read_text() == "an earlier report"
+    # with --overwrite the work runs and the report's own files are replaced
+    from pylme_alliance.alliance import analyze as analyze_module
+
+    monkeypatch.setattr(analyze_module, "analyze", lambda *a, **k: _tiny_report())
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out), "--overwrite"]) == 0
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def _tiny_report():
+    table = pd.DataFrame({"lead": [1], "term": ["alliance_within"], "estimate": [-0.5], "conf_low": [-0.9],
+                          "conf_high": [-0.1], "p_value": [0.01]})
+    return pa.Report(tables={"duration": table}, figures={}, notes=[])
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(trial_csv, tmp_path, capsys, monkeypatch):
+    from pylme_alliance.alliance import analyze as analyze_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(analyze_module, "analyze", interrupted)
+    out = tmp_path / "rep"
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out)]) == 130
+    assert not out.exists()
+    # interrupted while the files are being written: no partial report either
+    from pylme_alliance.alliance import outfiles
+
+    monkeypatch.setattr(analyze_module, "analyze", lambda *a, **k: _tiny_report())
+    monkeypatch.setattr(outfiles.os, "replace", interrupted)
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out)]) == 130
+    assert not out.exists()
+
+
+def test_moderator_with_slash_in_its_name(trial_csv, tmp_path, capsys):
+    data = pd.read_csv(trial_csv)
+    data["cost/week"] = data["severity"]
+    path = tmp_path / "slash.csv"
+    data.to_csv(path, index=False)
+    out = tmp_path / "rep"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["analyze", str(path), *COLUMN_ARGS, "--leads", "1", "--moderator", "cost/week",
+                     "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "simple_slopes_cost_week.png").stat().st_size > 1000
+    assert not (out / "simple_slopes_cost").exists()
+    assert "simple_slopes_cost/week" in (out / "report.md").read_text()

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 import pylme_alliance as pa
 from pylme_alliance.alliance import diagnostics
 from pylme_alliance.alliance.model import AllianceModel
-from pylme_alliance.alliance.report import _choose_therapist
+from pylme_alliance.alliance.analyze import _choose_therapist
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
                therapist="therapist", time="day")

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="analyse the bundled example trial and write a report")
     p.add_argument("--out", default="demo-report", metavar="DIR", help="report directory (default: demo-report)")
+    p.add_argument("--overwrite", action="store_true", help="replace the report's own files in --out")
     p.set_defaults(handler=_dispatch("run_demo"))
 
     p = sub.add_parser("analyze", help="run the alliance-outcome analysis on a data file")
@@ -90,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--leads", type=int, nargs="+", default=[1, 2, 3], metavar="K",
                        help="outcome leads for the duration analysis; the main model uses the first "
                             "(default: 1 2 3)")
-    p.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="report directory (checked before any fitting)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report's own files in --out (default: refuse if any exists)")
     p.set_defaults(handler=_dispatch("run_analyze"))
 
     p = sub.add_parser("simulate", help="simulate a trial data set (CSV)")

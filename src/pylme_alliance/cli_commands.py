@@ -45,31 +45,49 @@ def _print_summary(report: Any) -> None:
         print(f"\nModerators significant after Benjamini-Hochberg: {', '.join(sig) if sig else 'none'}")
 
 
+def _check_out(args: argparse.Namespace, moderators: tuple[str, ...]) -> None:
+    """Refuse an unusable --out (a file, under a file, unwritable, or holding report
+    files without --overwrite) before reading data or fitting anything."""
+    from .alliance.analyze import planned_files
+    from .alliance.outfiles import check_directory
+
+    check_directory(args.out, files=planned_files(moderators), overwrite=getattr(args, "overwrite", False))
+
+
+def _save(report: Any, args: argparse.Namespace) -> Path:
+    return report.save(args.out, overwrite=getattr(args, "overwrite", False)).resolve()
+
+
 def run_analyze(args: argparse.Namespace) -> int:
-    from .alliance.report import analyze
+    from .alliance.analyze import analyze
 
     leads = tuple(dict.fromkeys(int(k) for k in (args.leads or (1, 2, 3))))
     if any(k < 1 for k in leads):
         raise PylmeError(f"--leads must be positive integers, got {list(leads)}")
+    moderators = tuple(args.moderator or ())
+    _check_out(args, moderators)
     panel = _panel(args, leads)
-    report = analyze(panel, leads=leads, moderators=tuple(args.moderator or ()), engine=args.engine,
+    # the report is written only after every fit, each file whole (see Report.save):
+    # Ctrl-C during the work leaves nothing behind
+    report = analyze(panel, leads=leads, moderators=moderators, engine=args.engine,
                      residual=args.residual, progress=sys.stderr.isatty())
-    out = report.save(args.out).resolve()
+    out = _save(report, args)
     _print_summary(report)
     print(f"\nReport written to {out / 'report.html'}")
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from .alliance.analyze import analyze
     from .alliance.prepare import prepare
-    from .alliance.report import analyze
     from .alliance.simulate import load_example
 
+    _check_out(args, DEMO_MODERATORS)
     data = load_example()
     panel = prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome",
                     therapist="therapist", time="day", leads=(1, 2, 3), moderators=DEMO_MODERATORS)
     report = analyze(panel, leads=(1, 2, 3), moderators=DEMO_MODERATORS, progress=sys.stderr.isatty())
-    out = report.save(args.out).resolve()
+    out = _save(report, args)
     _print_summary(report)
     print(f"\nReport written to {out / 'report.html'}")
     return 0

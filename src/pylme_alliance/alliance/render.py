@@ -1,0 +1,217 @@
+"""Rendering a :class:`~pylme_alliance.alliance.report.Report` as Markdown and HTML.
+
+Every string that can come from the user (column, moderator and level names, notes,
+warnings, file names) is escaped where it lands: ``html.escape`` (quotes included) in
+HTML text and attributes, ``&``/``<``/``>`` as entities plus Markdown's link and table
+characters in Markdown. Figures are referenced by their safe file names
+(:func:`~pylme_alliance.alliance.outfiles.slug`) and captioned with their real names.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TITLE = "Alliance-outcome analysis"
+
+
+def _effect(report: Any, term: str) -> pd.Series | None:
+    table = report.tables.get("alliance_effects")
+    if table is None:
+        return None
+    rows = table[table["term"] == term]
+    return rows.iloc[0] if len(rows) else None
+
+
+def md_text(text: object) -> str:
+    """User-derived text for Markdown: no raw HTML, one line."""
+    return html.escape(" ".join(str(text).split()), quote=False)
+
+
+def md_label(text: object) -> str:
+    """Text inside Markdown link/image brackets or a table cell."""
+    return re.sub(r"([\\\[\]|`])", r"\\\1", md_text(text))
+
+
+def _fence(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def to_markdown(report: Any) -> str:
+    """The report as Markdown (figures referenced by their file names)."""
+    texts = lead_ins(report)
+    stems = report.file_stems()
+    summary = str(report)
+    fence = _fence(summary)
+    out = [f"# {TITLE}", "", fence, summary, fence, ""]
+    for key, title, tables, figs in report.sections():
+        out += [f"## {title}", ""]
+        if key in texts:
+            out += [md_text(texts[key]), ""]
+        for name in figs:
+            out += [f"![{md_label(name)}]({stems['figures'][name]}.png)", "", f"*Figure: {md_label(name)}*", ""]
+        for name in tables:
+            shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
+            out += [f"### {md_label(name)}", "", markdown_table(shown), ""] + ([md_text(note), ""] if note else [])
+    if report.notes:
+        out += ["## Notes", ""] + [f"- {md_text(n)}" for n in report.notes] + [""]
+    return "\n".join(out)
+
+
+def to_html(report: Any) -> str:
+    """A self-contained HTML page (figures embedded as base64 PNG), every user-derived
+    string escaped."""
+    esc = html.escape  # quote=True: safe in attributes and text alike
+    texts = lead_ins(report)
+    stems = report.file_stems()
+    body = [f"<h1>{esc(TITLE)}</h1>", f"<pre>{esc(str(report))}</pre>"]
+    for key, title, tables, figs in report.sections():
+        body.append(f"<h2>{esc(title)}</h2>")
+        if key in texts:
+            body.append(f"<p>{esc(texts[key])}</p>")
+        for name in figs:
+            body.append(f'<figure><img alt="{esc(str(name))}" data-file="{esc(stems["figures"][name])}.png" '
+                        f'src="data:image/png;base64,{png_base64(report.figures[name])}">'
+                        f"<figcaption>{esc(str(name))}</figcaption></figure>")
+        for name in tables:
+            shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
+            body.append(f"<h3>{esc(str(name))}</h3>")
+            body.append(html_table(shown))
+            if note:
+                body.append(f"<p><em>{esc(note)}</em></p>")
+    if report.notes:
+        body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(str(n))}</li>" for n in report.notes) + "</ul>")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(TITLE)}</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def html_table(table: pd.DataFrame) -> str:
+    """A table as HTML, every header and cell escaped (pandas escapes with escape=True;
+    the column labels are made strings first so none is passed through as markup)."""
+    shown = display(table)
+    shown.columns = [str(c) for c in shown.columns]
+    return shown.to_html(index=False, na_rep="", border=0, classes="table", escape=True)
+
+
+def lead_ins(self: Any) -> dict[str, str]:
+    """The lead-in paragraph of each section, from the report's tables."""
+    text: dict[str, str] = {}
+    w, b = _effect(self, "alliance_within"), _effect(self, "alliance_between")
+    if w is not None:
+        lead = int(w["lead"])
+        direction = "lower (better)" if w["estimate"] < 0 else "higher (worse)"
+        sig = "significant" if w["p_value"] < 0.05 else "not significant"
+        s = (f"Outcome is a symptom score (OQ; higher = more distress), so a NEGATIVE effect means better "
+             f"alliance predicts lower (better) outcome {lead} session(s) later. In sessions where a patient's "
+             f"alliance was one point above their own usual level, the outcome {lead} session(s) later was "
+             f"{abs(w['estimate']):.2f} points {direction} (95% CI {w['conf_low']:.2f} to "
+             f"{w['conf_high']:.2f}; {sig}), controlling the current outcome.")
+        if b is not None:
+            bdir = "lower (better)" if b["estimate"] < 0 else "higher (worse)"
+            s += (f" Patients whose average alliance was one point higher had outcomes {abs(b['estimate']):.2f} "
+                  f"points {bdir} (95% CI {b['conf_low']:.2f} to {b['conf_high']:.2f}).")
+        text["a"] = s
+    dur = self.tables.get("duration")
+    if dur is not None and len(dur):
+        within = dur[dur["term"] == "alliance_within"]
+        sig = [int(k) for k, p, e in zip(within["lead"], within["p_value"], within["estimate"])
+               if p < 0.05 and e < 0]
+        text["b"] = ("The same model for the outcome k sessions ahead (still controlling the current outcome). "
+                     + (f"The within-patient effect is beneficial and significant at lead(s) "
+                        f"{', '.join(map(str, sig))}." if sig else
+                        "The within-patient effect is not significantly beneficial at any lead.")
+                     + " Points below the dashed zero line are beneficial effects.")
+    mods = self.tables.get("moderators")
+    if mods is not None:
+        sig = self.significant_moderators()
+        text["c"] = ("Each moderator gets its own model with its interactions with the within and between "
+                     "alliance; p values are Benjamini-Hochberg adjusted over all interaction terms. "
+                     "A negative interaction with alliance_within means the (beneficial, negative) effect "
+                     "gets stronger as the moderator increases. "
+                     + (f"Significant after adjustment: {', '.join(sig)}." if sig else
+                        "No interaction is significant after adjustment."))
+    het = self.tables.get("heterogeneity")
+    if het is not None and len(het):
+        h = het.set_index("statistic")
+        sd = h.loc["random-slope SD", "estimate"] if "random-slope SD" in h.index else np.nan
+        share = h.loc["share beneficial (model)", "estimate"] if "share beneficial (model)" in h.index else np.nan
+        pi = het[het["statistic"].str.contains("prediction interval")]
+        s = f"The within-patient effect varies between patients: random-slope SD {sd:.2f}"
+        if len(pi):
+            s += f", 95% prediction interval {pi['conf_low'].iloc[0]:.2f} to {pi['conf_high'].iloc[0]:.2f}"
+        s += f"; the model implies that {share:.0%} of patients have a beneficial (negative) own effect."
+        text["h"] = s
+    text["d"] = ("Convergence and singularity of every fit, the main model's residual autocorrelation "
+                 "(pairs matched by session number within patient), and a comparison with AR(1) residuals.")
+    return text
+
+
+
+_CSS = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #1f5fa8; padding-bottom: .2em; }
+h2 { color: #1f5fa8; margin-top: 2em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1em; color: #555; }
+table.table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
+table.table th, table.table td { border: 1px solid #ccc; padding: .2em .5em; text-align: right; }
+table.table th { background: #f0f4fa; }
+figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: .8em; color: #777; }
+pre { background: #f6f6f6; padding: .7em; }
+"""
+
+
+def shorten(table: pd.DataFrame, file_name: str, limit: int = 100, keep: int = 10) -> tuple[pd.DataFrame, str]:
+    """Long tables (one row per patient) show their first and last rows in the documents;
+    the CSV keeps every row."""
+    if len(table) <= limit:
+        return table, ""
+    shown = pd.concat([table.head(keep), table.tail(keep)])
+    return shown, (f"Showing the first and last {keep} of {len(table)} rows; "
+                   f"all rows are in {file_name}.")
+
+
+def p_text(value: float) -> str:
+    return "< .001" if value < 0.001 else f"= {value:.3f}"
+
+
+def png_base64(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    """Round floats to 4 significant digits for display (CSV keeps full precision)."""
+    out = table.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+        elif out[column].dtype == object:
+            out[column] = out[column].map(lambda v: f"{v:.4g}" if isinstance(v, float) else ("" if v is None else v))
+    return out
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    shown = display(table)
+    # our own writer (not tabulate): every header and cell goes through md_label
+    header = [md_label(c) for c in shown.columns]
+    cells = [[_cell(v) for v in row] for row in shown.itertuples(index=False)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return md_label(value)
+
+
