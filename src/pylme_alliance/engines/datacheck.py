@@ -67,9 +67,12 @@ def model_columns(data: pd.DataFrame, columns: Iterable[str], *, target: str = "
         raise PylmeError(f"target must be one of {TARGETS}, got {target!r}")
     used = list(dict.fromkeys(columns))
     labels = list(data.columns)
+    by_name: dict[str, list[int]] = {}
+    for j, label in enumerate(labels):
+        by_name.setdefault(str(label), []).append(j)
     positions: list[int] = []
     for name in used:
-        where = [j for j, label in enumerate(labels) if str(label) == name]
+        where = by_name.get(name, [])
         if len(where) > 1:
             raise PylmeError(f"column {name!r} appears {len(where)} times in the data (duplicated column "
                              "name); rename the copies so that each name is unique")
