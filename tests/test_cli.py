@@ -216,3 +216,43 @@ def test_moderator_with_slash_in_its_name(trial_csv, tmp_path, capsys):
     assert (out / "simple_slopes_cost_week.png").stat().st_size > 1000
     assert not (out / "simple_slopes_cost").exists()
     assert "simple_slopes_cost/week" in (out / "report.md").read_text()
+
+
+def test_real_sigint_during_the_fits_exits_130_without_a_report(tmp_path):
+    """A real SIGINT while R is fitting: the CLI exits 130 and no report file exists."""
+    import signal
+    import subprocess
+    import sys
+
+    data_path = tmp_path / "big.csv"
+    pa.simulate(n_patients=300, seed=5).data.to_csv(data_path, index=False)
+    out = tmp_path / "rep"
+    script = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "import pylme_alliance as pa\n"
+        "from pylme_alliance.cli import main\n"
+        "pa.lmer('y ~ x + (1 | g)', pa.simulate(n_patients=40, seed=1).data.rename("
+        "columns={'outcome': 'y', 'alliance': 'x', 'patient': 'g'}))  # R is up\n"
+        "print('ready', flush=True)\n"
+        f"sys.exit(main(['analyze', {str(data_path)!r}, *{COLUMN_ARGS!r}, '--moderator', 'severity',"
+        f" '--moderator', 'arm', '--out', {str(out)!r}]))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        ready = proc.stdout.readline().strip()
+        if ready != "ready":
+            proc.wait(timeout=60)
+            raise AssertionError(proc.stderr.read())
+        import time
+
+        time.sleep(2.0)  # into analyze()'s fits
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not out.exists() or not any(out.iterdir())
