@@ -18,7 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 _TIMEOUT = 60
 
@@ -47,6 +47,8 @@ class DoctorReport:
     checks: list[Check] = field(default_factory=list)
     r_version: tuple[int, int, int] | None = None
     r_home: str | None = None
+    #: the pip commands (argument lists, for this Python) that fix rpy2; ``--fix`` runs them
+    pip_plan: list[list[str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -137,13 +139,29 @@ def _r_fix(req: dict, packages: list[str], with_r: bool = False) -> str:
     return f"Rscript -e 'install.packages(c({vec}))'"
 
 
-def _pip_fix(requirement: str, uninstall: list[str] | None = None, rebuild: bool = False) -> str:
-    py = shlex.quote(sys.executable)
-    flags = "--force-reinstall --no-cache-dir " if rebuild else ""
-    cmd = f"{py} -m pip install {flags}{shlex.quote(requirement)}"
+def _pip_plan(requirement: str, uninstall: list[str] | None = None, rebuild: bool = False) -> list[list[str]]:
+    """The pip commands for *this* interpreter, as argument lists (what ``--fix`` runs)."""
+    pip = [sys.executable, "-m", "pip"]
+    flags = ["--force-reinstall", "--no-cache-dir"] if rebuild else []
+    plan = [[*pip, "install", *flags, requirement]]
     if uninstall:
-        cmd = f"{py} -m pip uninstall -y {' '.join(uninstall)} && " + cmd
-    return cmd
+        plan.insert(0, [*pip, "uninstall", "-y", *uninstall])
+    return plan
+
+
+def _pip_fix(requirement: str, uninstall: list[str] | None = None, rebuild: bool = False) -> str:
+    return " && ".join(shlex.join(cmd) for cmd in _pip_plan(requirement, uninstall, rebuild))
+
+
+def _source_checkout() -> Path | None:
+    """The source checkout this package runs from (``make setup`` works there), if any."""
+    root = Path(__file__).resolve().parents[2]
+    makefile = root / "Makefile"
+    try:
+        ok = (root / "pyproject.toml").is_file() and "setup:" in makefile.read_text(errors="replace")
+    except OSError:
+        return None
+    return root if ok else None
 
 
 # --- the checks -------------------------------------------------------------------------------
@@ -198,28 +216,54 @@ def _check_r_packages(report: DoctorReport, req: dict) -> None:
             report.add(f"R package {name}", True, version)
 
 
-def _check_rpy2(report: DoctorReport, req: dict) -> None:
+class _Rpy2Fit(NamedTuple):
+    """What doctor knows about rpy2 against this R, without importing rpy2."""
+
+    version: str | None       # rpy2's version, None when not installed
+    detail: str               # "rpy2 3.6.9 (rpy2-rinterface 3.6.7)"
+    requirement: str | None   # what this R needs; None when R's version is unknown
+    problem: str              # why they do not fit ("" when they do, on paper)
+    split: list[str]          # rpy2 3.6 split packages present
+
+
+def _rpy2_fit(r_version: tuple[int, ...] | None, req: dict) -> _Rpy2Fit:
     version = _dist_version("rpy2")
-    if report.r_version is None:
-        requirement = None
-    else:
-        requirement = req["rpy2_requirement"](report.r_version[:2])
-    if version is None:
-        report.add("rpy2", False, "not installed", _pip_fix(requirement or "rpy2"))
-        return
+    requirement = req["rpy2_requirement"](tuple(r_version[:2])) if r_version else None
     split = [n for n in req.get("RPY2_SPLIT_PACKAGES", ("rpy2-rinterface", "rpy2-robjects")) if _dist_version(n)]
     split_detail = ", ".join(f"{n} {_dist_version(n)}" for n in split)
-    detail = f"rpy2 {version}" + (f" ({split_detail})" if split else "")
-    if requirement is not None:
+    detail = f"rpy2 {version}" + (f" ({split_detail})" if split else "") if version else "rpy2 (not installed)"
+    problem = ""
+    if version is None:
+        problem = "rpy2 is not installed in this Python"
+    elif requirement is not None and r_version is not None:
+        r_text = f"R {r_version[0]}.{r_version[1]}"
+        new_r = ".".join(map(str, req.get("R_VERSION_FOR_NEW_RPY2", (4, 5))))
         if not _fits(requirement, version):
-            report.add("rpy2 fits R", False, f"{detail}, but R {report.r_version[0]}.{report.r_version[1]} needs {requirement}",
-                       _pip_fix(requirement, uninstall=["rpy2", *split] if split else None))
+            problem = (f"{r_text} needs {requirement} "
+                       f"({req.get('RPY2_FOR_NEW_R', 'rpy2>=3.6.7')} needs R >= {new_r})")
         elif split and _fits(requirement, "3.5.17"):
-            # a 3.5 rpy2 with 3.6 split packages over it: their modules shadow 3.5's
-            report.add("rpy2 fits R", False, f"{detail}: split packages left beside rpy2 {version}",
-                       _pip_fix(requirement, uninstall=["rpy2", *split]))
+            problem = f"rpy2 3.6's split packages left beside rpy2 {version} shadow its modules"
+    return _Rpy2Fit(version, detail, requirement, problem, split)
+
+
+def _rpy2_plan(fit: _Rpy2Fit, rebuild: bool = False) -> list[list[str]]:
+    uninstall = ["rpy2", *fit.split] if fit.split else None
+    return _pip_plan(fit.requirement or "rpy2", uninstall=uninstall, rebuild=rebuild and not fit.split)
+
+
+def _check_rpy2(report: DoctorReport, req: dict) -> None:
+    fit = _rpy2_fit(report.r_version, req)
+    if fit.version is None:
+        report.pip_plan = _rpy2_plan(fit)
+        report.add("rpy2", False, "not installed", _pip_fix(fit.requirement or "rpy2"))
+        return
+    if fit.requirement is not None:
+        if fit.problem:
+            report.pip_plan = _rpy2_plan(fit)
+            report.add("rpy2 fits R", False, f"{fit.detail}, but {fit.problem}",
+                       _pip_fix(fit.requirement, uninstall=["rpy2", *fit.split] if fit.split else None))
         else:
-            report.add("rpy2 fits R", True, f"{detail} fits {requirement}")
+            report.add("rpy2 fits R", True, f"{fit.detail} fits {fit.requirement}")
     # Does it actually load this R?  (catches "undefined symbol" and missing libR)
     probe = _run([sys.executable, "-c", "import rpy2.rinterface as ri; ri.initr(); print('ok')"], timeout=120)
     if probe is not None and probe.returncode == 0 and "ok" in probe.stdout:
@@ -227,8 +271,41 @@ def _check_rpy2(report: DoctorReport, req: dict) -> None:
     else:
         err = (probe.stderr if probe else "could not run").strip().splitlines()
         last = err[-1] if err else "unknown error"
-        fix = _pip_fix(requirement or "rpy2", uninstall=["rpy2", *split] if split else None, rebuild=not split)
+        if not report.pip_plan:
+            report.pip_plan = _rpy2_plan(fit, rebuild=True)
+        fix = " && ".join(shlex.join(c) for c in report.pip_plan)
         report.add("rpy2 loads R", False, f"import failed: {last}", fix)
+
+
+def explain_rpy2_failure(exc: BaseException) -> str:
+    """One paragraph for a failed rpy2 load: what was found, why it fails, the fix.
+
+    Used by the bridge's guarded import (``bridge/rload.py``); asks R for its version
+    through ``Rscript``, never through rpy2.
+    """
+    req = _requirements()
+    probe = DoctorReport()
+    have_r = _check_r(probe, req)
+    fit = _rpy2_fit(probe.r_version, req)
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    error = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+    error = f"{error}: {first}" if first else error
+    if not have_r:
+        r_fix = _r_fix(req, list(req["R_PACKAGES"]), with_r=True)
+        return (f"rpy2 cannot start R: R was not found (no working Rscript on PATH; {fit.detail}). "
+                f"Install R and the R packages with `{r_fix}`, then run `pylme-alliance doctor`. "
+                f"(The error was {error}.)")
+    r_text = f"R {'.'.join(map(str, probe.r_version))} at {probe.r_home or 'unknown R_HOME'}"
+    if fit.problem:
+        why = fit.problem
+        cmd = " && ".join(shlex.join(c) for c in _rpy2_plan(fit))
+    else:
+        why = (f"rpy2 {fit.version} should fit this R ({fit.requirement}) but does not load it, "
+               "usually because it was compiled against another R: rebuild it against this one")
+        cmd = " && ".join(shlex.join(c) for c in _rpy2_plan(fit, rebuild=True))
+    return (f"rpy2 cannot be loaded in this Python ({sys.executable}): found {fit.detail} and {r_text}. "
+            f"The problem: {why}. To fix it, run `{cmd}` (or `pylme-alliance doctor --fix`). "
+            f"(The error was {error}.)")
 
 
 def run_doctor() -> DoctorReport:
@@ -262,8 +339,41 @@ def format_report(report: DoctorReport) -> str:
     else:
         lines.append("Problems found. To fix, run:")
         lines.extend(f"  {f}" for f in fixes)
-        lines.append("(or run `make setup`, which does all of this.)")
+        if report.pip_plan:
+            lines.append("(`pylme-alliance doctor --fix` runs the pip command for this Python.)")
+        checkout = _source_checkout()
+        if checkout is not None:  # only a source checkout has the Makefile
+            lines.append(f"(or run `make setup` in {checkout}, which does all of this.)")
     return "\n".join(lines)
+
+
+def apply_fix(report: DoctorReport, *, assume_yes: bool = False,
+              ask: Callable[[str], str] = input) -> int:
+    """Run the report's pip commands for this interpreter (``doctor --fix``).
+
+    Asks before running unless ``assume_yes``; returns 0 when there was nothing to do
+    or every command succeeded, else 1. R and its packages are not installed here
+    (that needs the system's package manager): their commands are only printed.
+    """
+    if not report.pip_plan:
+        print("doctor --fix: nothing that pip can fix"
+              + ("." if report.ok else "; run the commands above for the rest."))
+        return 0 if report.ok else 1
+    shown = "\n".join(f"  {shlex.join(c)}" for c in report.pip_plan)
+    if not assume_yes:
+        try:
+            answer = ask(f"Run these commands?\n{shown}\n[y/N] ")
+        except EOFError:  # no terminal: never run without a yes
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not run. (Use --yes to run without asking.)")
+            return 1
+    for cmd in report.pip_plan:
+        print(f"running: {shlex.join(cmd)}", flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            print(f"failed: {shlex.join(cmd)}")
+            return 1
+    return 0
 
 
 def main() -> int:
