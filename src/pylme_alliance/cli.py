@@ -36,10 +36,12 @@ def _command(name: str) -> Callable[[argparse.Namespace], int | None]:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import format_report, run_doctor
+    from .doctor import apply_fix, format_report, run_doctor
 
     report = run_doctor()
     print(format_report(report))
+    if getattr(args, "fix", False):
+        return apply_fix(report, assume_yes=args.yes)
     return 0 if report.ok else 1
 
 
@@ -74,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("doctor", help="check Python, R, the R packages and rpy2; print fixes")
+    p.add_argument("--fix", action="store_true",
+                   help="run the pip command that fixes rpy2 for this Python (asks first)")
+    p.add_argument("--yes", action="store_true", help="with --fix: run without asking")
     p.set_defaults(handler=_doctor)
 
     p = sub.add_parser("demo", help="analyse the bundled example trial and write a report")
