@@ -112,3 +112,88 @@ def test_cli_analyze_arguments():
     assert (args.within, args.engine, args.residual, args.out, args.therapist) == ("early", "nlme", "ar1", "rep", None)
     demo = cli.build_parser().parse_args(["demo"])
     assert demo.out == "demo-report"
+
+
+# --- one guarded rpy2 import, --fix, advice outside a checkout -------------------------------
+
+def _mismatched_report(monkeypatch):
+    monkeypatch.setattr(doctor, "_dist_version", lambda name: {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}.get(name))
+    monkeypatch.setattr(doctor, "_run", lambda cmd, timeout=60: subprocess.CompletedProcess(
+        cmd, 1, "", "ffi.error: symbol 'R_getVar' not found"))
+    rep = doctor.DoctorReport(r_version=(4, 2, 2))
+    doctor._check_rpy2(rep, doctor._requirements())
+    return rep
+
+
+def test_mismatch_plan_is_pip_for_this_python(monkeypatch):
+    rep = _mismatched_report(monkeypatch)
+    assert rep.pip_plan == [
+        [sys.executable, "-m", "pip", "uninstall", "-y", "rpy2", "rpy2-rinterface"],
+        [sys.executable, "-m", "pip", "install", rpy2_requirement((4, 2))],
+    ]
+    assert "doctor --fix" in doctor.format_report(rep)
+
+
+def test_fix_asks_first_and_runs_only_on_yes(monkeypatch, capsys):
+    rep = _mismatched_report(monkeypatch)
+    ran = []
+    monkeypatch.setattr(doctor.subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    questions = []
+    assert doctor.apply_fix(rep, ask=lambda q: questions.append(q) or "n") == 1
+    assert ran == [] and "pip install" in questions[0]
+
+    def no_terminal(question):
+        raise EOFError
+
+    assert doctor.apply_fix(rep, ask=no_terminal) == 1 and ran == []
+    assert doctor.apply_fix(rep, ask=lambda q: "y") == 0 and ran == rep.pip_plan
+    ran.clear()
+    assert doctor.apply_fix(rep, assume_yes=True, ask=no_terminal) == 0 and ran == rep.pip_plan
+
+
+def test_cli_doctor_fix_yes_runs_the_plan(monkeypatch, capsys):
+    plan = [[sys.executable, "-c", "pass"]]
+    monkeypatch.setattr(doctor, "run_doctor", lambda: doctor.DoctorReport(
+        checks=[doctor.Check("rpy2 loads R", False, "import failed", "x")], pip_plan=plan))
+    ran = []
+    monkeypatch.setattr(doctor.subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    assert cli.main(["doctor", "--fix", "--yes"]) == 0
+    assert ran == plan
+    assert "running:" in capsys.readouterr().out
+
+
+def test_make_setup_is_advised_only_from_a_checkout(monkeypatch):
+    rep = doctor.DoctorReport(checks=[doctor.Check("R", False, "missing", "apt-get install r-base-core")])
+    monkeypatch.setattr(doctor, "_source_checkout", lambda: None)
+    assert "make setup" not in doctor.format_report(rep)
+    monkeypatch.setattr(doctor, "_source_checkout", lambda: doctor.Path("/src/pylme"))
+    assert "make setup` in /src/pylme" in doctor.format_report(rep)
+
+
+def test_source_checkout_is_found_only_beside_a_makefile(tmp_path, monkeypatch):
+    pkg = tmp_path / "site-packages" / "pylme_alliance"
+    pkg.mkdir(parents=True)
+    monkeypatch.setattr(doctor, "__file__", str(pkg / "doctor.py"))
+    assert doctor._source_checkout() is None  # an installed wheel
+    root = tmp_path / "checkout"
+    (root / "src" / "pylme_alliance").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    (root / "Makefile").write_text("setup:\n\ttrue\n")
+    monkeypatch.setattr(doctor, "__file__", str(root / "src" / "pylme_alliance" / "doctor.py"))
+    assert doctor._source_checkout() == root
+
+
+def test_explanation_is_one_paragraph_with_versions_and_the_fix(monkeypatch):
+    monkeypatch.setattr(doctor, "_dist_version", lambda name: {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}.get(name))
+    text = doctor.explain_rpy2_failure(RuntimeError("symbol 'R_getVar' not found"))
+    assert "\n" not in text
+    assert "rpy2 3.6.9 (rpy2-rinterface 3.6.7)" in text and "R 4." in text
+    assert "needs rpy2>=3.5.11,<3.6" in text and "needs R >= 4.5" in text
+    assert f"{sys.executable} -m pip install 'rpy2>=3.5.11,<3.6'" in text
+    assert "R_getVar" in text
+
+
+def test_explanation_without_r_says_install_r(monkeypatch):
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    text = doctor.explain_rpy2_failure(OSError("libR.so: cannot open shared object file"))
+    assert "R was not found" in text and "r-base-core" in text and "libR.so" in text
