@@ -2,6 +2,10 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` with an Agg canvas attached,
 so ``fig.savefig(...)`` works without touching pyplot's global state.
+
+Outcome words are the user's: axis labels name ``outcome_label`` (default "outcome"),
+and "beneficial"/"harmful" appear only when ``outcome_better`` ("lower" or "higher")
+says which direction of the outcome is the better one.
 """
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-EFFECT_UNITS = "OQ-45 points per alliance point"
 TERM_LABELS = {"alliance_within": "Within-patient alliance", "alliance_between": "Between-patient alliance"}
 COLOURS = {"alliance_within": "#1f5fa8", "alliance_between": "#c0502b"}
 
@@ -24,6 +27,25 @@ def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
     return fig
 
 
+def _plain(text: Any) -> str:
+    """User text for a figure: matplotlib reads text between $ signs as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _units(outcome_label: str | None) -> str:
+    return f"{_plain(outcome_label or 'outcome')} points per alliance point"
+
+
+def _sign_hint(outcome_label: str | None, outcome_better: str | None) -> str:
+    """What a negative effect means, in the user's direction (neutral without one)."""
+    name = _plain(outcome_label or "outcome")
+    if outcome_better == "lower":
+        return f"below 0: higher alliance, lower (better) next {name}"
+    if outcome_better == "higher":
+        return f"above 0: higher alliance, higher (better) next {name}"
+    return f"below 0: higher alliance, lower next {name}"
+
+
 def _zero_line(ax: Any, horizontal: bool = True) -> None:
     if horizontal:
         ax.axhline(0.0, color="0.35", linewidth=0.9, linestyle="--", zorder=1)
@@ -31,7 +53,8 @@ def _zero_line(ax: Any, horizontal: bool = True) -> None:
         ax.axvline(0.0, color="0.35", linewidth=0.9, linestyle="--", zorder=1)
 
 
-def duration_plot(table: pd.DataFrame) -> Figure:
+def duration_plot(table: pd.DataFrame, *, outcome_label: str | None = None,
+                  outcome_better: str | None = None) -> Figure:
     """Within and between alliance effect with its CI by lead (two panels, zero line).
 
     ``table`` is the :func:`pylme_alliance.duration` table.
@@ -51,27 +74,49 @@ def duration_plot(table: pd.DataFrame) -> Figure:
         ax.set_xticklabels([f"t+{k}" for k in leads])
         ax.set_xlim(min(leads) - 0.5, max(leads) + 0.5)
         ax.set_xlabel("Outcome measured k sessions after the alliance rating")
-        ax.set_ylabel(f"Effect on outcome ({EFFECT_UNITS})")
+        ax.set_ylabel(f"Effect on {_plain(outcome_label or 'outcome')} ({_units(outcome_label)})")
         ax.set_title(TERM_LABELS[term])
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("(b) Duration: how long does the alliance effect last?")
+    fig.suptitle(f"(b) Duration: how long does the alliance effect last?\n"
+                 f"({_sign_hint(outcome_label, outcome_better)})", fontsize=11)
     return fig
 
 
 def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
                        observed: np.ndarray | None = None,
-                       jn: pd.DataFrame | None = None) -> Figure:
+                       jn: pd.DataFrame | None = None,
+                       adjusted_p: float | None = None,
+                       significant: bool | None = None,
+                       alpha: float = 0.05,
+                       outcome_label: str | None = None,
+                       outcome_better: str | None = None) -> Figure:
     """The within-patient alliance effect across a moderator.
 
     Continuous moderators: ``slopes`` holds a grid of values (``at``) over the observed
     range; draws the effect line and its 95% CI band, a rug of the patients' values and
-    shades the Johnson-Neyman region(s) where the effect is significant. Categorical
-    moderators: one point with a 95% error bar per level.
+    shades the Johnson-Neyman region(s) (``jn``, from
+    :meth:`~pylme_alliance.alliance.fit.AllianceFit.johnson_neyman`) where the effect is
+    significant, each labelled with its sign; extrapolated parts are never shaded.
+    Categorical moderators: one point with a 95% error bar per level.
+
+    Parameters
+    ----------
+    adjusted_p, significant, alpha
+        Whether the interaction survives the multiplicity correction: ``significant``,
+        or ``adjusted_p < alpha`` (e.g. the Benjamini-Hochberg ``p_adjusted`` of
+        :func:`~pylme_alliance.moderators`). When it does not, no region is shaded and
+        the figure says so. When neither is given, the regions are shaded and the
+        figure says they are not corrected for multiplicity.
+    outcome_label, outcome_better
+        The outcome's name for the axis, and its better direction (words only).
     """
+    if significant is None and adjusted_p is not None and np.isfinite(adjusted_p):
+        significant = bool(adjusted_p < alpha)
     rows = slopes[slopes["term"] == "alliance_within"]
     fig = new_figure(7.0, 4.5)
     ax = fig.subplots()
     colour = COLOURS["alliance_within"]
+    remark = None
     if kind == "numeric":
         x = rows["at"].to_numpy(dtype=float)
         order = np.argsort(x)
@@ -83,13 +128,28 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
         ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0, label="95% CI")
         ax.plot(x, est, color=colour, linewidth=2, label="within-patient effect")
         if jn is not None and len(jn):
-            first = True
-            for _, region in jn[jn["significant"]].iterrows():
-                lo, hi = max(float(region["from"]), x.min()), min(float(region["to"]), x.max())
-                if hi > lo:
-                    ax.axvspan(lo, hi, color="0.85", alpha=0.5, zorder=0,
-                               label="effect significant (Johnson-Neyman)" if first else None)
-                    first = False
+            if significant is False:
+                p_text = f" (adjusted p = {adjusted_p:.3g})" if adjusted_p is not None else ""
+                remark = ("Interaction not significant after the multiplicity correction"
+                          f"{p_text}:\nno Johnson-Neyman region is shown.")
+            else:
+                shown = jn[jn["significant"]]
+                if "extrapolated" in shown:
+                    shown = shown[~shown["extrapolated"].astype(bool)]
+                labelled: set[str] = set()
+                for _, region in shown.iterrows():
+                    lo, hi = max(float(region["from"]), x.min()), min(float(region["to"]), x.max())
+                    sign = str(region.get("sign", ""))
+                    if hi > lo:
+                        words = _region_words(sign, outcome_better)
+                        ax.axvspan(lo, hi, color=_REGION_COLOURS.get(sign, "0.85"), alpha=0.35, zorder=0,
+                                   label=f"effect significantly {words} (Johnson-Neyman)"
+                                   if words not in labelled else None)
+                        labelled.add(words)
+                if significant is None:
+                    remark = "Johnson-Neyman regions not corrected for multiplicity."
+                elif not len(shown):
+                    remark = "No region of the observed range where the effect is significant."
         if observed is not None and len(observed):
             ymin = float(np.nanmin(low))
             ax.plot(observed, np.full(len(observed), ymin), "|", color="0.3", markersize=8, alpha=0.4,
@@ -108,16 +168,40 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
         ax.set_xticklabels(labels)
         ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.set_xlabel(f"{moderator} (level)")
-    ax.set_ylabel(f"Within-patient effect ({EFFECT_UNITS})")
-    ax.set_title(f"(c) Within-patient alliance effect by {moderator}\n(negative = better alliance, lower next outcome)",
+    if remark:
+        ax.text(0.01, 0.99, remark, transform=ax.transAxes, ha="left", va="top", fontsize=8, color="#8c2d04")
+    ax.set_ylabel(f"Within-patient effect ({_units(outcome_label)})")
+    ax.set_title(f"(c) Within-patient alliance effect by {moderator}\n({_sign_hint(outcome_label, outcome_better)})",
                  fontsize=11)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
-def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+_REGION_COLOURS = {"negative": "#c6dbef", "positive": "#fdd0a2"}
+
+
+def _region_words(sign: str, outcome_better: str | None) -> str:
+    """"negative"/"positive", with "(beneficial)"/"(harmful)" when the direction is known."""
+    good = {"lower": "negative", "higher": "positive"}.get(outcome_better or "")
+    if sign not in ("negative", "positive"):
+        return "different from 0"
+    if good is None:
+        return sign
+    return f"{sign} ({'beneficial' if sign == good else 'harmful'})"
+
+
+_CATEGORY_COLOURS = {"clearly negative": "#1f5fa8", "clearly positive": "#c0502b",
+                     "clearly beneficial": "#1f5fa8", "clearly harmful": "#c0502b",
+                     "uncertain": "0.45", "no interval": "0.45"}
+
+
+def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame, *, outcome_label: str | None = None,
+                     outcome_better: str | None = None) -> Figure:
     """Patient-specific within effects, sorted, with intervals; zero line, the mean
-    effect line and the prediction interval shaded."""
+    effect line and the prediction interval shaded. Points are coloured by the
+    patient's interval category (``category`` of
+    :meth:`~pylme_alliance.alliance.fit.AllianceFit.heterogeneity`), never by the sign
+    of a shrunken estimate alone."""
     fig = new_figure(10.5, 4.8)
     ax = fig.subplots()
     rows = patients.sort_values("slope").reset_index(drop=True)
@@ -147,18 +231,25 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         sd = float(stat.loc["random-slope SD", "estimate"])
         if np.isfinite(sd) and sd < 0.05 * max(abs(mean), 1e-12):
             remarks.append(f"Random-slope SD = {sd:.3g}: the model\nfinds almost no variation between\npatients.")
+    if "SD of patients' BLUP slopes" in stat.index and "random-slope SD" in stat.index:
+        blup, sd = float(stat.loc["SD of patients' BLUP slopes", "estimate"]), float(stat.loc["random-slope SD", "estimate"])
+        if np.isfinite(blup) and np.isfinite(sd) and sd > 0:
+            remarks.append(f"Patients' estimates are shrunken:\ntheir SD is {blup:.3g}, the model's\n{sd:.3g}.")
     if remarks:  # in the right margin, under the legend
         ax.text(1.02, 0.45, "\n\n".join(remarks), transform=ax.transAxes, ha="left", va="top",
                 fontsize=8, color="#8c2d04")
-    benefit = rows["beneficial"].to_numpy(dtype=bool)
+    category = (rows["category"].astype(str) if "category" in rows
+                else pd.Series(np.where(np.isfinite(low), "uncertain", "no interval")))
     size = 6 if len(rows) > 150 else 14
-    ax.scatter(rank[benefit], slope[benefit], s=size, color="#1f5fa8", zorder=3, label="beneficial (negative)")
-    ax.scatter(rank[~benefit], slope[~benefit], s=size, color="#c0502b", zorder=3, label="not beneficial")
+    for name in dict.fromkeys(category):
+        mask = (category == name).to_numpy()
+        ax.scatter(rank[mask], slope[mask], s=size, color=_CATEGORY_COLOURS.get(name, "0.45"), zorder=3,
+                   label=f"{name} (interval)" if name not in ("no interval",) else "no interval")
     ax.axhline(mean, color="black", linewidth=1.5, label=f"mean within effect ({mean:.2f})")
     ax.set_xlim(0, len(rows) + 1)
     ax.set_xlabel("Patients, sorted by their own within-patient effect")
-    ax.set_ylabel(f"Patient's within effect ({EFFECT_UNITS})")
-    ax.set_title("One size does not fit all: patient-specific alliance effects")
+    ax.set_ylabel(f"Patient's within effect ({_units(outcome_label)})")
+    ax.set_title(f"Patient-specific alliance effects ({_sign_hint(outcome_label, outcome_better)})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig

@@ -2,15 +2,20 @@
 "one size does not fit all" means in numbers."""
 from __future__ import annotations
 
+import html
+import warnings
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import PylmeError
 from ..results import MixedFit, wald_interval
+from . import estimands
+from .heterogeneity import Heterogeneity
+from .heterogeneity import heterogeneity as _heterogeneity
+from .johnson_neyman import johnson_neyman as _johnson_neyman
 from .prepare import AlliancePanel
 from .spec import ModelSpec
 
@@ -18,31 +23,6 @@ if TYPE_CHECKING:
     from .model import AllianceModel
 
 WITHIN, BETWEEN = "alliance_within", "alliance_between"
-
-
-@dataclass(frozen=True)
-class Heterogeneity:
-    """Between-patient variation of the within-patient alliance effect.
-
-    Attributes
-    ----------
-    summary : pandas.DataFrame
-        One row per statistic (``statistic``, ``estimate``, ``conf_low``, ``conf_high``,
-        ``note``): the mean within effect, the random-slope SD with its interval, the 95%
-        prediction interval of patient-specific effects, the share of patients whose own
-        effect is beneficial (model-implied and among the patients' conditional slopes).
-    patients : pandas.DataFrame
-        One row per patient: ``patient``, ``slope`` (the patient's conditional within
-        effect: fixed part at the patient's moderator values plus the patient's BLUP),
-        ``conf_low``, ``conf_high`` (from the conditional variance of the BLUP, lme4
-        only), ``beneficial``, ``n_sessions``.
-    """
-
-    summary: pd.DataFrame
-    patients: pd.DataFrame
-
-    def __str__(self) -> str:
-        return self.summary.to_string(index=False, float_format="{:.3f}".format)
 
 
 @dataclass(frozen=True, repr=False)
@@ -70,104 +50,105 @@ class AllianceFit(MixedFit):
 
     # ------------------------------------------------------------------ effects
     def alliance_effects(self, *, conf_level: float = 0.95) -> pd.DataFrame:
-        """The within- and between-patient alliance rows with a standardised estimate.
+        """The within- and between-patient alliance rows, with what each estimates.
 
-        ``std_estimate`` is the effect of one SD of the component in outcome SD units:
-        the within SD is taken over sessions, the between SD over patients (each once),
-        the outcome SD over the model's response values.
+        Columns: ``lead``, ``term``, the tidy() columns with a Wald interval, and
+
+        - ``estimand``: the estimand in words (:func:`.estimands.for_term`). With the
+          outcome controlled (the default), the between coefficient is a CONDITIONAL
+          change coefficient beta*(1 - b_Y), not a difference in outcome level; the level
+          difference is :func:`~.between.between_effect`.
+        - ``predictor_sd``, ``outcome_sd``, ``std_estimate``: the standardised estimate
+          ``std = b * SD(alliance component) / SD(outcome component)``, each component
+          measured at its own level (``panel.scales``, over the panel's kept sessions):
+
+          * within: ``SD(alliance_within) / SD(outcome_within)``, both pooled
+            within-patient SDs, sqrt(sum of squared deviations from the patient's level /
+            (sessions - patients)); the outcome's deviation is from the patient's mean
+            outcome. One within-patient SD more alliance than usual for this patient
+            goes with ``std_estimate`` within-patient SDs of the outcome.
+          * between: ``SD(alliance level) / SD(outcome person mean)``, SDs over patients
+            (each patient once, ddof = 1) of the patient's alliance level (the person
+            mean or early alliance the panel used) and of the patient's mean outcome.
+
+          Not the total outcome SD: that mixes the two levels and understates the within
+          effect (METHODS.md; issue 9, item 9).
         """
         table = self.tidy(conf_int=True, conf_level=conf_level)
         table = table[table["term"].isin([WITHIN, BETWEEN])].copy()
-        data = self.data
-        outcome_sd = float(np.std(data[self.spec.response], ddof=1))
-        between_sd = float(data.groupby("patient", observed=True)[BETWEEN].first().std(ddof=1))
-        sds = {WITHIN: float(np.std(data[WITHIN], ddof=1)), BETWEEN: between_sd}
-        table["predictor_sd"] = table["term"].map(sds)
-        table["std_estimate"] = table["estimate"] * table["predictor_sd"] / outcome_sd
-        table.insert(0, "lead", self.model.lead)
+        scales = dict(self.panel.scales) if self.panel is not None else {}
+        predictor = {WITHIN: scales.get("alliance_within", np.nan), BETWEEN: scales.get("alliance_between", np.nan)}
+        outcome = {WITHIN: scales.get("outcome_within", np.nan), BETWEEN: scales.get("outcome_between", np.nan)}
+        table["predictor_sd"] = table["term"].map(predictor).astype(float)
+        table["outcome_sd"] = table["term"].map(outcome).astype(float)
+        table["std_estimate"] = table["estimate"] * table["predictor_sd"] / table["outcome_sd"]
+        table["estimand"] = table["term"].map(lambda t: estimands.for_term(str(t), self.model)
+                                              if self.model is not None else "")
+        table.insert(0, "lead", self.model.lead if self.model is not None else np.nan)
         return table.drop(columns=["effect", "group"]).reset_index(drop=True)
 
-    # ------------------------------------------------------------------ heterogeneity
-    def _slope_group(self) -> str:
-        groups = self.ran_pars_table
-        rows = groups[groups["term"] == f"sd__{WITHIN}"]
-        if rows.empty:
-            raise PylmeError("this model has no random slope of alliance_within; fit it with "
-                             "AllianceModel(random_slope=True) to study heterogeneity")
-        return str(rows["group"].iloc[0])
+    def summary(self) -> str:
+        """The MixedFit summary followed by the alliance effects and their estimands."""
+        effects = self.alliance_effects()
+        lines = [super().summary(), "", "Alliance effects (std_estimate: b * SD(alliance) / SD(outcome), "
+                 "each at its own level):",
+                 effects[["term", "estimate", "std_error", "p_value", "conf_low", "conf_high", "std_estimate"]]
+                 .to_string(index=False, float_format="{:.4g}".format)]
+        lines += [f"  {row.term}: {row.estimand}" for row in effects.itertuples() if row.estimand]
+        return "\n".join(lines)
 
-    def heterogeneity(self, *, conf_level: float = 0.95, beneficial: str = "negative",
-                      interval: bool = True) -> Heterogeneity:
-        """"One size does not fit all" as numbers.
+    def _repr_html_(self) -> str:
+        effects = self.alliance_effects()
+        shown = effects[["term", "estimate", "std_error", "p_value", "conf_low", "conf_high", "std_estimate"]]
+        estimand = "".join(f"<li><b>{html.escape(str(r.term))}</b>: {html.escape(str(r.estimand))}</li>"
+                           for r in effects.itertuples() if r.estimand)
+        return (super()._repr_html_() + "<div><p>Alliance effects</p>"
+                + shown.to_html(index=False, float_format="{:.4g}".format)
+                + (f"<ul>{estimand}</ul>" if estimand else "") + "</div>")
+
+    # ------------------------------------------------------------------ heterogeneity
+    def heterogeneity(self, *, conf_level: float = 0.95, alpha: float = 0.05, interval: bool = True,
+                      test: bool = True, beneficial: str | None = None) -> Heterogeneity:
+        """"One size does not fit all", tested before it is claimed.
 
         Parameters
         ----------
         conf_level : float
-        beneficial : {"negative", "positive"}
-            Direction of a beneficial alliance effect: "negative" when higher outcome
-            scores mean more distress (the OQ-45), "positive" otherwise.
+            Level of every interval (mean effect, slope SD, prediction interval, share,
+            patients' intervals).
+        alpha : float
+            Level of the likelihood-ratio test of the random slope (``verdict``).
         interval : bool
-            Compute the interval of the slope SD (lme4: profile likelihood, which costs
-            a few refits; nlme: ``intervals``; glmmTMB: Wald on the log scale).
-        """
-        if beneficial not in ("negative", "positive"):
-            raise PylmeError("beneficial must be 'negative' or 'positive'")
-        group = self._slope_group()
-        pars = self.ran_pars_table.set_index(["group", "term"])["estimate"]
-        slope_sd = float(pars[(group, f"sd__{WITHIN}")])
-        fixed = self.fixed_table.set_index("term").loc[WITHIN]
-        mean, se = float(fixed["estimate"]), float(fixed["std_error"])
-        low = high = float("nan")
-        note = ""
-        sd_interval = getattr(self.backend, "sd_interval", None)
-        if interval and sd_interval is not None:
-            try:
-                low, high = sd_interval(group, WITHIN, conf_level)
-            except PylmeError as exc:  # a failed profile must not lose the rest
-                note = f"interval not available: {exc}"
-        z = stats.norm.ppf(0.5 + conf_level / 2)
-        spread = np.sqrt(slope_sd ** 2 + se ** 2)
-        sign = -1.0 if beneficial == "negative" else 1.0
-        share_model = float(stats.norm.cdf(sign * mean / slope_sd)) if slope_sd > 0 else float(sign * mean > 0)
-        patients = self._patient_slopes(group, z, sign)
-        share_blup = float(patients["beneficial"].mean()) if len(patients) else float("nan")
-        summary = pd.DataFrame([
-            {"statistic": "mean within effect", "estimate": mean, "conf_low": mean - z * se,
-             "conf_high": mean + z * se, "note": "fixed effect of alliance_within"},
-            {"statistic": "random-slope SD", "estimate": slope_sd, "conf_low": low, "conf_high": high,
-             "note": note or f"SD of patients' within effects ({self.engine})"},
-            {"statistic": f"{int(conf_level * 100)}% prediction interval", "estimate": mean,
-             "conf_low": mean - z * spread, "conf_high": mean + z * spread,
-             "note": "range of patient-specific within effects"},
-            {"statistic": "share beneficial (model)", "estimate": share_model, "conf_low": np.nan,
-             "conf_high": np.nan, "note": f"P(patient effect {'<' if sign < 0 else '>'} 0) under normal slopes"},
-            {"statistic": "share beneficial (patients)", "estimate": share_blup, "conf_low": np.nan,
-             "conf_high": np.nan, "note": "share of patients whose conditional slope is beneficial"},
-        ])
-        return Heterogeneity(summary=summary, patients=patients)
+            Compute the interval of the slope SD (lme4: profile likelihood, a few refits;
+            nlme: ``intervals``; glmmTMB: Wald on the log scale) and from it the share's
+            interval. Its warnings are kept in ``.warnings``.
+        test : bool
+            Run the likelihood-ratio test of the random slope: one refit without it, same
+            engine and criterion (REML for lme4/nlme/statsmodels by default, valid because
+            the fixed effects are the same), p from the 50:50 mixture of chi2(q-1) and
+            chi2(q) (q = 2 for a correlated slope: chi2(1) and chi2(2)).
+        beneficial : {"negative", "positive"}, optional
+            Deprecated: the direction comes from ``prepare(outcome_better=...)``.
+            "negative" means ``outcome_better="lower"``.
 
-    def _patient_slopes(self, group: str, z: float, sign: float) -> pd.DataFrame:
-        data = self.data
-        first = data.drop_duplicates("patient").reset_index(drop=True)
-        # The conditional slope is the change in the prediction when alliance_within
-        # moves by one, at the patient's own covariates: this includes moderator
-        # interactions and the BLUP whatever the engine.
-        at0, at1 = first.copy(), first.copy()
-        at0[WITHIN] = 0.0
-        at1[WITHIN] = 1.0
-        slope = self.predict(at1) - self.predict(at0)
-        out = pd.DataFrame({"patient": first["patient"].astype(str).to_numpy(), "slope": slope})
-        vals = self.tidy("ran_vals")
-        rows = vals[(vals["group"] == group) & (vals["term"] == WITHIN)]
-        # nested levels read "therapist:patient" (lme4) or "therapist/patient" (nlme)
-        level = rows["level"].astype(str).str.split(r"[:/]", regex=True).str[-1]
-        se = out["patient"].map(dict(zip(level, pd.to_numeric(rows["std_error"])))).to_numpy(dtype=float)
-        out["conf_low"] = out["slope"] - z * se
-        out["conf_high"] = out["slope"] + z * se
-        out["beneficial"] = sign * out["slope"] > 0
-        counts = data.groupby("patient", observed=True).size()
-        out["n_sessions"] = out["patient"].map(dict(zip(counts.index.astype(str), counts.to_numpy())))
-        return out.sort_values("slope").reset_index(drop=True)
+        Returns
+        -------
+        Heterogeneity
+            ``verdict``, ``test``, ``degenerate``, the slope SD with its interval, the
+            model-implied share Phi(+-beta/tau) with its interval, the BLUPs' shrinkage and
+            per-patient interval categories (see :class:`.heterogeneity.Heterogeneity`).
+            Without an outcome direction nothing is called beneficial: the share is the
+            share of patients with a negative own effect.
+        """
+        better = self.panel.outcome_better if self.panel is not None else None
+        if beneficial is not None:
+            if beneficial not in ("negative", "positive"):
+                raise PylmeError("beneficial must be 'negative' or 'positive'")
+            warnings.warn("heterogeneity(beneficial=...) is deprecated: give prepare(outcome_better="
+                          "'lower'|'higher')", FutureWarning, stacklevel=2)
+            better = "lower" if beneficial == "negative" else "higher"
+        return _heterogeneity(self, conf_level=conf_level, alpha=alpha, interval=interval, test=test,
+                              outcome_better=better)
 
     # ------------------------------------------------------------------ moderation
     def _moderator(self, moderator: Any) -> tuple[str, Any]:
@@ -230,44 +211,27 @@ class AllianceFit(MixedFit):
         return table
 
     def johnson_neyman(self, moderator: Any, *, alpha: float = 0.05, term: str = WITHIN) -> pd.DataFrame:
-        """Moderator values (original scale) where the alliance effect is significant.
+        """Regions of the moderator (original scale) where the alliance effect is significant.
 
-        Solves ``(b + c*m)^2 = t^2 * (V_bb + 2 m V_bc + m^2 V_cc)`` for the centred
-        moderator m, with the df of the interaction term (normal for Wald-z engines).
+        Boundaries solve ``(b + c*m)^2 = t^2 * (V_bb + 2 m V_bc + m^2 V_cc)`` for the centred
+        moderator m, with the df :meth:`simple_slopes` uses at that m (lme4: Satterthwaite
+        df, found at each boundary by iteration; other engines: the df of ``term``, or a
+        normal quantile), so a simple slope at a boundary has p = alpha. No multiplicity
+        correction is applied here: see ``interaction_p`` and :func:`~.moderation.moderators`.
 
         Returns
         -------
         pandas.DataFrame
-            One row per region: ``from``, ``to`` (original scale; -inf/inf when open),
-            ``significant`` (bool), and ``observed_min``/``observed_max`` of the moderator.
+            One row per region, regions split at the observed range of the moderator:
+            ``from``, ``to`` (original scale; -inf/inf when open), ``significant``,
+            ``sign`` of the effect there ("negative", "positive", or "changes sign" in a
+            non-significant region that contains the zero crossing), ``effect`` (in words),
+            ``extrapolated`` (True for parts outside the observed range),
+            ``estimate_from``/``estimate_to`` (the effect at finite edges),
+            ``observed_min``/``observed_max``, ``alpha``, ``interaction_estimate``,
+            ``interaction_p`` (unadjusted), ``df_method``.
         """
-        name, info = self._moderator(moderator)
-        if info.kind != "numeric":
-            raise PylmeError(f"Johnson-Neyman intervals need a continuous moderator; {name!r} is categorical")
-        inter = f"{term}:{name}"
-        V = self.vcov()
-        b, c = float(self.fixef_values[term]), float(self.fixef_values[inter])
-        vbb, vbc, vcc = float(V.loc[term, term]), float(V.loc[term, inter]), float(V.loc[inter, inter])
-        df = float(self.fixed_table.set_index("term").loc[inter, "df"])
-        t2 = (stats.t.ppf(1 - alpha / 2, df) if np.isfinite(df) else stats.norm.ppf(1 - alpha / 2)) ** 2
-        # quadratic in m: (c^2 - t2 vcc) m^2 + 2 (b c - t2 vbc) m + (b^2 - t2 vbb) = 0
-        A, B, C = c * c - t2 * vcc, 2 * (b * c - t2 * vbc), b * b - t2 * vbb
-        roots = np.sort(np.roots([A, B, C]).real[np.isreal(np.roots([A, B, C]))]) if abs(A) > 1e-300 else \
-            (np.array([-C / B]) if abs(B) > 0 else np.array([]))
-        edges = [-np.inf, *roots.tolist(), np.inf]
-        mean = float(info.mean)
-        values = self.panel.data[info.column].astype(float) + mean
-        rows = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            mid = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else (hi - 1 if np.isfinite(hi) else
-                                                                            (lo + 1 if np.isfinite(lo) else 0.0))
-            est = b + c * mid
-            var = vbb + 2 * mid * vbc + mid * mid * vcc
-            rows.append({"moderator": name, "term": term, "from": lo + mean, "to": hi + mean,
-                         "significant": bool(est * est > t2 * var),
-                         "observed_min": float(values.min()), "observed_max": float(values.max())})
-        return pd.DataFrame(rows)
-
+        return _johnson_neyman(self, moderator, alpha=alpha, term=term)
 
 def _rename(term: str, renames: dict[str, str]) -> str:
     parts = term.split(":")

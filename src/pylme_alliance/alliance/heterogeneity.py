@@ -1,0 +1,531 @@
+"""Heterogeneity of the within-patient alliance effect, tested before it is claimed.
+
+"One size does not fit all" is a claim about the random slope of ``alliance_within``:
+its SD tau over patients. This module computes, for an :class:`~.fit.AllianceFit`:
+
+- a likelihood-ratio test of the random slope (the model refitted without it, same
+  engine and same REML/ML criterion, same fixed effects) with the p-value from the
+  50:50 mixture of chi-square distributions that a variance on its boundary needs
+  (Self & Liang 1987; Stram & Lee 1994);
+- the ``degenerate`` flag of the fit (:mod:`pylme_alliance.engines.flags`: any random
+  SD about 0 or a correlation beyond +-0.99), with the reason in words;
+- the model-implied share Phi(+-beta/tau) of patients whose own effect has a given
+  sign, with an interval propagated from the Wald interval of beta and the interval of
+  tau (see :func:`share_interval`);
+- per-patient classifications from each patient's interval, never from the sign of a
+  shrunken BLUP alone, and the shrinkage of the BLUPs (their SD against tau).
+"""
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..engines.flags import DEGENERATE_COR, SINGULAR_TOL, boundary_flags
+from ..errors import PylmeError
+
+if TYPE_CHECKING:
+    from .fit import AllianceFit
+
+WITHIN = "alliance_within"
+#: Monte Carlo draws for the share interval; a local generator keeps it reproducible.
+SHARE_DRAWS = 20000
+
+
+# ---------------------------------------------------------------------- the test
+@dataclass(frozen=True)
+class SlopeTest:
+    """Likelihood-ratio test of the random slope of ``alliance_within``.
+
+    Attributes
+    ----------
+    statistic : float
+        2 * (logLik with the slope - logLik without it), floored at 0.
+    df : int
+        q, the number of variance parameters the reduced model drops (the slope's
+        variance and its correlations with the other terms of its block).
+    p_value : float
+        From ``mixture``: 0.5 * P(chi2(q-1) > statistic) + 0.5 * P(chi2(q) > statistic),
+        the null distribution when a variance lies on its boundary (chi2(0) is a point
+        mass at 0). The naive chi2(q) p-value is twice as conservative at most.
+    mixture : str
+        The null distribution in words, e.g. "0.5*chi2(1) + 0.5*chi2(2)".
+    criterion : str
+        "REML" or "ML": both fits use the same criterion. REML likelihoods compare
+        random parts validly because the fixed effects are the same in both models.
+    loglik_full, loglik_reduced : float
+    removed : tuple of str
+        The ran_pars rows the reduced model does not have.
+    notes : tuple of str
+        What else the reader should know (warnings of the reduced fit, a floored
+        statistic, rows that differ).
+    """
+
+    statistic: float
+    df: int
+    p_value: float
+    mixture: str
+    criterion: str
+    loglik_full: float
+    loglik_reduced: float
+    removed: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        """Whether the test rejects "no random slope" at level ``alpha``."""
+        return bool(np.isfinite(self.p_value) and self.p_value < alpha)
+
+    def __str__(self) -> str:
+        return (f"{self.criterion} likelihood-ratio test of the random slope: LR = {self.statistic:.3f}, "
+                f"q = {self.df}, p = {self.p_value:.3g} (null: {self.mixture})")
+
+
+def mixture_p_value(statistic: float, q: int) -> float:
+    """p-value of an LR statistic under 0.5*chi2(q-1) + 0.5*chi2(q) (chi2(0): mass at 0)."""
+    if not np.isfinite(statistic) or q < 1:
+        return float("nan")
+    low = (1.0 if statistic <= 0 else 0.0) if q == 1 else float(stats.chi2.sf(statistic, q - 1))
+    return float(0.5 * low + 0.5 * stats.chi2.sf(statistic, q))
+
+
+def mixture_text(q: int) -> str:
+    return f"0.5*chi2({q - 1}) + 0.5*chi2({q})"
+
+
+def slope_test(fit: "AllianceFit") -> SlopeTest:
+    """Refit ``fit``'s model without the random slope and compare the two likelihoods."""
+    if fit.model is None or fit.panel is None:
+        raise PylmeError("the slope test refits the model; this fit holds no model and panel")
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reduced = fit.model.replace(random_slope=False).fit(fit.panel)
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text not in notes:
+            notes.append(f"reduced fit: {text}")
+    if reduced.nobs != fit.nobs:
+        raise PylmeError(f"the model without the random slope used {reduced.nobs} rows, the model with it "
+                         f"{fit.nobs}: the likelihoods cannot be compared")
+    full_reml, red_reml = bool(fit.stats.get("reml")), bool(reduced.stats.get("reml"))
+    if full_reml != red_reml:  # same AllianceModel, so this cannot happen; guard the claim anyway
+        raise PylmeError("the two fits use different criteria (REML and ML)")
+    ll_full, ll_red = float(fit.stats.get("logLik", np.nan)), float(reduced.stats.get("logLik", np.nan))
+    keys = lambda t: set(zip(t["group"].astype(str), t["term"].astype(str)))  # noqa: E731
+    removed = tuple(sorted(f"{g}: {t}" for g, t in keys(fit.ran_pars_table) - keys(reduced.ran_pars_table)))
+    q = int(round(float(fit.stats.get("df", np.nan)) - float(reduced.stats.get("df", np.nan)))) \
+        if np.isfinite(fit.stats.get("df", np.nan)) and np.isfinite(reduced.stats.get("df", np.nan)) \
+        else len(removed)
+    if q < 1:
+        q = max(len(removed), 1)
+        notes.append(f"parameter counts did not differ; q taken as {q} from the ran_pars rows removed")
+    statistic = 2.0 * (ll_full - ll_red)
+    if np.isfinite(statistic) and statistic < 0:
+        if statistic < -1e-3:
+            notes.append(f"the model with the slope fitted worse (LR = {statistic:.3g}): an optimizer "
+                         "problem; the statistic is taken as 0")
+        statistic = 0.0
+    return SlopeTest(statistic=float(statistic), df=q, p_value=mixture_p_value(statistic, q),
+                     mixture=mixture_text(q), criterion="REML" if full_reml else "ML",
+                     loglik_full=ll_full, loglik_reduced=ll_red, removed=removed, notes=tuple(notes))
+
+
+# ---------------------------------------------------------------------- degenerate
+def degenerate_reasons(ran_pars: pd.DataFrame, sigma: float) -> list[str]:
+    """The parameters that make a fit degenerate, in words (empty when it is not)."""
+    reasons = []
+    table = ran_pars[ran_pars["group"].astype(str) != "Residual"]
+    scale = sigma if np.isfinite(sigma) and sigma > 0 else 1.0
+    for group, term, value in zip(table["group"].astype(str), table["term"].astype(str),
+                                  pd.to_numeric(table["estimate"], errors="coerce")):
+        if not np.isfinite(value):
+            continue
+        if term.startswith("sd__") and value / scale < SINGULAR_TOL:
+            reasons.append(f"SD of {term[4:]} ({group}) is {value:.3g}, about 0")
+        elif term.startswith("cor__") and abs(value) > DEGENERATE_COR:
+            reasons.append(f"correlation {term[5:]} ({group}) is {value:.6g}, beyond +-{DEGENERATE_COR}")
+    return reasons
+
+
+def fit_degenerate(fit: Any) -> tuple[bool, str]:
+    """``degenerate`` as glance() reports it (engines/flags.py), and why in words."""
+    sigma_rows = fit.ran_pars_table[(fit.ran_pars_table["group"].astype(str) == "Residual")
+                                    & (fit.ran_pars_table["term"].astype(str) == "sd__Observation")]
+    sigma = float(sigma_rows["estimate"].iloc[0]) if len(sigma_rows) else float("nan")
+    flag = fit.stats.get("degenerate")
+    if flag is None:  # a fit made before the flag existed
+        flag = boundary_flags(fit.ran_pars_table, sigma)["degenerate"]
+    flag = bool(flag) or bool(fit.stats.get("singular", False))
+    reasons = degenerate_reasons(fit.ran_pars_table, sigma)
+    if flag and not reasons:
+        reasons = ["the random-effect covariance matrix is singular (lme4::isSingular)"]
+    return flag, "; ".join(reasons) if flag else ""
+
+
+# ---------------------------------------------------------------------- share
+def share_interval(beta: float, se: float, tau: float, tau_low: float, tau_high: float, *,
+                   sign: float, conf_level: float = 0.95, draws: int = SHARE_DRAWS,
+                   seed: int = 20150579) -> tuple[float, float]:
+    """Interval of the model-implied share Phi(sign * beta / tau), by propagation.
+
+    beta is drawn from its Wald distribution N(beta, se^2); tau from a split normal with
+    the point estimate as its mode and the interval ``(tau_low, tau_high)`` as its
+    ``conf_level`` quantiles (so a profile interval's asymmetry is kept), floored at 0.
+    The two are drawn independently (fixed effects and variance parameters of a linear
+    mixed model are asymptotically uncorrelated). The interval is the central
+    ``conf_level`` range of the drawn shares.
+    """
+    values = (beta, se, tau, tau_low, tau_high)
+    if not all(np.isfinite(v) for v in values) or se < 0 or not tau_low <= tau <= tau_high:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    b = beta + se * rng.standard_normal(draws)
+    u = rng.standard_normal(draws)
+    t = np.where(u < 0, tau + u * (tau - tau_low) / z, tau + u * (tau_high - tau) / z)
+    t = np.maximum(t, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(t > 0, stats.norm.cdf(sign * b / np.where(t > 0, t, 1.0)),
+                         (sign * b > 0).astype(float))
+    low, high = np.quantile(share, [0.5 - conf_level / 2, 0.5 + conf_level / 2])
+    return float(low), float(high)
+
+
+def model_share(beta: float, tau: float, sign: float) -> float:
+    """Phi(sign * beta / tau); with tau = 0 every patient has the mean effect."""
+    if not (np.isfinite(beta) and np.isfinite(tau)):
+        return float("nan")
+    return float(stats.norm.cdf(sign * beta / tau)) if tau > 0 else float(sign * beta > 0)
+
+
+# ---------------------------------------------------------------------- wording
+def direction_words(outcome_better: str | None) -> dict[str, str]:
+    """Words for the two signs of the within effect, by the user's outcome direction.
+
+    With ``outcome_better=None`` nothing is called beneficial: the words are neutral.
+    """
+    if outcome_better == "lower":
+        return {"negative": "beneficial", "positive": "harmful", "share": "share beneficial (model)",
+                "share_sign": "negative"}
+    if outcome_better == "higher":
+        return {"negative": "harmful", "positive": "beneficial", "share": "share beneficial (model)",
+                "share_sign": "positive"}
+    return {"negative": "negative", "positive": "positive", "share": "share with a negative effect (model)",
+            "share_sign": "negative"}
+
+
+def category_names(outcome_better: str | None) -> tuple[str, str, str]:
+    """(interval below 0, interval covering 0, interval above 0) category names."""
+    words = direction_words(outcome_better)
+    return f"clearly {words['negative']}", "uncertain", f"clearly {words['positive']}"
+
+
+# ---------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class Heterogeneity:
+    """Between-patient variation of the within-patient alliance effect.
+
+    Read ``verdict`` first: heterogeneity is claimed only when the likelihood-ratio test
+    of the random slope (``test``) supports it and the fit is not ``degenerate``.
+
+    Attributes
+    ----------
+    summary : pandas.DataFrame
+        One row per statistic (``statistic``, ``estimate``, ``conf_low``, ``conf_high``,
+        ``note``), the fields below as a table.
+    patients : pandas.DataFrame
+        One row per patient: ``patient``, ``slope`` (the conditional within effect: the
+        fixed part at the patient's moderator values plus the patient's BLUP),
+        ``std_error`` (conditional SD of the BLUP combined with the SE of the fixed part;
+        their covariance is ignored), ``conf_low``, ``conf_high``, ``category``
+        (``category_names``: the interval below 0, covering 0, above 0; "no interval"
+        when the engine gives no conditional variances) and ``n_sessions``.
+    test : SlopeTest or None
+        The likelihood-ratio test of the random slope (None when not run; see
+        ``notes``).
+    degenerate : bool
+        The fit's ``degenerate`` flag (glance(); any random SD about 0 or a correlation
+        beyond +-0.99, every engine). ``degenerate_reason`` says which parameter.
+    mean, mean_se : float
+        The fixed within effect (at the moderators' centres) and its SE.
+    slope_sd, slope_sd_low, slope_sd_high : float
+        tau, the model's SD of patients' within effects, and its interval
+        (``slope_sd_method``).
+    share, share_low, share_high : float
+        The model-implied share Phi(s * beta / tau) of patients whose own effect has the
+        sign ``share_sign`` ("negative" or "positive"); ``share_label`` names it
+        ("share beneficial (model)" only when the outcome direction is known).
+        ``share_method`` says how the interval was made.
+    blup_sd, shrinkage : float
+        The SD over patients of their estimated random slopes (BLUPs), and its ratio to
+        tau: BLUPs are shrunken toward the mean, so a count of their signs overstates
+        agreement with the mean (``shrinkage`` well below 1 says how much).
+    categories : dict
+        Category -> number of patients.
+    outcome_better : {"lower", "higher"} or None
+        The outcome direction the words use (from the panel).
+    verdict : str
+        "supported", "supported but degenerate", "not supported" or "not tested".
+    warnings : tuple of str
+        Warnings met while computing this (the profile of tau: "non-monotonic profile",
+        "bad spline fit", ...; the refit of the test), kept here so they are not lost.
+    """
+
+    summary: pd.DataFrame
+    patients: pd.DataFrame
+    test: SlopeTest | None = None
+    degenerate: bool = False
+    degenerate_reason: str = ""
+    mean: float = float("nan")
+    mean_se: float = float("nan")
+    slope_sd: float = float("nan")
+    slope_sd_low: float = float("nan")
+    slope_sd_high: float = float("nan")
+    slope_sd_method: str = ""
+    share: float = float("nan")
+    share_low: float = float("nan")
+    share_high: float = float("nan")
+    share_sign: str = "negative"
+    share_label: str = ""
+    share_method: str = ""
+    blup_sd: float = float("nan")
+    shrinkage: float = float("nan")
+    categories: dict[str, int] = field(default_factory=dict)
+    outcome_better: str | None = None
+    conf_level: float = 0.95
+    alpha: float = 0.05
+    verdict: str = "not tested"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def supported(self) -> bool:
+        """Heterogeneity may be claimed: the test rejects "no random slope" at ``alpha``
+        and the fit is not degenerate."""
+        return self.verdict == "supported"
+
+    def statement(self) -> str:
+        """One sentence on what the data say about heterogeneity (plain text)."""
+        if self.verdict == "not tested":
+            return "Heterogeneity of the within-patient effect was not tested."
+        p = f"p = {self.test.p_value:.3g}, {self.test.criterion} likelihood-ratio test, {self.test.mixture}"
+        if self.verdict == "not supported":
+            return ("The data cannot distinguish between-patient variation of the within-patient effect from "
+                    f"none ({p}).")
+        text = (f"The within-patient effect varies between patients ({p}): model SD {self.slope_sd:.3g}"
+                + (f" ({self.conf_level:.0%} CI {self.slope_sd_low:.3g} to {self.slope_sd_high:.3g})"
+                   if np.isfinite(self.slope_sd_low) else "") + ".")
+        if self.verdict == "supported but degenerate":
+            text += f" The fit is degenerate ({self.degenerate_reason}), so the SD and shares are not reliable."
+        return text
+
+    def __str__(self) -> str:
+        lines = ["Heterogeneity of the within-patient alliance effect", "  " + self.statement()]
+        if self.test is not None:
+            lines.append(f"  {self.test}")
+        if self.degenerate:
+            lines.append(f"  Degenerate fit: {self.degenerate_reason}")
+        lines += ["", self.summary.to_string(index=False, float_format="{:.3f}".format,
+                                             formatters={"note": lambda s: str(s)[:90]})]
+        if self.categories:
+            lines += ["", "Patients by their interval: " + ", ".join(f"{k}: {v}" for k, v in self.categories.items())]
+        if self.warnings:
+            lines += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<Heterogeneity: {self.verdict}; slope SD {self.slope_sd:.3g}, "
+                f"{self.share_label} {self.share:.3g}, {len(self.patients)} patients>")
+
+    def _repr_html_(self) -> str:
+        parts = [f"<div><p><b>Heterogeneity of the within-patient alliance effect</b>: "
+                 f"{html.escape(self.verdict)}</p><p>{html.escape(self.statement())}</p>"]
+        if self.test is not None:
+            parts.append(f"<p>{html.escape(str(self.test))}</p>")
+        parts.append(self.summary.to_html(index=False, float_format="{:.3f}".format))
+        if self.warnings:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>")
+        return "".join(parts) + "</div>"
+
+
+# ---------------------------------------------------------------------- computation
+def slope_group(fit: "AllianceFit") -> str:
+    rows = fit.ran_pars_table[fit.ran_pars_table["term"] == f"sd__{WITHIN}"]
+    if rows.empty:
+        raise PylmeError("this model has no random slope of alliance_within; fit it with "
+                         "AllianceModel(random_slope=True) to study heterogeneity")
+    return str(rows["group"].iloc[0])
+
+
+def _tau_interval(fit: "AllianceFit", group: str, conf_level: float) -> tuple[float, float, str, list[str]]:
+    """The interval of tau with the engine's warnings kept (they are raised too)."""
+    method = {"lme4": "profile likelihood (lme4 confint)", "nlme": "nlme intervals() (Wald on log SD)",
+              "glmmTMB": "Wald on the log SD (glmmTMB confint)"}.get(fit.engine, "")
+    sd_interval = getattr(fit.backend, "sd_interval", None)
+    if sd_interval is None:
+        return float("nan"), float("nan"), "", [f"{fit.engine} gives no interval of the slope SD"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            low, high = sd_interval(group, WITHIN, conf_level)
+            failure = None
+        except PylmeError as exc:  # a failed profile must not lose the rest
+            low = high = float("nan")
+            failure = f"interval of the slope SD not available: {' '.join(str(exc).split())}"
+    found = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    for text in found:  # raised again outside the capture, so a caller still sees them
+        warnings.warn(f"slope SD interval: {text}", UserWarning, stacklevel=4)
+    found = [f"slope SD interval: {t}" for t in found]
+    if failure:
+        found.append(failure)
+    elif not (np.isfinite(low) and np.isfinite(high)):
+        found.append("interval of the slope SD not available from the engine")
+    return float(low), float(high), method, found
+
+
+def _fixed_slope_se(fit: "AllianceFit", first: pd.DataFrame) -> np.ndarray:
+    """SE of the fixed part of each patient's slope (beta plus moderator interactions)."""
+    try:
+        V = fit.vcov()
+    except PylmeError:
+        return np.full(len(first), np.nan)
+    names = list(fit.fixef_values.index)
+    L = np.zeros((len(first), len(names)))
+    L[:, names.index(WITHIN)] = 1.0
+    originals = {str(v): k for k, v in fit.spec.moderator_names.items()} if fit.spec else {}
+    for j, term in enumerate(names):
+        if not term.startswith(f"{WITHIN}:"):
+            continue
+        rest = term[len(WITHIN) + 1:]
+        column = originals.get(rest)
+        if column is not None and column in first:
+            L[:, j] = pd.to_numeric(first[column], errors="coerce").to_numpy(dtype=float)
+            continue
+        match = next(((c, rest[len(o):]) for o, c in originals.items() if rest.startswith(o) and c in first), None)
+        if match is None:
+            return np.full(len(first), np.nan)
+        L[:, j] = (first[match[0]].astype(str) == match[1]).to_numpy(dtype=float)
+    Vm = V.loc[names, names].to_numpy()
+    return np.sqrt(np.einsum("ij,jk,ik->i", L, Vm, L))
+
+
+def patient_slopes(fit: "AllianceFit", group: str, z: float, outcome_better: str | None) -> pd.DataFrame:
+    data = fit.data
+    first = data.drop_duplicates("patient").reset_index(drop=True)
+    # The conditional slope is the change in the prediction when alliance_within moves by
+    # one, at the patient's own covariates: moderator interactions and BLUP, any engine.
+    at0, at1 = first.copy(), first.copy()
+    at0[WITHIN] = 0.0
+    at1[WITHIN] = 1.0
+    slope = fit.predict(at1) - fit.predict(at0)
+    out = pd.DataFrame({"patient": first["patient"].astype(str).to_numpy(), "slope": slope})
+    vals = fit.tidy("ran_vals")
+    rows = vals[(vals["group"] == group) & (vals["term"] == WITHIN)]
+    # nested levels read "therapist:patient" (lme4) or "therapist/patient" (nlme)
+    level = rows["level"].astype(str).str.split(r"[:/]", regex=True).str[-1]
+    cond_se = out["patient"].map(dict(zip(level, pd.to_numeric(rows["std_error"])))).to_numpy(dtype=float)
+    se = np.sqrt(cond_se ** 2 + _fixed_slope_se(fit, first) ** 2)
+    out["std_error"] = se
+    out["conf_low"] = out["slope"] - z * se
+    out["conf_high"] = out["slope"] + z * se
+    below, unsure, above = category_names(outcome_better)
+    category = np.where(out["conf_high"] < 0, below, np.where(out["conf_low"] > 0, above, unsure))
+    out["category"] = np.where(np.isfinite(se), category, "no interval")
+    counts = data.groupby("patient", observed=True).size()
+    out["n_sessions"] = out["patient"].map(dict(zip(counts.index.astype(str), counts.to_numpy())))
+    return out.sort_values("slope").reset_index(drop=True)
+
+
+def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float = 0.05,
+                  interval: bool = True, test: bool = True,
+                  outcome_better: str | None = None) -> Heterogeneity:
+    """See :meth:`~.fit.AllianceFit.heterogeneity`."""
+    if not 0 < conf_level < 1:
+        raise PylmeError("conf_level must be between 0 and 1")
+    if outcome_better not in (None, "lower", "higher"):
+        raise PylmeError(f"outcome_better must be 'lower', 'higher' or None; got {outcome_better!r}")
+    group = slope_group(fit)
+    notes: list[str] = []
+    pars = fit.ran_pars_table.set_index(["group", "term"])["estimate"]
+    tau = float(pars[(group, f"sd__{WITHIN}")])
+    fixed = fit.fixed_table.set_index("term").loc[WITHIN]
+    mean, se = float(fixed["estimate"]), float(fixed["std_error"])
+    z = float(stats.norm.ppf(0.5 + conf_level / 2))
+
+    low = high = float("nan")
+    method = ""
+    if interval:
+        low, high, method, found = _tau_interval(fit, group, conf_level)
+        notes += found
+
+    slope_test_result = None
+    if test:
+        try:
+            slope_test_result = slope_test(fit)
+            notes += list(slope_test_result.notes)
+        except PylmeError as exc:
+            notes.append(f"random-slope test not available: {' '.join(str(exc).split())}")
+    degenerate, reason = fit_degenerate(fit)
+
+    words = direction_words(outcome_better)
+    sign = -1.0 if words["share_sign"] == "negative" else 1.0
+    share = model_share(mean, tau, sign)
+    share_low, share_high = share_interval(mean, se, tau, low, high, sign=sign, conf_level=conf_level)
+    share_method = ("Monte Carlo propagation: beta ~ N(estimate, SE^2) (Wald), tau ~ split normal matching its "
+                    f"{method or 'interval'}, independent") if np.isfinite(share_low) else \
+        "no interval: the slope SD has no interval"
+
+    patients = patient_slopes(fit, group, z, outcome_better)
+    vals = fit.tidy("ran_vals")
+    blups = pd.to_numeric(vals[(vals["group"] == group) & (vals["term"] == WITHIN)]["estimate"])
+    blup_sd = float(blups.std(ddof=1)) if len(blups) > 1 else float("nan")
+    shrinkage = blup_sd / tau if tau > 0 else float("nan")
+    order = [*category_names(outcome_better), "no interval"]
+    counts = patients["category"].value_counts()
+    categories = {c: int(counts.get(c, 0)) for c in order if c != "no interval" or counts.get(c, 0)}
+
+    if slope_test_result is None:
+        verdict = "not tested"
+    elif not slope_test_result.significant(alpha):
+        verdict = "not supported"
+    else:
+        verdict = "supported but degenerate" if degenerate else "supported"
+
+    spread = np.sqrt(tau ** 2 + se ** 2)
+    pct = f"{conf_level:.0%}"
+    rows = [
+        {"statistic": "mean within effect", "estimate": mean, "conf_low": mean - z * se,
+         "conf_high": mean + z * se, "note": "fixed effect of alliance_within (Wald interval)"},
+        {"statistic": "random-slope SD", "estimate": tau, "conf_low": low, "conf_high": high,
+         "note": f"tau: SD over patients of the within effect ({fit.engine}; interval: "
+                 f"{method or 'not computed'})" + ("; degenerate fit" if degenerate else "")},
+        {"statistic": "random-slope test", "estimate": slope_test_result.statistic if slope_test_result else np.nan,
+         "conf_low": np.nan, "conf_high": np.nan,
+         "note": (f"{slope_test_result.criterion} LR, q = {slope_test_result.df}, "
+                  f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.mixture}; "
+                  f"heterogeneity {verdict}") if slope_test_result else "not run"},
+        {"statistic": f"{pct} prediction interval", "estimate": mean, "conf_low": mean - z * spread,
+         "conf_high": mean + z * spread, "note": "range of patient-specific within effects (model)"},
+        {"statistic": words["share"], "estimate": share, "conf_low": share_low, "conf_high": share_high,
+         "note": f"Phi({'-' if sign < 0 else '+'}beta/tau): model-implied share with a "
+                 f"{words['share_sign']} own effect; interval by {share_method.split(':')[0]}"},
+        {"statistic": "SD of patients' BLUP slopes", "estimate": blup_sd, "conf_low": np.nan,
+         "conf_high": np.nan, "note": f"shrunken toward the mean: {shrinkage:.2f} of tau"
+         if np.isfinite(shrinkage) else "shrinkage not defined (tau = 0)"},
+    ]
+    rows += [{"statistic": f"patients {name}", "estimate": float(n), "conf_low": np.nan, "conf_high": np.nan,
+              "note": f"count; patient's {pct} interval "
+                      + {"uncertain": "covers 0", "no interval": "not available"}.get(
+                          name, "below 0" if name == category_names(outcome_better)[0] else "above 0")}
+             for name, n in categories.items()]
+    return Heterogeneity(
+        summary=pd.DataFrame(rows), patients=patients, test=slope_test_result, degenerate=degenerate,
+        degenerate_reason=reason, mean=mean, mean_se=se, slope_sd=tau, slope_sd_low=low, slope_sd_high=high,
+        slope_sd_method=method, share=share, share_low=share_low, share_high=share_high,
+        share_sign=words["share_sign"], share_label=words["share"], share_method=share_method,
+        blup_sd=blup_sd, shrinkage=shrinkage, categories=categories, outcome_better=outcome_better,
+        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes))
