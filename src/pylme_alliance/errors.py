@@ -24,6 +24,18 @@ class RError(PylmeError):
         super().__init__(text)
 
 
+class RpyLoadError(PylmeError):
+    """rpy2, or the R it should start, cannot be loaded in this Python.
+
+    The message is one paragraph: the rpy2 and R found, why they do not fit, and the
+    command that fixes it. ``load_error`` holds the original exception.
+    """
+
+    def __init__(self, message: str, load_error: BaseException) -> None:
+        super().__init__(message)
+        self.load_error = load_error
+
+
 class RWarning(UserWarning):
     """A warning or message that R emitted while fitting (kept on the fit too)."""
 

@@ -10,11 +10,12 @@ instead of a 40-line traceback from inside rpy2.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from types import ModuleType
 from typing import Any
 
-from ..errors import PylmeError
+from ..errors import RpyLoadError
 
 _ri: ModuleType | None = None
 _guard = threading.Lock()
@@ -24,17 +25,6 @@ _guard = threading.Lock()
 #: they mean nothing to other programs. Everything else is put back (see
 #: :func:`_restore_environment`).
 _R_OWN_PREFIXES = ("R_", "_R_")
-
-
-class RpyLoadError(PylmeError):
-    """rpy2 (or the R it was built for) cannot be loaded in this Python.
-
-    ``load_error`` holds the original exception; the message says how to fix it.
-    """
-
-    def __init__(self, message: str, load_error: BaseException) -> None:
-        super().__init__(message)
-        self.load_error = load_error
 
 
 def _load_failure(exc: BaseException) -> RpyLoadError:
@@ -67,18 +57,27 @@ def start_r() -> ModuleType:
     """Start the embedded R once (idempotent) and return ``rpy2.rinterface``.
 
     Environment variables that R's start-up changed and that only matter to child
-    processes are restored to what the user had (see :func:`_restore_environment`).
+    processes are restored to what the user had (see :func:`_restore_environment`),
+    and so is the SIGINT handler.
     """
     ri = rinterface()
     if ri.embedded.isinitialized():
         return ri
     before = dict(os.environ)
+    in_main = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if in_main else None
     # rpy2 prints R's console output itself; keep R from asking questions.
     os.environ.setdefault("R_INTERACTIVE", "FALSE")
     try:
         ri.initr_simple()
     except Exception as exc:  # noqa: BLE001 - e.g. R_HOME not found, libR missing symbols
         raise _load_failure(exc) from None
+    finally:
+        if in_main and sigint is not None:
+            # rpy2's start-up sets SIGINT to Python's default handler, replacing one the
+            # user (or Jupyter, or a CLI) installed; Ctrl-C during R calls is handled per
+            # call (bridge/interrupt.py) on top of whatever handler the user has
+            signal.signal(signal.SIGINT, sigint)
     _restore_environment(ri, before)
     return ri
 
