@@ -107,10 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
     p.set_defaults(handler=_dispatch("run_simulate"))
 
-    p = sub.add_parser("crosscheck", help="fit the model in R and in statsmodels and compare the estimates")
+    p = sub.add_parser(
+        "crosscheck", help="fit the model in R and in statsmodels and compare the estimates",
+        description="Fit the lead-1 alliance model with statsmodels MixedLM and with R, print one row "
+                    "per parameter (agree or not) and one line explaining each disagreement. With "
+                    "--therapist both fit the closest model statsmodels can express (patient intercept "
+                    "and slope uncorrelated) and the notes say which terms are compared.")
     _add_columns(p)
-    p.add_argument("--within", choices=WITHIN, default="person_mean")
-    p.add_argument("--engine", choices=ENGINES, default="lme4")
+    p.add_argument("--within", choices=WITHIN, default="person_mean",
+                   help="how to split alliance into within/between parts (default: person_mean)")
+    p.add_argument("--engine", choices=ENGINES, default="lme4",
+                   help="R side of the comparison: lme4 (default) or glmmtmb; nlme is compared "
+                        "through lme4, which fits the same model")
+    p.add_argument("--ml", action="store_true",
+                   help="fit both by maximum likelihood instead of REML")
     p.add_argument("--out", metavar="FILE.csv", help="also write the comparison table here")
     p.set_defaults(handler=_dispatch("run_crosscheck"))
     return parser

@@ -115,9 +115,14 @@ def run_crosscheck(args: argparse.Namespace) -> int:
     from .alliance.model import AllianceModel
 
     panel = _panel(args, (1,))
-    table = crosscheck(panel, model=AllianceModel(engine=args.engine, therapist="none"))
-    print(table.to_string(index=False))
+    therapist = "none"
+    if args.therapist:
+        therapist = "crossed" if len(panel.multi_therapist_patients) else "nested"
+    model = AllianceModel(engine=args.engine, therapist=therapist,
+                          reml=False if getattr(args, "ml", False) else None)
+    check = crosscheck(panel, model=model)
+    print(str(check))
     if args.out:
-        table.to_csv(args.out, index=False)
+        check.table.to_csv(args.out, index=False)
         print(f"\nWrote {Path(args.out).resolve()}")
     return 0
