@@ -285,3 +285,16 @@ def test_every_bridge_entry_goes_through_the_guard(monkeypatch):
     for entry in (rload.rinterface, lambda: session.call_raw("pylme_new_env")):
         with pytest.raises(RpyLoadError, match=r"To fix it, run `.*pip install"):
             entry()
+
+
+# ------------------------------------------------------------------ text R cannot hold
+
+@pytest.mark.parametrize("make", [
+    lambda: pd.DataFrame({"site": pd.Series(["a", "\ud800b"], dtype=object)}),
+    lambda: pd.DataFrame([[1.0]]).set_axis(pd.Index(["bad\udc80name"], dtype=object), axis=1),
+], ids=["string", "column name"])
+def test_lone_surrogates_are_refused_by_name(make):
+    from pylme_alliance.errors import PylmeError
+
+    with pytest.raises(PylmeError, match="not valid text"):
+        bridge.to_r(make())

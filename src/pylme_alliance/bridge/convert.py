@@ -61,6 +61,14 @@ def _refuse_nul(texts: list[str], what: str) -> None:
     if bad:
         raise PylmeError(f"{what} {bad[0]!r} contains a NUL character (\\x00), which R strings "
                          "cannot hold; remove it first")
+    # R takes text as UTF-8; a lone surrogate (e.g. from a mis-decoded file) has none
+    for t in texts:
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PylmeError(f"{what} {t!r} holds {t[exc.start]!r}, which is not valid text (a lone "
+                             "surrogate, usually from a file read with the wrong encoding); "
+                             "re-read the file with its real encoding") from None
 
 
 def _factor(codes: np.ndarray, levels: list[str], column: str) -> ri.IntSexpVector:
@@ -352,6 +360,7 @@ def to_r_value(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return ri.FloatSexpVector([float(value)])
     if isinstance(value, str):
+        _refuse_nul([value], "the text")
         return ri.StrSexpVector([value])
     if isinstance(value, dict):
         out = ri.ListSexpVector([to_r_value(v) for v in value.values()])
@@ -362,6 +371,7 @@ def to_r_value(value: Any) -> Any:
     if isinstance(value, (list, tuple, np.ndarray)):
         items = list(value)
         if items and all(isinstance(v, str) for v in items):
+            _refuse_nul(items, "the text")
             return ri.StrSexpVector(items)
         if not items:
             return ri.StrSexpVector([])
