@@ -26,7 +26,7 @@ def trial_csv(tmp_path_factory):
 def cli_run(trial_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     code = main(["analyze", str(trial_csv), *COLUMN_ARGS, "--moderator", "severity", "--moderator", "arm",
-                 "--out", str(out)])
+                 "--random-slope", "true", "--out", str(out)])
     return code, out
 
 
@@ -42,7 +42,8 @@ def test_analyze_writes_report(cli_run):
     code, out = cli_run
     assert code == 0
     assert (out / "report.html").exists() and (out / "report.md").exists()
-    for name in ("duration", "patient_slopes", "residual_acf", "simple_slopes_severity", "simple_slopes_arm"):
+    for name in ("duration", "duration_direct", "patient_slopes", "residual_acf", "simple_slopes_severity",
+                 "simple_slopes_arm"):
         assert (out / f"{name}.png").stat().st_size > 1000
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
@@ -55,7 +56,8 @@ def test_analyze_tables_match_the_api(cli_run, trial_csv):
                        therapist="therapist", time="day", leads=(1, 2, 3), moderators=["severity", "arm"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = pa.analyze(panel, leads=(1, 2, 3), moderators=["severity", "arm"], progress=False)
+        report = pa.analyze(panel, leads=(1, 2, 3), moderators=["severity", "arm"], random_slope=True,
+                            progress=False)
     for name, table in report.tables.items():
         written = pd.read_csv(out / f"{name}.csv")
         assert list(written.columns) == [str(c) for c in table.columns], name
@@ -256,3 +258,23 @@ def test_real_sigint_during_the_fits_exits_130_without_a_report(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_outcome_direction_and_random_slope_options_reach_the_analysis(trial_csv, tmp_path, monkeypatch):
+    from pylme_alliance.alliance import analyze as analyze_module
+
+    seen = {}
+
+    def capture(panel, **kwargs):
+        seen.update(kwargs, panel=panel)
+        return _tiny_report()
+
+    monkeypatch.setattr(analyze_module, "analyze", capture)
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r"), "--outcome-better",
+                 "higher", "--outcome-label", "wellbeing", "--random-slope", "false", "--leads", "0", "1"]) == 0
+    assert seen["panel"].outcome_better == "higher" and seen["panel"].outcome_name == "wellbeing"
+    assert seen["random_slope"] == "false" and seen["leads"] == (0, 1)
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r2")]) == 0
+    assert seen["panel"].outcome_better is None and seen["random_slope"] == "auto"
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r3"),
+                 "--outcome-better", "sideways"]) == 2

@@ -19,7 +19,8 @@ COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcom
 EXPECTED_TABLES = {"data_summary", "alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics",
                    "duration", "moderators", "johnson_neyman", "heterogeneity", "patient_slopes", "fits",
                    "residual_acf", "ar1_comparison"}
-EXPECTED_FIGURES = {"duration", "simple_slopes_severity", "simple_slopes_arm", "patient_slopes", "residual_acf"}
+EXPECTED_FIGURES = {"duration", "duration_direct", "simple_slopes_severity", "simple_slopes_arm", "patient_slopes",
+                    "residual_acf"}
 
 
 def _quiet(fun, *args, **kwargs):
@@ -36,7 +37,7 @@ def panel():
 
 @pytest.fixture(scope="module")
 def report(panel):
-    return pa.analyze(panel, moderators=["severity", "arm"], progress=False)
+    return pa.analyze(panel, moderators=["severity", "arm"], random_slope=True, progress=False)
 
 
 def test_tables_and_figures_present(report):
@@ -45,9 +46,10 @@ def test_tables_and_figures_present(report):
     assert all(isinstance(f, Figure) for f in report.figures.values())
     assert all(isinstance(t, pd.DataFrame) and len(t) for t in report.tables.values())
     effects = report.tables["alliance_effects"]
-    assert list(effects["term"]) == ["alliance_within", "alliance_between"]
-    assert (effects["lead"] == 1).all()
+    assert list(effects["term"]) == ["alliance_within", "alliance_level", "alliance_between"]
+    assert (effects["lead"].dropna() == 1).all() and effects["lead"].isna().sum() == 1
     assert set(report.tables["duration"]["lead"]) == {1, 2, 3}
+    assert set(report.tables["duration"]["effect"]) == {"total", "direct"}
     mods = report.tables["moderators"]
     inter = mods[mods["kind"] == "interaction"]
     assert inter["p_adjusted"].notna().all() and (inter["p_adjusted"] >= inter["p_value"] - 1e-12).all()
@@ -57,16 +59,24 @@ def test_tables_and_figures_present(report):
     assert list(report.tables["ar1_comparison"]["residual"]) == ["iid", "ar1"]
     fits = report.tables["fits"]
     assert {"converged", "singular", "warnings"} <= set(fits.columns)
-    # main + 2 more leads + 2 moderators + iid/ar1 alternative
-    assert len(fits) == 7
+    # main + 2 more leads (total) + 2 (direct; lead 1 is the same) + 2 moderators + iid/ar1 alternative
+    names = set(fits["model"])
+    assert {"main (lead 1)", "duration total (lead 2)", "duration total (lead 3)", "duration direct (lead 2)",
+            "duration direct (lead 3)", "moderator severity", "moderator arm", "AR(1) check: nlme iid",
+            "AR(1) check: nlme ar1"} <= names
     assert any("nested" in n for n in report.notes)
 
 
 def test_duration_table_matches_duration_function(report, panel):
-    expected = _quiet(pa.duration, panel, leads=(1, 2, 3), therapist="nested")
-    got = report.tables["duration"]
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True),
-                                  check_dtype=False, rtol=1e-8)
+    got = report.tables["duration"].drop(columns="status")
+    for effect in ("total", "direct"):
+        expected = _quiet(pa.duration, panel, leads=(1, 2, 3), therapist="nested", effect=effect)
+        rows = got[got["effect"] == effect].reset_index(drop=True)
+        if effect == "direct":  # lead 1: the direct effect is the total effect (the same fit)
+            lead1 = expected[(expected["lead"] == 1) & (expected["term"] == "alliance_within")]
+            assert lead1["estimand"].str.contains("total").all()
+            expected = expected.assign(effect="direct")
+        pd.testing.assert_frame_equal(rows, expected.reset_index(drop=True), check_dtype=False, rtol=1e-8)
 
 
 def test_simple_slopes_figure_is_a_line_over_the_observed_range(report, panel):
@@ -76,7 +86,8 @@ def test_simple_slopes_figure_is_a_line_over_the_observed_range(report, panel):
     x = np.asarray(line.get_xdata(), dtype=float)
     observed = panel.data.groupby("patient")["severity"].first()
     assert x.min() == pytest.approx(observed.min()) and x.max() == pytest.approx(observed.max())
-    assert "OQ-45 points per alliance point" in ax.get_ylabel()
+    # no outcome direction or name was given: the column's name, no OQ-45
+    assert "outcome points per alliance point" in ax.get_ylabel() and "OQ" not in ax.get_ylabel()
 
 
 def test_markdown_headings_and_direction(report):
@@ -84,7 +95,8 @@ def test_markdown_headings_and_direction(report):
     for heading in ("# Alliance-outcome analysis", "## (a) Within- and between-patient alliance effects",
                     "## (b) Duration", "## (c) Moderators", "## Heterogeneity", "## Diagnostics", "## Notes"):
         assert heading in md
-    assert "NEGATIVE effect means better alliance predicts lower (better)" in md
+    assert "Within patients: in sessions where a patient's alliance was one point above" in md
+    assert "(better)" not in md and "beneficial" not in md.lower()  # no direction was given
     assert "![duration](duration.png)" in md
     assert "| term |" in md or "| term " in md
     text = str(report)

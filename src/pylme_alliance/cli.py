@@ -94,8 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--engine", choices=ENGINES, default="lme4", help="R engine (default: lme4)")
     model.add_argument("--residual", choices=RESIDUALS, default="iid", help="residual correlation (default: iid)")
     model.add_argument("--leads", type=int, nargs="+", default=[1, 2, 3], metavar="K",
-                       help="outcome leads for the duration analysis; the main model uses the first "
-                            "(default: 1 2 3)")
+                       help="outcome leads for the duration analysis (0 = same session); the main model "
+                            "uses lead 1 or the first positive lead (default: 1 2 3)")
+    model.add_argument("--random-slope", choices=("auto", "true", "false"), default="auto",
+                       help="random within-patient alliance slope; auto drops it (and says why) when the data "
+                            "cannot support it (default: auto)")
+    cols_out = p.add_argument_group("outcome")
+    cols_out.add_argument("--outcome-better", choices=("lower", "higher"), default=None,
+                          help="which outcome direction is better (e.g. lower for symptom scores); without it "
+                               "the report stays neutral and claims no benefit")
+    cols_out.add_argument("--outcome-label", metavar="TEXT", default=None,
+                          help="the outcome's name in texts and figures (default: the column name)")
     p.add_argument("--out", required=True, metavar="DIR", help="report directory (checked before any fitting)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the report's own files in --out (default: refuse if any exists)")

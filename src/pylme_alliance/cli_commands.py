@@ -28,10 +28,14 @@ def _panel(args: argparse.Namespace, leads: Any) -> Any:
     from .alliance.prepare import prepare
 
     data = read_data(args.data)
+    # lead 0 (the same session) needs no lead column: prepare() makes columns for k >= 1
+    leads = tuple(k for k in leads if k > 0) or (1,)
     return prepare(data, patient=args.patient, session=args.session, alliance=args.alliance,
                    outcome=args.outcome, therapist=args.therapist, time=args.time,
                    within=getattr(args, "within", "person_mean"), leads=tuple(leads),
-                   moderators=tuple(getattr(args, "moderator", None) or ()))
+                   moderators=tuple(getattr(args, "moderator", None) or ()),
+                   outcome_better=getattr(args, "outcome_better", None),
+                   outcome_label=getattr(args, "outcome_label", None))
 
 
 def _print_summary(report: Any) -> None:
@@ -62,15 +66,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     from .alliance.analyze import analyze
 
     leads = tuple(dict.fromkeys(int(k) for k in (args.leads or (1, 2, 3))))
-    if any(k < 1 for k in leads):
-        raise PylmeError(f"--leads must be positive integers, got {list(leads)}")
+    if any(k < 0 for k in leads):
+        raise PylmeError(f"--leads must be integers >= 0 (0 = the same session), got {list(leads)}")
     moderators = tuple(args.moderator or ())
     _check_out(args, moderators)
     panel = _panel(args, leads)
     # the report is written only after every fit, each file whole (see Report.save):
     # Ctrl-C during the work leaves nothing behind
     report = analyze(panel, leads=leads, moderators=moderators, engine=args.engine,
-                     residual=args.residual, progress=sys.stderr.isatty())
+                     residual=args.residual, random_slope=getattr(args, "random_slope", "auto"),
+                     progress=sys.stderr.isatty())
     out = _save(report, args)
     _print_summary(report)
     print(f"\nReport written to {out / 'report.html'}")
@@ -84,8 +89,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _check_out(args, DEMO_MODERATORS)
     data = load_example()
+    # the bundled example's outcome is a simulated symptom score: lower is better
     panel = prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome",
-                    therapist="therapist", time="day", leads=(1, 2, 3), moderators=DEMO_MODERATORS)
+                    therapist="therapist", time="day", leads=(1, 2, 3), moderators=DEMO_MODERATORS,
+                    outcome_better="lower", outcome_label="symptom score (simulated)")
     report = analyze(panel, leads=(1, 2, 3), moderators=DEMO_MODERATORS, progress=sys.stderr.isatty())
     out = _save(report, args)
     _print_summary(report)

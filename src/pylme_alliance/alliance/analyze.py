@@ -2,6 +2,7 @@
 diagnostics) in one call, returned as a :class:`~pylme_alliance.alliance.report.Report`."""
 from __future__ import annotations
 
+import inspect
 import warnings as _warnings
 from typing import Any, Callable, Iterable
 
@@ -10,8 +11,10 @@ import pandas as pd
 
 from ..errors import PylmeError
 from ..progress import progress_bar
-from . import diagnostics, figures
-from .duration import check_leads, lead_rows
+from . import design, diagnostics, figures, report_tables
+from .between import between_effect
+from .diagnostics import fit_status
+from .duration import check_leads, lead_model, lead_rows
 from .model import AllianceModel
 from .moderation import adjust, moderator_rows
 from .prepare import AlliancePanel
@@ -20,7 +23,7 @@ from .report import SECTIONS, Report
 __all__ = ["analyze", "planned_files"]
 
 GRID_POINTS = 41
-FIGURES = ("duration", "patient_slopes", "residual_acf")
+FIGURES = ("duration", "duration_direct", "patient_slopes", "residual_acf")
 
 
 def planned_files(moderators: Iterable[Any] = ()) -> list[str]:
@@ -50,10 +53,6 @@ def _choose_therapist(panel: AlliancePanel, therapist: str | None) -> tuple[str,
     return "nested", "Every patient saw one therapist: patients nested in therapists (therapist='nested')."
 
 
-def _main_lead(leads: tuple[int, ...]) -> int:
-    return 1 if 1 in leads else leads[0]
-
-
 def _fit(model: AllianceModel, panel: AlliancePanel) -> Any:
     # R's warnings are kept on the fit (fit.warnings) and reported in the fits table;
     # do not also print them while the report is built.
@@ -80,10 +79,21 @@ def _moderator_grid(panel: AlliancePanel, info: Any) -> tuple[np.ndarray, np.nda
     return per_patient, np.linspace(low, high, GRID_POINTS)
 
 
+def _main_lead(leads: tuple[int, ...]) -> int:
+    if 1 in leads:
+        return 1
+    ahead = [k for k in leads if k > 0]
+    return ahead[0] if ahead else leads[0]
+
+
 def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderators: Iterable[Any] = (),
             engine: str = "lme4", residual: str = "iid", therapist: str | None = None,
-            progress: bool = True) -> Report:
+            random_slope: Any = "auto", progress: bool = True) -> Report:
     """Run the alliance-outcome analysis and return a :class:`Report`.
+
+    Every number the report states comes with what it estimates (an ``estimand`` column)
+    and the state of the fit it comes from (``status``); the texts use the outcome
+    direction given to :func:`prepare` (``outcome_better``) and stay neutral without it.
 
     Parameters
     ----------
@@ -91,7 +101,9 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         From :func:`pylme_alliance.prepare`, with ``leads`` covering ``leads`` and
         ``moderators`` covering ``moderators``.
     leads : iterable of int
-        Leads for the duration analysis; the main model uses lead 1 (or the first lead).
+        Leads for the duration analysis (0 = the concurrent association); the main model
+        uses lead 1 (or the first positive lead). A lead where more than half of the
+        patients keep fewer than 2 rows is skipped with a note.
     moderators : iterable of str
         Moderators to test, one model each.
     engine, residual : str
@@ -100,11 +112,22 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         Default: "none" without a therapist column, "crossed" when some patient saw
         several therapists, else "nested". An engine that cannot express the choice
         raises :class:`~pylme_alliance.EngineCannotExpress`.
+    random_slope : {"auto", True, False}
+        The random within-patient alliance slope. ``"auto"`` (default) drops it, and
+        says why, when the model has no more observations than random effects or when
+        the slope fit is degenerate (a random SD ~ 0 or a correlation at +/-1).
     progress : bool
         A progress bar over the fits (stderr).
+
+    Warns
+    -----
+    UserWarning
+        When the median patient has fewer than 4 sessions (the person mean then holds
+        the outcome's future alliance; ``within="early"`` is recommended).
     """
     if not isinstance(panel, AlliancePanel):
         raise PylmeError("analyze() takes the AlliancePanel made by prepare()")
+    random_slope = design.check_random_slope(random_slope)
     leads = check_leads(panel, leads, "analyze()")
     moderators = [m for m in ([moderators] if isinstance(moderators, str) else list(moderators))]
     unknown = [m for m in moderators if m not in panel.moderators]
@@ -112,86 +135,147 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         raise PylmeError(f"{unknown} were not prepared as moderators; call prepare(..., moderators={moderators!r})")
 
     notes = list(panel.notes)
+    short = design.short_series(panel)
+    if short:
+        _warnings.warn(short, UserWarning, stacklevel=2)
+        notes.append("Warning: " + short)
+    leads, skipped = design.usable_leads(panel, leads)
+    notes.extend(skipped)
+    if not leads:
+        raise PylmeError("no requested lead has at least 2 rows for most patients: " + " ".join(skipped))
     therapist, why = _choose_therapist(panel, therapist)
     if why:
         notes.append(why)
     main_lead = _main_lead(leads)
-    main_model = AllianceModel(lead=main_lead, therapist=therapist, residual=residual, engine=engine)
-    notes.append(f"Main model: lead {main_lead}, engine {main_model.engine}, residual {residual}, "
-                 f"therapist {therapist}, random within-patient slope.")
-
+    slope = random_slope
+    slope_note = ""
+    if random_slope == "auto":
+        capable, reason = design.slope_capacity(panel, main_lead, therapist)
+        slope = capable
+        if not capable:
+            slope_note = f"Random slope dropped (random_slope='auto'): {reason}."
+    main_model = lead_model(main_lead, therapist=therapist, residual=residual, engine=engine,
+                            random_slope=bool(slope))
+    outcome_better = panel.outcome_better
     tables: dict[str, pd.DataFrame] = {"data_summary": panel.summary().reset_index()}
     figs: dict[str, Any] = {}
     fits: dict[str, Any] = {}
-    state: dict[str, Any] = {}
+    words = {"outcome_label": panel.outcome_name, "outcome_better": outcome_better}
+    state: dict[str, Any] = {"slope_note": slope_note}
+    main_name = f"main (lead {main_lead})"
 
     def main() -> None:
         fit = _fit(main_model, panel)
-        fits[f"main (lead {main_lead})"] = fit
+        if random_slope == "auto" and slope and diagnostics.slope_degenerate(fit):
+            fits[f"{main_name}, random slope (dropped: degenerate)"] = fit
+            state["slope_fit"] = fit
+            state["slope_note"] = ("Random slope dropped (random_slope='auto'): in the fit with a random slope "
+                                   + ", ".join(t for t in diagnostics.boundary_terms(fit) if "alliance_within" in t)
+                                   + ", so the variation of the within effect between patients is not identified "
+                                   "in these data.")
+            fit = _fit(main_model.replace(random_slope=False), panel)
+        fits[main_name] = fit
         state["main"] = fit
-        tables["alliance_effects"] = fit.alliance_effects()
-        tables["fixed_effects"] = fit.tidy("fixed", conf_int=True)
-        tables["variance_parameters"] = fit.tidy("ran_pars")
-        tables["fit_statistics"] = fit.glance()
+        state["main_rows"] = report_tables.within_rows(fit, main_name)
+        tables["fixed_effects"] = report_tables.fixed_table(fit)
+        tables["variance_parameters"] = report_tables.variance_table(fit)
+        tables["fit_statistics"] = report_tables.mark_status(fit.glance(), fit_status(fit))
 
-    def lead_fit(k: int) -> Callable[[], None]:
+    def level() -> None:
+        try:
+            state["level"] = _quiet(lambda: between_effect(panel, therapist=therapist, engine=engine))
+        except PylmeError as exc:
+            notes.append(f"Between-patient level model not available: {' '.join(str(exc).split())}")
+            return
+        notes.extend(f"Between-patient level model: {n}" for n in state["level"].attrs.get("notes", ()))
+
+    def lead_fit(k: int, effect: str) -> Callable[[], None]:
         def run() -> None:
-            fit = state["main"] if k == main_lead else _fit(main_model.replace(lead=k), panel)
-            if k != main_lead:
-                fits[f"duration (lead {k})"] = fit
-            state.setdefault("durations", []).append(lead_rows(fit))
+            if k == main_lead and effect == "total":
+                fit = state["main"]
+            elif effect == "direct" and k <= 1:
+                return  # the direct effect is the total effect at leads 0 and 1
+            else:
+                fit = _fit(lead_model(k, effect=effect, **_options(state["main"].model)), panel)
+                fits[f"duration {effect} (lead {k})"] = fit
+            rows = lead_rows(fit)
+            rows["status"] = fit_status(fit)
+            state.setdefault("durations", []).append(rows)
         return run
 
     def moderator_fit(name: Any) -> Callable[[], None]:
         def run() -> None:
             try:
-                fit = _fit(main_model.replace(moderators=(name,)), panel)
+                fit = _fit(state["main"].model.replace(moderators=(name,)), panel)
             except PylmeError as exc:
                 notes.append(f"Moderator {name}: the model failed ({' '.join(str(exc).split())}).")
                 return
             fits[f"moderator {name}"] = fit
-            state.setdefault("moderators", []).append(_quiet(lambda: moderator_rows(fit, name)))
+            rows = _quiet(lambda: moderator_rows(fit, name))
+            rows["status"] = fit_status(fit)
+            state.setdefault("moderators", []).append(rows)
             info = panel.moderators[name]
+            drawing: dict[str, Any] = {"name": name, "kind": info.kind, "status": fit_status(fit)}
             if info.kind == "numeric":
                 observed, grid = _moderator_grid(panel, info)
-                slopes = _quiet(lambda: fit.simple_slopes(name, at=grid))
-                jn = None
+                drawing.update(slopes=_quiet(lambda: fit.simple_slopes(name, at=grid)), observed=observed)
                 try:
-                    jn = _quiet(lambda: fit.johnson_neyman(name))
-                    state.setdefault("jn", []).append(jn)
+                    drawing["jn"] = _quiet(lambda: fit.johnson_neyman(name))
+                    state.setdefault("jn", []).append(drawing["jn"])
                 except PylmeError as exc:
                     notes.append(f"Johnson-Neyman for {name} not available: {exc}")
-                figs[f"simple_slopes_{name}"] = figures.simple_slopes_plot(slopes, _plain(name), "numeric",
-                                                                           observed=observed, jn=jn)
             else:
-                slopes = _quiet(lambda: fit.simple_slopes(name))
-                figs[f"simple_slopes_{name}"] = figures.simple_slopes_plot(slopes, _plain(name), "categorical")
+                drawing["slopes"] = _quiet(lambda: fit.simple_slopes(name))
+            # drawn after the Benjamini-Hochberg adjustment over all moderators
+            state.setdefault("drawings", []).append(drawing)
         return run
 
     def heterogeneity() -> None:
+        fit = state["main"]
+        if not fit.model.random_slope:
+            state["het_absent"] = state["slope_note"] or "the model has no random slope (random_slope=False)."
+            return
         try:
-            het = _quiet(lambda: state["main"].heterogeneity())
+            het = _quiet(lambda: _heterogeneity(fit, outcome_better))
         except PylmeError as exc:
             notes.append(f"Heterogeneity not available: {exc}")
             return
-        tables["heterogeneity"] = het.summary
-        tables["patient_slopes"] = het.patients
+        test = report_tables.read_test(het)
+        if test is None:  # the fit's heterogeneity() has no test: compare with the no-slope fit
+            null = _fit(fit.model.replace(random_slope=False), panel)
+            fits[f"{main_name}, no random slope (slope test)"] = null
+            test = report_tables.slope_lrt(fit, null)
+        profile = [" ".join(str(w).split()) for w in getattr(het, "warnings", ()) or ()]
+        # the slope's own boundary decides whether heterogeneity can be judged; other
+        # parameters at the boundary (a patient intercept absorbed by the patient's mean
+        # outcome) are reported beside it
+        slope_bad = diagnostics.slope_degenerate(fit)
+        other = [t for t in diagnostics.boundary_terms(fit) if "alliance_within" not in t]
+        state["het"] = {"test": test, "profile_warnings": [w for w in profile if report_tables._is_interval_warning(w)],
+                        "degenerate": slope_bad, "degenerate_other": other,
+                        "shrinkage": float(getattr(het, "shrinkage", np.nan))}
+        tables["heterogeneity"] = report_tables.heterogeneity_table(het, test, fit, outcome_better, profile)
+        tables["patient_slopes"] = report_tables.patient_categories(het.patients, outcome_better,
+                                                                    assessable=not state["het"]["degenerate"])
         if len(het.patients):
-            figs["patient_slopes"] = figures.caterpillar_plot(het.patients, het.summary)
+            figs["patient_slopes"] = _caution(figures.caterpillar_plot(het.patients, het.summary, **words),
+                                              fit_status(fit))
 
     def autocorrelation() -> None:
         acf = diagnostics.residual_acf(state["main"].augment())
+        acf["estimand"] = "residual autocorrelation at this lag, pairs matched by session number within patient"
         tables["residual_acf"] = acf
-        figs["residual_acf"] = figures.acf_plot(acf)
+        figs["residual_acf"] = _caution(figures.acf_plot(acf), fit_status(state["main"]))
 
     def ar1_check() -> None:
-        table, ar_notes, ar_fits = _quiet(lambda: diagnostics.ar1_alternative(panel, main_model))
+        table, ar_notes, ar_fits = _quiet(lambda: diagnostics.ar1_alternative(panel, state["main"].model))
+        table["estimand"] = "model comparison by AIC: independent vs AR(1) residuals (lower AIC preferred)"
         tables["ar1_comparison"] = table
         notes.extend(ar_notes)
         fits.update(ar_fits)
 
-    steps: list[tuple[str, Callable[[], None]]] = [("main model", main)]
-    steps += [(f"lead {k}", lead_fit(k)) for k in leads]
+    steps: list[tuple[str, Callable[[], None]]] = [("main model", main), ("between level", level)]
+    steps += [(f"lead {k} {e}", lead_fit(k, e)) for e in ("total", "direct") for k in leads]
     steps += [(f"moderator {m}", moderator_fit(m)) for m in moderators]
     steps += [("heterogeneity", heterogeneity), ("autocorrelation", autocorrelation)]
     if residual == "iid":
@@ -202,27 +286,113 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     for _label, step in progress_bar(steps, enabled=progress, desc="analyze", total=len(steps)):
         step()
 
-    duration_table = pd.concat(state["durations"], ignore_index=True)
-    duration_table = duration_table.sort_values(["lead"], kind="stable").reset_index(drop=True)
+    main_fit = state["main"]
+    notes.insert(len(panel.notes), f"Main model: lead {main_lead}, engine {main_model.engine}, residual {residual}, "
+                 f"therapist {therapist}, lagged outcome {main_fit.model.control_outcome} "
+                 f"({main_fit.model.control_bias()}), "
+                 + ("random within-patient slope." if main_fit.model.random_slope else "no random slope."))
+    if state["slope_note"]:
+        notes.append(state["slope_note"])
+    tables["alliance_effects"] = report_tables.effects_table(
+        state["main_rows"], report_tables.level_row(state["level"]) if "level" in state else None)
+    duration_table = _duration_table(state["durations"], leads)
     tables["duration"] = duration_table
-    figs["duration"] = figures.duration_plot(duration_table)
+    for effect in ("total", "direct"):
+        rows = duration_table[duration_table["effect"] == effect]
+        if len(rows):
+            fig = figures.duration_plot(rows, **words)
+            fig.suptitle(f"(b) Duration, {effect} effect" + (
+                ": how long does the alliance effect last?" if effect == "direct" else
+                " (includes what is carried through the outcomes in between)"))
+            bad = "; ".join(sorted({s for s in rows["status"] if s}))
+            figs["duration" if effect == "total" else "duration_direct"] = _caution(fig, bad)
     if state.get("moderators"):
-        tables["moderators"] = adjust(pd.concat(state["moderators"], ignore_index=True))
+        mods = adjust(pd.concat(state["moderators"], ignore_index=True))
+        status = pd.concat(state["moderators"], ignore_index=True)["status"].to_numpy()
+        mods["status"] = status
+        mods["estimand"] = [_moderator_estimand(r) for r in mods.itertuples()]
+        tables["moderators"] = mods
+    for drawing in state.get("drawings", ()):
+        figs[f"simple_slopes_{drawing['name']}"] = _caution(_moderator_figure(drawing, tables.get("moderators"), words),
+                                                            drawing["status"])
     if state.get("jn"):
         tables["johnson_neyman"] = pd.concat(state["jn"], ignore_index=True)
     tables["fits"] = diagnostics.fit_flags(fits)
 
-    flagged = tables["fits"][(~tables["fits"]["converged"]) | tables["fits"]["singular"]]
+    flagged = tables["fits"][tables["fits"]["status"] != "ok"]
     for row in flagged.itertuples():
-        notes.append(f"Fit '{row.model}': " + ", ".join(
-            x for x, bad in (("did not converge", not row.converged), ("singular", row.singular)) if bad) + ".")
-    main_warnings = state["main"].warnings
-    for w in dict.fromkeys(" ".join(str(x).split()) for x in main_warnings or ()):
-        notes.append(f"Main model warning from {state['main'].engine}: {w}")
+        notes.append(f"Fit '{row.model}': {row.status}.")
+    for w in dict.fromkeys(" ".join(str(x).split()) for x in main_fit.warnings or ()):
+        notes.append(f"Main model warning from {main_fit.engine}: {w}")
 
     # order the tables as the report reads
     order = [t for _, _, names, _ in SECTIONS for t in names]
     tables = {k: tables[k] for k in order if k in tables}
     settings = {"leads": leads, "main_lead": main_lead, "moderators": [str(m) for m in moderators],
-                "engine": main_model.engine, "residual": residual, "therapist": therapist}
+                "engine": main_model.engine, "residual": residual, "therapist": therapist,
+                "random_slope": bool(main_fit.model.random_slope), "random_slope_requested": random_slope,
+                "control_outcome": main_fit.model.control_outcome, "outcome_better": outcome_better,
+                "outcome_name": panel.outcome_name, "heterogeneity": state.get("het"),
+                "heterogeneity_absent": state.get("het_absent"), "main_status": fit_status(main_fit)}
     return Report(tables=tables, figures=figs, notes=notes, settings=settings)
+
+
+def _options(model: AllianceModel) -> dict[str, Any]:
+    return {"therapist": model.therapist, "residual": model.residual, "engine": model.engine,
+            "random_slope": model.random_slope, "control_outcome": model.control_outcome}
+
+
+def _heterogeneity(fit: Any, outcome_better: str | None) -> Any:
+    """fit.heterogeneity() in the user's direction, whatever the version of its options."""
+    parameters = inspect.signature(fit.heterogeneity).parameters
+    options: dict[str, Any] = {}
+    if "outcome_better" in parameters:
+        options["outcome_better"] = outcome_better
+    elif "beneficial" in parameters and parameters["beneficial"].default is not None:
+        # an older heterogeneity() that always names a direction: give the user's, or
+        # "negative" for the report to relabel as neutral
+        options["beneficial"] = "positive" if outcome_better == "higher" else "negative"
+    return fit.heterogeneity(**options)
+
+
+def _duration_table(parts: list[pd.DataFrame], leads: tuple[int, ...]) -> pd.DataFrame:
+    table = pd.concat(parts, ignore_index=True)
+    # at leads 0 and 1 the direct effect IS the total effect: show it under both
+    same = table[(table["effect"] == "total") & (table["lead"] <= 1)].assign(effect="direct")
+    table = pd.concat([table, same], ignore_index=True)
+    table["order"] = table["effect"].map({"total": 0, "direct": 1})
+    table = table.sort_values(["order", "lead"], kind="stable").drop(columns="order")
+    return table.reset_index(drop=True)
+
+
+def _moderator_estimand(row: Any) -> str:
+    if row.kind == "interaction":
+        component = str(row.term).split(":", 1)[0]
+        return (f"change in the {component.replace('_', ' ')} effect per unit of {row.moderator} "
+                "(or for this level against the reference), conditional on the other terms")
+    return (f"{str(row.term).replace('_', ' ')} effect at {row.moderator} = {row.label} "
+            "(other moderators at their centre or reference)")
+
+
+def _moderator_figure(drawing: dict[str, Any], mods: pd.DataFrame | None, words: dict[str, Any]) -> Any:
+    """The simple-slopes figure of one moderator; Johnson-Neyman regions are shaded only
+    when its interaction with alliance_within survives the Benjamini-Hochberg correction."""
+    adjusted = np.nan
+    if mods is not None:
+        rows = mods[(mods["kind"] == "interaction") & (mods["moderator"] == str(drawing["name"]))
+                    & mods["term"].astype(str).str.startswith("alliance_within:")]
+        if len(rows):
+            adjusted = float(rows["p_adjusted"].min())
+    name = _plain(drawing["name"])
+    if drawing["kind"] == "numeric":
+        return figures.simple_slopes_plot(drawing["slopes"], name, "numeric", observed=drawing["observed"],
+                                          jn=drawing.get("jn"), adjusted_p=adjusted, **words)
+    return figures.simple_slopes_plot(drawing["slopes"], name, "categorical", adjusted_p=adjusted, **words)
+
+
+def _caution(fig: Any, status: str) -> Any:
+    """Mark a figure drawn from a fit that did not converge or is singular/degenerate."""
+    if status:
+        fig.text(0.005, 0.005, f"Caution: drawn from a fit flagged {status}", fontsize=8, color="#b30000",
+                 ha="left", va="bottom")
+    return fig

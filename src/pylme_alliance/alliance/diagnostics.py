@@ -11,13 +11,70 @@ from ..errors import PylmeError
 from .model import AllianceModel
 from .prepare import AlliancePanel
 
-FIT_COLUMNS = ["model", "engine", "lead", "moderator", "nobs", "converged", "singular", "n_warnings", "warnings"]
+FIT_COLUMNS = ["model", "engine", "lead", "moderator", "nobs", "converged", "singular", "degenerate", "status",
+               "n_warnings", "warnings"]
 AR1_COLUMNS = ["model", "engine", "residual", "AIC", "BIC", "logLik", "phi", "preferred", "note"]
 
 
+def degenerate(fit: Any) -> bool:
+    """The fit's ``degenerate`` flag (an SD ~ 0 or a correlation beyond +/-0.99; see
+    :mod:`pylme_alliance.engines.flags`), falling back to ``singular``."""
+    stats = getattr(fit, "stats", None) or {}
+    return bool(stats.get("degenerate", fit.singular))
+
+
+# the tolerances of pylme_alliance.engines.flags, for naming the parameters at the boundary
+SD_TOL = 1e-4
+COR_TOL = 0.99
+
+
+def boundary_terms(fit: Any) -> list[str]:
+    """The variance parameters at (or next to) the boundary, in words: SDs ~ 0 relative
+    to the residual SD and correlations beyond +/-0.99 (the rule of
+    :mod:`pylme_alliance.engines.flags`)."""
+    try:
+        pars = fit.ran_pars_table
+    except Exception:  # a fit without a ran_pars table has no boundary to name
+        return []
+    sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
+    sds = pars[pars["term"].astype(str).str.startswith("sd__") & (pars["group"].astype(str) != "Residual")]
+    scale = sigma if np.isfinite(sigma) and sigma > 0 else float(sds["estimate"].max() or 1.0)
+    out = []
+    for group, term, value in zip(pars["group"].astype(str), pars["term"].astype(str), pars["estimate"]):
+        if group == "Residual" or not np.isfinite(value):
+            continue
+        if term.startswith("sd__") and value / scale < SD_TOL:
+            out.append(f"SD of the random {term[4:]} over {group} ~ 0")
+        elif term.startswith("cor__") and abs(value) > COR_TOL:
+            out.append(f"correlation {term[5:]} over {group} = {value:+.3f}")
+    return out
+
+
+def slope_degenerate(fit: Any, term: str = "alliance_within") -> bool:
+    """Whether the random slope of ``term`` is at the boundary: its SD ~ 0 or its
+    correlation with another random term beyond +/-0.99 (other parameters at the
+    boundary, e.g. a patient intercept absorbed by the patient's mean outcome, do not
+    make the slope unidentified)."""
+    return any(term in text for text in boundary_terms(fit))
+
+
+def fit_status(fit: Any) -> str:
+    """"" for a fit that converged and is neither singular nor degenerate; otherwise
+    what is wrong, naming the parameters at the boundary ("singular: SD of the random
+    (Intercept) over therapist:patient ~ 0"), for marking the numbers from the fit."""
+    problems = []
+    if not fit.converged:
+        problems.append("did not converge")
+    if fit.singular or degenerate(fit):
+        label = "singular" if fit.singular else "degenerate"
+        terms = boundary_terms(fit)
+        problems.append(f"{label} ({', '.join(terms)})" if terms else label)
+    return "; ".join(problems)
+
+
 def fit_flags(fits: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per fit: name, engine, lead, moderator, nobs, converged, singular and
-    R's warnings (joined with " | ")."""
+    """One row per fit: name, engine, lead, moderator, nobs, converged, singular,
+    degenerate, ``status`` (:func:`fit_status`) and R's warnings (joined with " | ")."""
     rows = []
     for name, fit in fits.items():
         model = getattr(fit, "model", None)
@@ -27,6 +84,7 @@ def fit_flags(fits: Mapping[str, Any]) -> pd.DataFrame:
             "lead": getattr(model, "lead", np.nan),
             "moderator": ", ".join(map(str, getattr(model, "moderators", ()) or ())),
             "nobs": fit.nobs, "converged": bool(fit.converged), "singular": bool(fit.singular),
+            "degenerate": degenerate(fit), "status": fit_status(fit) or "ok",
             "n_warnings": len(warnings), "warnings": " | ".join(dict.fromkeys(warnings)),
         })
     return pd.DataFrame(rows, columns=FIT_COLUMNS)
@@ -105,23 +163,40 @@ def ar1_alternative(panel: AlliancePanel, model: AllianceModel) -> tuple[pd.Data
                        phi=_phi(fit) if residual == "ar1" else np.nan)
             if not fit.converged:
                 row["note"] = "did not converge"
+            elif degenerate(fit):
+                row["note"] = "degenerate random effects (an SD ~ 0 or a correlation at +/-1)"
             elif not np.isfinite(row["AIC"]):
                 row["note"] = "no likelihood reported"
         rows.append(row)
     table = pd.DataFrame(rows, columns=AR1_COLUMNS)
     aic = table["AIC"].to_numpy(dtype=float)
-    if np.isfinite(aic).all():
+    unusable = [f"the {r.model} fit {r.note}" for r in table.itertuples()
+                if r.note and not r.note.startswith("degenerate")]
+    if unusable:
+        # an AIC from a fit that did not converge (or failed) says nothing about the residuals
+        notes.append("AR(1) check: the comparison could not be made, because " + " and ".join(unusable)
+                     + f" (model: {_describe(model)}).")
+    elif np.isfinite(aic).all():
         table.loc[int(np.argmin(aic)), "preferred"] = True
         best = table.loc[table["preferred"], "residual"].iloc[0]
         diff = abs(aic[0] - aic[1])
         if best == "ar1":
-            notes.append(f"AR(1) check: AR(1) residuals fit better (AIC lower by {diff:.1f}, "
-                         f"phi = {table['phi'].iloc[1]:.2f}); consider residual='ar1' with engine={engine!r}.")
+            notes.append(f"AR(1) check ({_describe(model)}, both fits converged): AR(1) residuals fit better "
+                         f"(AIC lower by {diff:.1f}, phi = {table['phi'].iloc[1]:.2f}); consider residual='ar1' "
+                         f"with engine={engine!r}.")
         else:
-            notes.append(f"AR(1) check: independent residuals are adequate (AR(1) does not lower AIC; "
-                         f"difference {diff:.1f}).")
-        if (table["note"] == "did not converge").any():
-            notes[-1] += " Caution: at least one of the two fits did not converge."
-    elif not notes:
+            notes.append(f"AR(1) check ({_describe(model)}, both fits converged): independent residuals are "
+                         f"adequate (AR(1) does not lower AIC; difference {diff:.1f}).")
+        if table["note"].str.startswith("degenerate").any():
+            notes[-1] += (" Caution: a fit has degenerate random effects; the residual comparison stands, "
+                          "its variance components do not.")
+    else:
         notes.append("AR(1) check: the two models could not be compared by AIC (see the table's notes).")
     return table, notes, fits
+
+
+def _describe(model: AllianceModel) -> str:
+    control = getattr(model, "control_outcome", None)
+    text = {"decomposed": "lagged outcome decomposed", "raw": "raw lagged outcome",
+            False: "no outcome control"}.get(control, f"control_outcome={control!r}")
+    return f"{text}, lead {model.lead}"

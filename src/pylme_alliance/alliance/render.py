@@ -15,18 +15,11 @@ import math
 import re
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from . import wording
+
 TITLE = "Alliance-outcome analysis"
-
-
-def _effect(report: Any, term: str) -> pd.Series | None:
-    table = report.tables.get("alliance_effects")
-    if table is None:
-        return None
-    rows = table[table["term"] == term]
-    return rows.iloc[0] if len(rows) else None
 
 
 def md_text(text: object) -> str:
@@ -46,7 +39,7 @@ def _fence(text: str) -> str:
 
 def to_markdown(report: Any) -> str:
     """The report as Markdown (figures referenced by their file names)."""
-    texts = lead_ins(report)
+    texts = wording.lead_ins(report)
     stems = report.file_stems()
     summary = str(report)
     fence = _fence(summary)
@@ -69,7 +62,7 @@ def to_html(report: Any) -> str:
     """A self-contained HTML page (figures embedded as base64 PNG), every user-derived
     string escaped."""
     esc = html.escape  # quote=True: safe in attributes and text alike
-    texts = lead_ins(report)
+    texts = wording.lead_ins(report)
     stems = report.file_stems()
     body = [f"<h1>{esc(TITLE)}</h1>", f"<pre>{esc(str(report))}</pre>"]
     for key, title, tables, figs in report.sections():
@@ -98,60 +91,6 @@ def html_table(table: pd.DataFrame) -> str:
     shown = display(table)
     shown.columns = [str(c) for c in shown.columns]
     return shown.to_html(index=False, na_rep="", border=0, classes="table", escape=True)
-
-
-def lead_ins(self: Any) -> dict[str, str]:
-    """The lead-in paragraph of each section, from the report's tables."""
-    text: dict[str, str] = {}
-    w, b = _effect(self, "alliance_within"), _effect(self, "alliance_between")
-    if w is not None:
-        lead = int(w["lead"])
-        direction = "lower (better)" if w["estimate"] < 0 else "higher (worse)"
-        sig = "significant" if w["p_value"] < 0.05 else "not significant"
-        s = (f"Outcome is a symptom score (OQ; higher = more distress), so a NEGATIVE effect means better "
-             f"alliance predicts lower (better) outcome {lead} session(s) later. In sessions where a patient's "
-             f"alliance was one point above their own usual level, the outcome {lead} session(s) later was "
-             f"{abs(w['estimate']):.2f} points {direction} (95% CI {w['conf_low']:.2f} to "
-             f"{w['conf_high']:.2f}; {sig}), controlling the current outcome.")
-        if b is not None:
-            bdir = "lower (better)" if b["estimate"] < 0 else "higher (worse)"
-            s += (f" Patients whose average alliance was one point higher had outcomes {abs(b['estimate']):.2f} "
-                  f"points {bdir} (95% CI {b['conf_low']:.2f} to {b['conf_high']:.2f}).")
-        text["a"] = s
-    dur = self.tables.get("duration")
-    if dur is not None and len(dur):
-        within = dur[dur["term"] == "alliance_within"]
-        sig = [int(k) for k, p, e in zip(within["lead"], within["p_value"], within["estimate"])
-               if p < 0.05 and e < 0]
-        text["b"] = ("The same model for the outcome k sessions ahead (still controlling the current outcome). "
-                     + (f"The within-patient effect is beneficial and significant at lead(s) "
-                        f"{', '.join(map(str, sig))}." if sig else
-                        "The within-patient effect is not significantly beneficial at any lead.")
-                     + " Points below the dashed zero line are beneficial effects.")
-    mods = self.tables.get("moderators")
-    if mods is not None:
-        sig = self.significant_moderators()
-        text["c"] = ("Each moderator gets its own model with its interactions with the within and between "
-                     "alliance; p values are Benjamini-Hochberg adjusted over all interaction terms. "
-                     "A negative interaction with alliance_within means the (beneficial, negative) effect "
-                     "gets stronger as the moderator increases. "
-                     + (f"Significant after adjustment: {', '.join(sig)}." if sig else
-                        "No interaction is significant after adjustment."))
-    het = self.tables.get("heterogeneity")
-    if het is not None and len(het):
-        h = het.set_index("statistic")
-        sd = h.loc["random-slope SD", "estimate"] if "random-slope SD" in h.index else np.nan
-        share = h.loc["share beneficial (model)", "estimate"] if "share beneficial (model)" in h.index else np.nan
-        pi = het[het["statistic"].str.contains("prediction interval")]
-        s = f"The within-patient effect varies between patients: random-slope SD {sd:.2f}"
-        if len(pi):
-            s += f", 95% prediction interval {pi['conf_low'].iloc[0]:.2f} to {pi['conf_high'].iloc[0]:.2f}"
-        s += f"; the model implies that {share:.0%} of patients have a beneficial (negative) own effect."
-        text["h"] = s
-    text["d"] = ("Convergence and singularity of every fit, the main model's residual autocorrelation "
-                 "(pairs matched by session number within patient), and a comparison with AR(1) residuals.")
-    return text
-
 
 
 _CSS = """

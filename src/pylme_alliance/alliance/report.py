@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import render
+from . import render, wording
 from .outfiles import check_directory, unique_slugs, write_files
 
 __all__ = ["Report", "analyze", "SECTIONS", "REPORT_FILES"]
@@ -21,7 +21,7 @@ SECTIONS = [
     ("data", "Data", ["data_summary"], []),
     ("a", "(a) Within- and between-patient alliance effects",
      ["alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics"], []),
-    ("b", "(b) Duration of the alliance effect", ["duration"], ["duration"]),
+    ("b", "(b) Duration of the alliance effect", ["duration"], ["duration", "duration_direct"]),
     ("c", "(c) Moderators of the alliance effect", ["moderators", "johnson_neyman"], []),
     ("h", "Heterogeneity: one size does not fit all", ["heterogeneity", "patient_slopes"], ["patient_slopes"]),
     ("d", "Diagnostics", ["fits", "residual_acf", "ar1_comparison"], ["residual_acf"]),
@@ -72,17 +72,7 @@ class Report:
         return list(dict.fromkeys(inter["moderator"].astype(str)))
 
     def __str__(self) -> str:
-        lines = ["Alliance-outcome report"]
-        for term, label in (("alliance_within", "within-patient"), ("alliance_between", "between-patient")):
-            row = render._effect(self, term)
-            if row is not None:
-                lines.append(f"  {label:16s} effect (lead {int(row['lead'])}): {row['estimate']:.3f} "
-                             f"[{row['conf_low']:.3f}, {row['conf_high']:.3f}], p {render.p_text(row['p_value'])}")
-        dur = self.tables.get("duration")
-        if dur is not None and len(dur):
-            parts = [f"t+{int(r.lead)}: {r.estimate:.3f} [{r.conf_low:.3f}, {r.conf_high:.3f}]"
-                     for r in dur[dur["term"] == "alliance_within"].itertuples()]
-            lines.append("  duration (within): " + "; ".join(parts))
+        lines = ["Alliance-outcome report"] + wording.headline(self)
         mods = self.tables.get("moderators")
         if mods is not None:
             n_mod = mods["moderator"].nunique()
@@ -92,27 +82,28 @@ class Report:
         return "\n".join(lines)
 
     def summary_table(self) -> pd.DataFrame:
-        """Main effects and duration in one short table (what the CLI prints)."""
+        """Main effects and duration (total and direct) in one short table (what the CLI
+        prints), with each row's fit ``status``."""
+        columns = ["part", "effect", "lead", "term", "estimate", "conf_low", "conf_high", "p_value", "status"]
         parts = []
         effects = self.tables.get("alliance_effects")
         if effects is not None:
-            parts.append(effects.assign(part="main")[["part", "lead", "term", "estimate", "conf_low",
-                                                        "conf_high", "p_value"]])
+            parts.append(effects.assign(part="main", effect="").reindex(columns=columns))
         dur = self.tables.get("duration")
         if dur is not None:
-            parts.append(dur.assign(part="duration")[["part", "lead", "term", "estimate", "conf_low",
-                                                      "conf_high", "p_value"]])
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            parts.append(dur.assign(part="duration").reindex(columns=columns))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
     def sections(self) -> list[tuple[str, str, list[str], list[str]]]:
         """(key, title, table names, figure names) of each section the report has."""
         sections = []
+        texts = wording.lead_ins(self)
         for key, title, tables, figs in SECTIONS:
             tables = [t for t in tables if t in self.tables]
             if key == "c":
                 figs = [f for f in self.figures if str(f).startswith("simple_slopes_")]
             figs = [f for f in figs if f in self.figures]
-            if tables or figs:
+            if tables or figs or (key in texts and key != "d"):
                 sections.append((key, title, tables, figs))
         return sections
 
