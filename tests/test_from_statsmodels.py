@@ -345,3 +345,58 @@ def test_statsmodels_shipped_lme4_fits(meth):
         np.testing.assert_allclose(sds ** 2, np.diag(ref_cov), rtol=1e-2, atol=1e-4)
         checked += 1
     assert checked >= 6
+
+
+# ----------------------------------------------------------------- alliance crosscheck and CLI
+@pytest.fixture(scope="module")
+def trial_panel():
+    data = pa.simulate(n_patients=80, n_therapists=10, seed=5).data
+    return data, pa.prepare(data, patient="patient", session="session", alliance="alliance",
+                            outcome="outcome", therapist="therapist")
+
+
+def test_alliance_crosscheck_returns_crosscheck(trial_panel):
+    _, panel = trial_panel
+    cc = _quiet(pa.crosscheck, panel)
+    assert isinstance(cc, pa.Crosscheck)
+    assert "(1 + alliance_within | patient)" in cc.formula
+    assert {"fixed", "sd", "cor", "residual"} <= set(cc.table.kind)
+    assert "alliance_within" in set(_fixed(cc).term)
+    assert any("every term of the R model is compared" in n for n in cc.notes)
+    bad = cc.disagreements
+    assert (bad.why != "").all()
+
+
+def test_alliance_crosscheck_with_therapists_says_what_is_compared(trial_panel):
+    _, panel = trial_panel
+    cc = _quiet(pa.crosscheck, panel, model=pa.AllianceModel(therapist="nested"))
+    assert "(1 | therapist) + (1 | therapist:patient) + (0 + alliance_within | therapist:patient)" in cc.formula
+    assert any("correlation is not compared" in n for n in cc.notes)
+    assert set(cc.table[cc.table.kind == "sd"].group) == {"therapist", "patient", "patient_slope"}
+    assert not (cc.table.kind == "cor").any()
+    with pytest.raises(pa.EngineCannotExpress, match="residual"):
+        pa.crosscheck(panel, model=pa.AllianceModel(therapist="none", residual="ar1", engine="nlme"))
+
+
+def test_cli_crosscheck_therapist_and_help(trial_panel, tmp_path, capsys):
+    from pylme_alliance.cli import build_parser, main
+
+    data, _ = trial_panel
+    path = tmp_path / "trial.csv"
+    data.to_csv(path, index=False)
+    out = tmp_path / "table.csv"
+    args = ["crosscheck", str(path), "--patient", "patient", "--session", "session", "--alliance",
+            "alliance", "--outcome", "outcome", "--therapist", "therapist", "--out", str(out)]
+    code = _quiet(main, args)
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "therapist:patient" in text and "Notes:" in text
+    table = pd.read_csv(out)
+    assert {"term", "kind", "agree", "why"} <= set(table.columns)
+    assert "therapist" in set(table.group.dropna())
+    for line in text.split("Disagreements:")[-1].split("Notes:")[0].strip().splitlines():
+        assert " - " in line  # one line per disagreement, with its reason
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices
+               and "crosscheck" in a.choices).choices["crosscheck"]
+    undocumented = [a.dest for a in sub._actions if not a.help and a.dest != "help"]
+    assert undocumented == []

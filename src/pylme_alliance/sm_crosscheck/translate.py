@@ -14,6 +14,7 @@ negative variances) is refused with a :class:`~pylme_alliance.PylmeError`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,12 +167,20 @@ def _check_origin(model: Any) -> None:
                          "checked; refit with MixedLM.from_formula(..., re_formula=..., vc_formula=...)")
 
 
-def _vc_value_name(colnames: list[list[str]], vc: str) -> str:
-    """What a valued variance component multiplies (``C(p)[1]:w`` -> ``w``), for display."""
-    suffixes = {c.partition("]:")[2] for cols in colnames for c in cols}
-    if len(suffixes) == 1 and "" not in suffixes:
-        return suffixes.pop()
-    return vc
+def _vc_names(colnames: list[list[str]], vc: str) -> tuple[str, str]:
+    """(factor, value) a variance component's columns stand for, for display:
+    ``C(p)[1]:w`` -> ("p", "w"), ``C(c)[a]`` -> ("c", ""); the component's name when the
+    columns do not share one pattern."""
+    flat = [c for cols in colnames for c in cols]
+    prefixes = {c.partition("[")[0] for c in flat}
+    suffixes = {c.partition("]:")[2] for c in flat}
+    factor = vc
+    if len(prefixes) == 1:
+        match = re.fullmatch(r"C\((\w+)\)", prefixes.pop())
+        if match:
+            factor = match.group(1)
+    value = suffixes.pop() if len(suffixes) == 1 else vc
+    return factor, value
 
 
 def _vc_columns(model: Any, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,14 +279,14 @@ def translate(result: Any, *, reml: bool | None = None) -> Translation:
         used_levels = np.unique(level)
         cols[lcol] = pd.Categorical(level, categories=used_levels)
         indicator = bool(np.all(value == 1))
+        factor, shown = _vc_names(model.exog_vc.colnames[j], vc)
         # with one group (statsmodels' way to cross factors) the component is not nested
-        where = str(vc) if len(group_levels) == 1 else f"{groups_label}:{vc}"
+        where = factor if len(group_levels) == 1 else f"{groups_label}:{factor}"
         if indicator:
             term = ("(Intercept)", _INTERCEPT)
             display.append(f"(1 | {where})")
         else:
             cols[vcol] = value
-            shown = _vc_value_name(model.exog_vc.colnames[j], vc)
             term = (vcol, shown)
             display.append(f"(0 + {shown} | {where})")
         random.append(RandomTerm(lcol, str(vc), (term,), False, "vc"))
