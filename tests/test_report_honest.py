@@ -287,3 +287,14 @@ def test_concurrent_lead_zero(panel_small):
     dur = report.tables["duration"]
     assert set(dur["lead"]) == {0, 1}
     assert dur.loc[dur["lead"] == 0, "estimand"].str.contains("concurrent").all()
+
+
+def test_closing_note_quotes_the_headline_sentences(lower):
+    from pylme_alliance.alliance import wording
+
+    md, page = lower.to_markdown(), lower.to_html()
+    closing = md[md.index("## Closing note"):]
+    for sentence in (wording.within_sentence(lower), wording.between_sentence(lower)):
+        assert sentence and sentence in closing
+    assert "How long it lasts" in closing
+    assert page.count("<blockquote>") == len(wording.closing_note(lower))

@@ -23,8 +23,12 @@ TITLE = "Alliance-outcome analysis"
 
 
 def md_text(text: object) -> str:
-    """User-derived text for Markdown: no raw HTML, one line."""
-    return html.escape(" ".join(str(text).split()), quote=False)
+    """User-derived text for Markdown: one line, no raw HTML. A ``<`` that could open a
+    tag (followed by a letter, ``/``, ``!`` or ``?``) and an ``&`` that could open an
+    entity become entities; "p < .001" and "->" stay readable."""
+    line = " ".join(str(text).split())
+    line = re.sub(r"&(?=#?[A-Za-z0-9]+;)", "&amp;", line)
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", line)
 
 
 def md_label(text: object) -> str:
@@ -55,6 +59,9 @@ def to_markdown(report: Any) -> str:
             out += [f"### {md_label(name)}", "", markdown_table(shown), ""] + ([md_text(note), ""] if note else [])
     if report.notes:
         out += ["## Notes", ""] + [f"- {md_text(n)}" for n in report.notes] + [""]
+    closing = wording.closing_note(report)
+    if closing:
+        out += ["## Closing note: the headline sentences", ""] + [f"> {md_text(q)}" + "\n>" for q in closing] + [""]
     return "\n".join(out)
 
 
@@ -81,6 +88,10 @@ def to_html(report: Any) -> str:
                 body.append(f"<p><em>{esc(note)}</em></p>")
     if report.notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(str(n))}</li>" for n in report.notes) + "</ul>")
+    closing = wording.closing_note(report)
+    if closing:
+        body.append("<h2>Closing note: the headline sentences</h2>"
+                    + "".join(f"<blockquote><p>{esc(q)}</p></blockquote>" for q in closing))
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(TITLE)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 

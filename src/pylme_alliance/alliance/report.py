@@ -92,7 +92,9 @@ class Report:
         dur = self.tables.get("duration")
         if dur is not None:
             parts.append(dur.assign(part="duration").reindex(columns=columns))
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        table["status"] = table["status"].fillna("").map(wording.short_status)  # details: the fits table
+        return table
 
     def sections(self) -> list[tuple[str, str, list[str], list[str]]]:
         """(key, title, table names, figure names) of each section the report has."""

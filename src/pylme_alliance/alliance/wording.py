@@ -67,9 +67,9 @@ def within_sentence(report: Any) -> str | None:
     name = report.settings.get("outcome_name", "the outcome")
     lead = int(row["lead"])
     when = "in the same session" if lead == 0 else f"{lead} session(s) later"
-    control = {"decomposed": "at the same current outcome (controlled as the patient's mean plus the deviation "
+    control = {"decomposed": f"at the same current {name} (controlled as the patient's mean plus the deviation "
                              "from it)",
-               "raw": "at the same current outcome (raw lagged outcome)",
+               "raw": f"at the same current {name} (raw lagged outcome)",
                False: "without controlling the current outcome"}.get(report.settings.get("control_outcome"), "")
     return (f"Within patients: in sessions where a patient's alliance was one point above the patient's own "
             f"level, {name} {when} was {abs(row['estimate']):.2f} points {_direction(row['estimate'], better)} "
@@ -253,3 +253,20 @@ def headline(report: Any) -> list[str]:
     if better is None:
         lines.append("  (no outcome direction given: estimates are described as lower/higher outcome)")
     return lines
+
+
+def closing_note(report: Any) -> list[str]:
+    """The report's headline sentences, quoted at its end so a reviewer can check each
+    against the tables: the within effect, the between level, how long it lasts, the
+    heterogeneity verdict and the moderators' result."""
+    quotes = [within_sentence(report), between_sentence(report)]
+    duration = duration_text(report)
+    if duration and "How long it lasts" in duration:
+        quotes.append(duration[duration.index("How long it lasts"):].split(" Points are")[0])
+    het = heterogeneity_text(report)
+    if het:
+        quotes.append(het.split(". ")[0].rstrip(".") + ".")
+    mods = moderators_text(report)
+    if mods:
+        quotes.append(mods.split("; ")[-1])
+    return [q for q in quotes if q]
