@@ -135,3 +135,20 @@ def test_failing_job_in_a_pool(sleep):
         results = pa.fit_many(jobs, executor=pool, progress=False)
     assert isinstance(results[0], pa.MixedFit)
     assert isinstance(results[1], FailedJob) and "nosuchcolumn" in results[1].message
+
+
+def test_many_dead_workers_blame_only_the_killers():
+    """Three killers among cheap jobs (no R): each killer, and only each killer, is
+    reported as the job whose worker died; the others run to their own end (here a
+    "not a fit" failure, which tells them apart from a death)."""
+    import time
+
+    killers = {1, 4, 7}
+    jobs = [functools.partial(os._exit, 3) if i in killers else functools.partial(time.sleep, 0.2)
+            for i in range(10)]
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = pa.fit_many(jobs, executor=pool, progress=False)
+    kinds = [r.error_type for r in results]
+    assert [i for i, k in enumerate(kinds) if k == "BrokenProcessPool"] == sorted(killers)
+    assert all(k == "PylmeError" and "not a fit" in r.message
+               for i, (k, r) in enumerate(zip(kinds, results)) if i not in killers)

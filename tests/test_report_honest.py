@@ -21,8 +21,8 @@ from pylme_alliance.alliance.fit import AllianceFit
 from pylme_alliance.alliance.model import AllianceModel
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", therapist="therapist", time="day")
-ESTIMATE_TABLES = ("alliance_effects", "fixed_effects", "variance_parameters", "duration", "moderators",
-                   "heterogeneity", "residual_acf", "ar1_comparison")
+ESTIMATE_TABLES = ("alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics", "duration",
+                   "moderators", "johnson_neyman", "heterogeneity", "residual_acf", "ar1_comparison")
 
 
 def _quiet(fun, *args, **kwargs):
@@ -128,6 +128,8 @@ def test_outcome_name_and_direction_in_every_text(lower, neutral):
 # ------------------------------------------------------------------ estimands and the between effect
 
 def test_every_estimate_row_carries_an_estimand(lower):
+    assert set(lower.tables) - set(ESTIMATE_TABLES) <= {"data_summary", "fits", "patient_slopes"}
+    assert lower.tables["patient_slopes"]["estimand"].str.contains("BLUP").all()
     for name in ESTIMATE_TABLES:
         if name not in lower.tables:
             continue
@@ -135,6 +137,8 @@ def test_every_estimate_row_carries_an_estimand(lower):
         assert "estimand" in table.columns, name
         assert table["estimand"].astype(str).str.len().gt(10).all(), name
     effects = lower.tables["alliance_effects"].set_index("term")
+    assert "within-patient SDs" in effects.loc["alliance_within", "std_definition"]
+    assert "over patients" in effects.loc["alliance_level", "std_definition"]
     assert "conditional" in effects.loc["alliance_between", "estimand"]
     assert "level" in effects.loc["alliance_level", "estimand"]
 

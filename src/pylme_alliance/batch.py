@@ -30,9 +30,8 @@ except ImportError:  # pragma: no cover
 
 Job = Callable[[], MixedFit] | tuple
 
-# A job lost this many times to pools broken by OTHER jobs is given up (never expected:
-# a lost job is rerun, and the jobs that kill workers are isolated after one break).
-MAX_ATTEMPTS = 4
+# Fresh pools that break before running anything, in a row, before the rest is given up.
+MAX_STALLS = 3
 WORKER_DIED = ("the worker process died while running this job (a crash in R or in compiled code, "
                "os._exit, or a kill); the batch's other jobs were rerun in a fresh pool")
 
@@ -192,7 +191,7 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def _run_parallel(executor: Any, jobs: list[Job], results: list[Any], bar: Counter) -> None:
-    attempts = [0] * len(jobs)
+    attempts = [0] * len(jobs)  # submissions per job: names its marker files
     with tempfile.TemporaryDirectory(prefix="pylme-fit-many-") as markers:
         lost = _round(executor, list(range(len(jobs))), jobs, results, bar, markers, attempts)
         if not lost:
@@ -202,15 +201,21 @@ def _run_parallel(executor: Any, jobs: list[Job], results: list[Any], bar: Count
                 _give_up(index, results, bar, "the executor broke before this job finished")
             return
         suspects, others = _split(lost, markers, attempts)
+        stalls = 0
         while suspects or others:
+            # Progress is certain unless a pool dies before any job starts (a broken
+            # interpreter, say): jobs lost without being started never count against
+            # themselves, and a round that neither finishes nor names anything is a stall.
+            progressed = False
             if others:  # never started, or finished but lost: rerun at full width
                 pool = _fresh_pool(executor)
                 try:
                     lost = _round(pool, others, jobs, results, bar, markers, attempts)
                 finally:
                     pool.shutdown(wait=True, cancel_futures=True)
-                new_suspects, others = _split(lost, markers, attempts)
-                suspects += new_suspects
+                new_suspects, rest = _split(lost, markers, attempts)
+                progressed |= len(lost) < len(others) or bool(new_suspects)
+                suspects, others = suspects + new_suspects, rest
             if suspects:  # one worker: a death is the running job's doing
                 pool = _fresh_pool(executor, workers=1)
                 try:
@@ -221,11 +226,14 @@ def _run_parallel(executor: Any, jobs: list[Job], results: list[Any], bar: Count
                 for index in culprits:
                     results[index] = FailedJob(index, "BrokenProcessPool", WORKER_DIED)
                     bar.advance(failed=True)
+                progressed |= len(lost) < len(suspects) or bool(culprits)
                 suspects = rest
-            for index in [i for i in suspects + others if attempts[i] >= MAX_ATTEMPTS]:
-                _give_up(index, results, bar, f"lost {MAX_ATTEMPTS} times to worker pools that broke")
-            suspects = [i for i in suspects if attempts[i] < MAX_ATTEMPTS]
-            others = [i for i in others if attempts[i] < MAX_ATTEMPTS]
+            stalls = 0 if progressed else stalls + 1
+            if stalls >= MAX_STALLS:
+                for index in suspects + others:
+                    _give_up(index, results, bar, f"the worker pool broke {MAX_STALLS} times before this job "
+                                                  "could start")
+                return
 
 
 def _give_up(index: int, results: list[Any], bar: Counter, why: str) -> None:

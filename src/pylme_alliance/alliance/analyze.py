@@ -179,7 +179,9 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         state["main_rows"] = report_tables.within_rows(fit, main_name)
         tables["fixed_effects"] = report_tables.fixed_table(fit)
         tables["variance_parameters"] = report_tables.variance_table(fit)
-        tables["fit_statistics"] = report_tables.mark_status(fit.glance(), fit_status(fit))
+        stats_table = report_tables.mark_status(fit.glance(), fit_status(fit))
+        stats_table["estimand"] = "fit statistics of the main model (likelihood, information criteria, flags)"
+        tables["fit_statistics"] = stats_table
 
     def level() -> None:
         try:
@@ -316,7 +318,11 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         figs[f"simple_slopes_{drawing['name']}"] = _caution(_moderator_figure(drawing, tables.get("moderators"), words),
                                                             drawing["status"])
     if state.get("jn"):
-        tables["johnson_neyman"] = pd.concat(state["jn"], ignore_index=True)
+        jn = pd.concat(state["jn"], ignore_index=True)
+        jn["estimand"] = ("range of the moderator (original scale) where the within-patient effect has this sign "
+                          "and is (or is not) significant at alpha, without multiplicity correction; "
+                          "extrapolated parts lie outside the observed range")
+        tables["johnson_neyman"] = jn
     tables["fits"] = diagnostics.fit_flags(fits)
 
     flagged = tables["fits"][tables["fits"]["status"] != "ok"]

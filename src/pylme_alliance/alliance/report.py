@@ -33,28 +33,40 @@ REPORT_FILES = ("report.md", "report.html")
 class Report:
     """The alliance-outcome analysis: tables, figures and notes.
 
+    Every table of estimates has an ``estimand`` column (what the row estimates, in
+    words) and, where it comes from a fit, ``status`` ("" when the fit converged and is
+    neither singular nor degenerate; otherwise what is wrong and which parameter is at
+    the boundary). ``data_summary`` (counts) and ``fits`` (the flags themselves) have no
+    estimand.
+
     Tables (``.tables``; a name is absent when its part was not run):
 
     - ``data_summary``: the panel summary (patients, sessions, drops).
-    - ``alliance_effects``: within and between alliance effects of the main model
-      (lead = the first requested lead), with CI and standardised estimate.
-    - ``fixed_effects``: every fixed effect of the main model, with CI.
-    - ``variance_parameters``: the main model's ``tidy("ran_pars")``.
-    - ``fit_statistics``: the main model's ``glance()``.
-    - ``duration``: the :func:`~pylme_alliance.duration` table over the leads.
-    - ``moderators``: the :func:`~pylme_alliance.moderators` table (interaction rows with
-      Benjamini-Hochberg ``p_adjusted``, simple-slope rows at mean +/- 1 SD or per level).
-    - ``johnson_neyman``: regions of continuous moderators where the within effect is
-      significant.
-    - ``heterogeneity``: ``heterogeneity().summary``; ``patient_slopes``: ``.patients``.
-    - ``fits``: every fit made (name, engine, lead, moderator, converged, singular, warnings).
-    - ``residual_acf``: lag, acf, n_pairs of the main model's residuals paired by session
-      number within patient.
-    - ``ar1_comparison``: independent vs AR(1) residuals by AIC (only when ``residual="iid"``).
+    - ``alliance_effects``: the within-patient effect of the main model (first row), the
+      between-patient LEVEL effect of :func:`~pylme_alliance.alliance.between.between_effect`
+      (``alliance_level``; the report's between association), and the main model's
+      ``alliance_between``, labelled as the conditional change coefficient it is; with
+      CI, ``std_estimate`` and its ``std_definition`` (within-patient SDs for the within
+      effect, between-patient SDs for the between effects).
+    - ``fixed_effects``, ``variance_parameters``, ``fit_statistics``: the main model.
+    - ``duration``: total and direct effects by lead (``effect`` column).
+    - ``moderators``: interactions with Benjamini-Hochberg ``p_adjusted`` and simple slopes.
+    - ``johnson_neyman``: regions of continuous moderators, with the effect's sign.
+    - ``heterogeneity``: the random-slope test, SD, prediction interval, model-implied
+      share with interval and interval-based patient counts; ``patient_slopes``: each
+      patient's slope, interval and ``category``.
+    - ``fits``: every fit made (converged, singular, degenerate, status, warnings).
+    - ``residual_acf``: residual autocorrelation by session lag (pairs by session number).
+    - ``ar1_comparison``: independent vs AR(1) residuals by AIC (only when ``residual="iid"``),
+      made only on converged fits.
 
-    Figures (``.figures``): ``duration``, ``simple_slopes_<moderator>`` (one per moderator),
-    ``patient_slopes`` (caterpillar), ``residual_acf``. Saved under safe file names
+    Figures (``.figures``): ``duration`` (total), ``duration_direct``,
+    ``simple_slopes_<moderator>``, ``patient_slopes``, ``residual_acf``; a figure drawn
+    from a flagged fit says so on its face. Saved under safe file names
     (:meth:`file_stems`); the documents caption them with their real names.
+
+    ``settings`` holds the choices made (leads, engine, random slope, outcome direction
+    and name, heterogeneity test) that the texts are written from.
     """
 
     tables: dict[str, pd.DataFrame]

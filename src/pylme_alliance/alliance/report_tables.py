@@ -13,7 +13,9 @@ from . import estimands
 from .diagnostics import fit_status
 
 EFFECT_COLUMNS = ["lead", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high",
-                  "std_estimate", "model", "status", "estimand"]
+                  "std_estimate", "std_definition", "model", "status", "estimand"]
+STD_WITHIN = "estimate x SD(alliance_within) / SD(outcome_within): within-patient SDs"
+STD_BETWEEN = "estimate x SD over patients of the alliance level / SD over patients of their mean outcome"
 HET_COLUMNS = ["statistic", "estimate", "conf_low", "conf_high", "p_value", "note", "estimand"]
 LEVEL_TERM = "alliance_level"
 
@@ -55,6 +57,7 @@ def within_rows(fit: Any, name: str) -> pd.DataFrame:
     table["estimand"] = table["term"].map(lambda t: estimands.for_term(str(t), fit.model))
     if "std_estimate" not in table:
         table["std_estimate"] = np.nan
+    table["std_definition"] = table["term"].map({"alliance_within": STD_WITHIN, "alliance_between": STD_BETWEEN})
     return table
 
 
@@ -63,6 +66,7 @@ def level_row(between: pd.DataFrame) -> pd.DataFrame:
     row = between.copy()
     row["lead"] = np.nan
     row["model"] = f"between-patient level model ({row['level'].iloc[0]} alliance)"
+    row["std_definition"] = STD_BETWEEN
     status = []
     for converged, singular in zip(row["converged"], row["singular"]):
         status.append("; ".join(t for t, bad in (("did not converge", not converged), ("singular", singular)) if bad))
@@ -211,6 +215,8 @@ def patient_categories(patients: pd.DataFrame, outcome_better: str | None, *,
     (``assessable=False``) every patient is "not assessable": their intervals then only
     reflect the boundary."""
     out = patients.drop(columns=[c for c in ("beneficial",) if c in patients.columns]).copy()
+    out["estimand"] = ("the patient's own within effect: fixed part at the patient's moderators plus the patient's "
+                       "BLUP (shrunken toward the mean), with a 95% interval; the category comes from the interval")
     if not assessable:
         out["category"] = "not assessable (degenerate slope fit)"
         return out
