@@ -105,7 +105,8 @@ class Report:
         if dur is not None:
             parts.append(dur.assign(part="duration").reindex(columns=columns))
         table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-        table["status"] = table["status"].fillna("").map(wording.short_status)  # details: the fits table
+        status = table["status"].astype(object)
+        table["status"] = status.where(status.notna(), "").map(wording.short_status)  # details: the fits table
         return table
 
     def sections(self) -> list[tuple[str, str, list[str], list[str]]]:
