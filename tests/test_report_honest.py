@@ -302,3 +302,25 @@ def test_closing_note_quotes_the_headline_sentences(lower):
         assert sentence and sentence in closing
     assert "How long it lasts" in closing
     assert page.count("<blockquote>") == len(wording.closing_note(lower))
+
+
+def test_concurrent_main_lead_does_not_drop_the_control_at_later_leads(panel_small):
+    report = _quiet(pa.analyze, panel_small, leads=(0, 2), random_slope=False, progress=False)
+    assert report.settings["main_lead"] == 2
+    fixed = report.tables["fixed_effects"]
+    assert {"outcome_within", "outcome_between"} <= set(fixed["term"])
+
+
+def test_a_failing_duration_fit_is_a_note_not_a_crash(panel_small, monkeypatch):
+    real = AllianceModel.fit
+
+    def failing(self, panel):
+        if self.effect == "direct":
+            raise pa.RError("false convergence (8)")
+        return real(self, panel)
+
+    monkeypatch.setattr(AllianceModel, "fit", failing)
+    report = _quiet(pa.analyze, panel_small, leads=(1, 2), random_slope=False, progress=False)
+    assert any("Duration (direct effect, lead 2): the model failed (false convergence" in n for n in report.notes)
+    dur = report.tables["duration"]
+    assert set(dur.loc[dur["effect"] == "direct", "lead"]) == {1}

@@ -198,7 +198,12 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             elif effect == "direct" and k <= 1:
                 return  # the direct effect is the total effect at leads 0 and 1
             else:
-                fit = _fit(lead_model(k, effect=effect, **_options(state["main"].model)), panel)
+                try:
+                    fit = _fit(lead_model(k, effect=effect, **_options(state["main"].model)), panel)
+                except PylmeError as exc:  # one lead's failure must not lose the report
+                    notes.append(f"Duration ({effect} effect, lead {k}): the model failed "
+                                 f"({' '.join(str(exc).split())}).")
+                    return
                 fits[f"duration {effect} (lead {k})"] = fit
             rows = lead_rows(fit)
             rows["status"] = fit_status(fit)
@@ -344,8 +349,9 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
 
 
 def _options(model: AllianceModel) -> dict[str, Any]:
+    # not control_outcome: lead_model() drops the control at lead 0 only, whatever the main lead
     return {"therapist": model.therapist, "residual": model.residual, "engine": model.engine,
-            "random_slope": model.random_slope, "control_outcome": model.control_outcome}
+            "random_slope": model.random_slope}
 
 
 def _heterogeneity(fit: Any, outcome_better: str | None) -> Any:
