@@ -92,7 +92,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # the bundled example's outcome is a simulated symptom score: lower is better
     panel = prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome",
                     therapist="therapist", time="day", leads=(1, 2, 3), moderators=DEMO_MODERATORS,
-                    outcome_better="lower", outcome_label="symptom score (simulated)")
+                    outcome_better="lower", outcome_label="symptom score")
     report = analyze(panel, leads=(1, 2, 3), moderators=DEMO_MODERATORS, progress=sys.stderr.isatty())
     out = _save(report, args)
     _print_summary(report)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import PylmeError
 from ..progress import progress_bar
-from . import design, diagnostics, figures, report_tables
+from . import design, diagnostics, figures, report_tables, wording
 from .between import between_effect
 from .diagnostics import fit_status
 from .duration import check_leads, lead_model, lead_rows
@@ -308,9 +308,12 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         rows = duration_table[duration_table["effect"] == effect]
         if len(rows):
             fig = figures.duration_plot(rows, **words)
-            fig.suptitle(f"(b) Duration, {effect} effect" + (
-                ": how long does the alliance effect last?" if effect == "direct" else
-                " (includes what is carried through the outcomes in between)"))
+            what = ("direct effect (controls the most recent earlier outcome and the alliance in between)"
+                    if effect == "direct" else
+                    "total effect (includes what is carried through the outcomes in between)")
+            title = fig.get_suptitle()
+            first, _, rest = title.partition("\n")
+            fig.suptitle(f"{first}\n{what}" + (f"\n{rest}" if rest else ""))
             bad = "; ".join(sorted({s for s in rows["status"] if s}))
             figs["duration" if effect == "total" else "duration_direct"] = _caution(fig, bad)
     if state.get("moderators"):
@@ -403,8 +406,11 @@ def _moderator_figure(drawing: dict[str, Any], mods: pd.DataFrame | None, words:
 
 
 def _caution(fig: Any, status: str) -> Any:
-    """Mark a figure drawn from a fit that did not converge or is singular/degenerate."""
+    """Mark a figure drawn from a fit that did not converge or is singular/degenerate, in
+    red under the plot (the figure-level x label, which the layout makes room for)."""
     if status:
-        fig.text(0.005, 0.005, f"Caution: drawn from a fit flagged {status}", fontsize=8, color="#b30000",
-                 ha="left", va="bottom")
+        # a figure may draw several fits: each problem once
+        problems = "; ".join(dict.fromkeys(p for p in wording.short_status(status).split("; ") if p))
+        fig.supxlabel(f"Caution: drawn from fit(s) flagged: {problems} (see the fits table)",
+                      fontsize=8, color="#b30000")
     return fig

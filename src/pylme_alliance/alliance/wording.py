@@ -139,7 +139,6 @@ def moderators_text(report: Any) -> str | None:
     if mods is None:
         return None
     better = report.settings.get("outcome_better")
-    sig = report.significant_moderators()
     sign_hint = {"lower": "a negative interaction with alliance_within makes the within effect more negative "
                           "(stronger in the better direction) as the moderator increases",
                  "higher": "a positive interaction with alliance_within makes the within effect more positive "
@@ -148,8 +147,15 @@ def moderators_text(report: Any) -> str | None:
                 "moderator increases")
     return ("Each moderator gets its own model with its interactions with the within and between alliance; p values "
             f"are Benjamini-Hochberg adjusted over all interaction terms; {sign_hint}. "
-            + (f"Significant after adjustment: {', '.join(sig)}." if sig else
-               "No interaction is significant after adjustment."))
+            + moderators_result(report))
+
+
+def moderators_result(report: Any) -> str:
+    sig = report.significant_moderators()
+    n = report.tables["moderators"]["moderator"].nunique()
+    return (f"Moderators with an interaction significant after Benjamini-Hochberg adjustment: {', '.join(sig)} "
+            f"(of {n})." if sig else f"No interaction of the {n} moderator(s) is significant after "
+            "Benjamini-Hochberg adjustment.")
 
 
 def heterogeneity_text(report: Any) -> str | None:
@@ -265,8 +271,9 @@ def closing_note(report: Any) -> list[str]:
         quotes.append(duration[duration.index("How long it lasts"):].split(" Points are")[0])
     het = heterogeneity_text(report)
     if het:
-        quotes.append(het.split(". ")[0].rstrip(".") + ".")
-    mods = moderators_text(report)
-    if mods:
-        quotes.append(mods.split("; ")[-1])
+        first = het.split(". ")[0].rstrip(".") + "."
+        caution = het[het.index("[Caution"):] if "[Caution" in het else ""
+        quotes.append(f"{first} {caution}".strip())
+    if report.tables.get("moderators") is not None:
+        quotes.append(moderators_result(report))
     return [q for q in quotes if q]
