@@ -9,7 +9,6 @@ from the direct effect.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
