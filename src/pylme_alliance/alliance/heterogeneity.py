@@ -250,7 +250,11 @@ class Heterogeneity:
         ``notes``).
     degenerate : bool
         The fit's ``degenerate`` flag (glance(); any random SD about 0 or a correlation
-        beyond +-0.99, every engine). ``degenerate_reason`` says which parameter.
+        beyond +-0.99, every engine). ``degenerate_reason`` says which parameter(s).
+        Only a degenerate SLOPE (its SD about 0 or its correlation beyond +-0.99) turns
+        a significant test into "supported but degenerate": a patient-intercept SD of
+        about 0, common once the outcome's person mean is controlled, leaves the slope
+        variance identified (the reason is still stated).
     mean, mean_se : float
         The fixed within effect (at the moderators' centres) and its SE.
     slope_sd, slope_sd_low, slope_sd_high : float
@@ -270,7 +274,9 @@ class Heterogeneity:
     outcome_better : {"lower", "higher"} or None
         The outcome direction the words use (from the panel).
     verdict : str
-        "supported", "supported but degenerate", "not supported" or "not tested".
+        "supported" (test p < alpha, slope not degenerate), "supported but degenerate",
+        "not supported" (the data cannot distinguish heterogeneity from none) or "not
+        tested" (test not run, or a log-likelihood missing, e.g. a non-converged fit).
     warnings : tuple of str
         Warnings met while computing this (the profile of tau: "non-monotonic profile",
         "bad spline fit", ...; the refit of the test), kept here so they are not lost.
@@ -355,6 +361,10 @@ class Heterogeneity:
 # ---------------------------------------------------------------------- computation
 def slope_group(fit: "AllianceFit") -> str:
     rows = fit.ran_pars_table[fit.ran_pars_table["term"] == f"sd__{WITHIN}"]
+    if rows.empty and (fit.ran_pars_table["group"].astype(str) == "patient_slope").any():
+        raise PylmeError("statsmodels with a therapist term holds the slope as a variance component "
+                         "(uncorrelated, without per-patient slopes); for heterogeneity() use "
+                         "AllianceModel(engine='statsmodels', therapist='none') or an R engine")
     if rows.empty:
         raise PylmeError("this model has no random slope of alliance_within; fit it with "
                          "AllianceModel(random_slope=True) to study heterogeneity")
@@ -488,12 +498,19 @@ def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float 
     counts = patients["category"].value_counts()
     categories = {c: int(counts.get(c, 0)) for c in order if c != "no interval" or counts.get(c, 0)}
 
-    if slope_test_result is None:
+    if slope_test_result is not None and not np.isfinite(slope_test_result.p_value):
+        notes.append("random-slope test not available: a log-likelihood is missing "
+                     f"(full fit converged: {fit.converged})")
+    # A degenerate intercept or therapist SD (common once the outcome's person mean is
+    # controlled) leaves the slope variance identified; only a degenerate SLOPE (its SD
+    # about 0, or its correlation beyond +-0.99) makes the claim unreliable.
+    slope_degenerate = degenerate and WITHIN in reason
+    if slope_test_result is None or not np.isfinite(slope_test_result.p_value):
         verdict = "not tested"
     elif not slope_test_result.significant(alpha):
         verdict = "not supported"
     else:
-        verdict = "supported but degenerate" if degenerate else "supported"
+        verdict = "supported but degenerate" if slope_degenerate else "supported"
 
     spread = np.sqrt(tau ** 2 + se ** 2)
     pct = f"{conf_level:.0%}"
