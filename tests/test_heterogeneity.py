@@ -317,3 +317,23 @@ def test_reversed_outcome_flips_every_sign_and_share(hetero_data):
             "uncertain": "uncertain"}
     assert (h_none.patients.set_index("patient").loc[lo.index, "category"]
             == lo["category"].map(swap)).all()
+
+
+def test_patient_interval_includes_the_moderated_fixed_part(hetero_data):
+    panel = _prepare(hetero_data, moderators=["arm", "severity"])
+    fit = quiet(pa.AllianceModel(moderators=("arm", "severity"), control_outcome=False).fit, panel)
+    het = quiet(fit.heterogeneity, interval=False, test=False)
+    first = fit.data.drop_duplicates("patient").set_index(fit.data.drop_duplicates("patient")["patient"].astype(str))
+    vals = fit.tidy("ran_vals").query("term == 'alliance_within'")
+    cond = dict(zip(vals["level"].str.split(":").str[-1], vals["std_error"]))
+    terms = set(fit.fixef().index)
+    column = {str(v): k for k, v in fit.spec.moderator_names.items()}  # model-frame names
+    for patient in het.patients["patient"].iloc[[0, 40, 100]]:
+        row = first.loc[patient]
+        weights = {"alliance_within": 1.0, "alliance_within:severity": float(row[column["severity"]])}
+        level = f"alliance_within:arm{row[column['arm']]}"
+        if level in terms:
+            weights[level] = 1.0
+        fixed_se = fit.contrast(weights)["std_error"]
+        got = het.patients.set_index("patient").loc[patient, "std_error"]
+        assert got == pytest.approx(np.sqrt(cond[patient] ** 2 + fixed_se ** 2), rel=1e-6)

@@ -20,14 +20,21 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.flags import DEGENERATE_COR, SINGULAR_TOL, boundary_flags
 from ..errors import PylmeError
+from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
+    SlopeTest,
+    degenerate_reasons,
+    fit_degenerate,
+    mixture_p_value,
+    mixture_text,
+    slope_test,
+)
 
 if TYPE_CHECKING:
     from .fit import AllianceFit
@@ -35,136 +42,6 @@ if TYPE_CHECKING:
 WITHIN = "alliance_within"
 #: Monte Carlo draws for the share interval; a local generator keeps it reproducible.
 SHARE_DRAWS = 20000
-
-
-# ---------------------------------------------------------------------- the test
-@dataclass(frozen=True)
-class SlopeTest:
-    """Likelihood-ratio test of the random slope of ``alliance_within``.
-
-    Attributes
-    ----------
-    statistic : float
-        2 * (logLik with the slope - logLik without it), floored at 0.
-    df : int
-        q, the number of variance parameters the reduced model drops (the slope's
-        variance and its correlations with the other terms of its block).
-    p_value : float
-        From ``mixture``: 0.5 * P(chi2(q-1) > statistic) + 0.5 * P(chi2(q) > statistic),
-        the null distribution when a variance lies on its boundary (chi2(0) is a point
-        mass at 0). The naive chi2(q) p-value is twice as conservative at most.
-    mixture : str
-        The null distribution in words, e.g. "0.5*chi2(1) + 0.5*chi2(2)".
-    criterion : str
-        "REML" or "ML": both fits use the same criterion. REML likelihoods compare
-        random parts validly because the fixed effects are the same in both models.
-    loglik_full, loglik_reduced : float
-    removed : tuple of str
-        The ran_pars rows the reduced model does not have.
-    notes : tuple of str
-        What else the reader should know (warnings of the reduced fit, a floored
-        statistic, rows that differ).
-    """
-
-    statistic: float
-    df: int
-    p_value: float
-    mixture: str
-    criterion: str
-    loglik_full: float
-    loglik_reduced: float
-    removed: tuple[str, ...]
-    notes: tuple[str, ...] = ()
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        """Whether the test rejects "no random slope" at level ``alpha``."""
-        return bool(np.isfinite(self.p_value) and self.p_value < alpha)
-
-    def __str__(self) -> str:
-        return (f"{self.criterion} likelihood-ratio test of the random slope: LR = {self.statistic:.3f}, "
-                f"q = {self.df}, p = {self.p_value:.3g} (null: {self.mixture})")
-
-
-def mixture_p_value(statistic: float, q: int) -> float:
-    """p-value of an LR statistic under 0.5*chi2(q-1) + 0.5*chi2(q) (chi2(0): mass at 0)."""
-    if not np.isfinite(statistic) or q < 1:
-        return float("nan")
-    low = (1.0 if statistic <= 0 else 0.0) if q == 1 else float(stats.chi2.sf(statistic, q - 1))
-    return float(0.5 * low + 0.5 * stats.chi2.sf(statistic, q))
-
-
-def mixture_text(q: int) -> str:
-    return f"0.5*chi2({q - 1}) + 0.5*chi2({q})"
-
-
-def slope_test(fit: "AllianceFit") -> SlopeTest:
-    """Refit ``fit``'s model without the random slope and compare the two likelihoods."""
-    if fit.model is None or fit.panel is None:
-        raise PylmeError("the slope test refits the model; this fit holds no model and panel")
-    notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        reduced = fit.model.replace(random_slope=False).fit(fit.panel)
-    for w in caught:
-        text = " ".join(str(w.message).split())
-        if text not in notes:
-            notes.append(f"reduced fit: {text}")
-    if reduced.nobs != fit.nobs:
-        raise PylmeError(f"the model without the random slope used {reduced.nobs} rows, the model with it "
-                         f"{fit.nobs}: the likelihoods cannot be compared")
-    full_reml, red_reml = bool(fit.stats.get("reml")), bool(reduced.stats.get("reml"))
-    if full_reml != red_reml:  # same AllianceModel, so this cannot happen; guard the claim anyway
-        raise PylmeError("the two fits use different criteria (REML and ML)")
-    ll_full, ll_red = float(fit.stats.get("logLik", np.nan)), float(reduced.stats.get("logLik", np.nan))
-    keys = lambda t: set(zip(t["group"].astype(str), t["term"].astype(str)))  # noqa: E731
-    removed = tuple(sorted(f"{g}: {t}" for g, t in keys(fit.ran_pars_table) - keys(reduced.ran_pars_table)))
-    q = int(round(float(fit.stats.get("df", np.nan)) - float(reduced.stats.get("df", np.nan)))) \
-        if np.isfinite(fit.stats.get("df", np.nan)) and np.isfinite(reduced.stats.get("df", np.nan)) \
-        else len(removed)
-    if q < 1:
-        q = max(len(removed), 1)
-        notes.append(f"parameter counts did not differ; q taken as {q} from the ran_pars rows removed")
-    statistic = 2.0 * (ll_full - ll_red)
-    if np.isfinite(statistic) and statistic < 0:
-        if statistic < -1e-3:
-            notes.append(f"the model with the slope fitted worse (LR = {statistic:.3g}): an optimizer "
-                         "problem; the statistic is taken as 0")
-        statistic = 0.0
-    return SlopeTest(statistic=float(statistic), df=q, p_value=mixture_p_value(statistic, q),
-                     mixture=mixture_text(q), criterion="REML" if full_reml else "ML",
-                     loglik_full=ll_full, loglik_reduced=ll_red, removed=removed, notes=tuple(notes))
-
-
-# ---------------------------------------------------------------------- degenerate
-def degenerate_reasons(ran_pars: pd.DataFrame, sigma: float) -> list[str]:
-    """The parameters that make a fit degenerate, in words (empty when it is not)."""
-    reasons = []
-    table = ran_pars[ran_pars["group"].astype(str) != "Residual"]
-    scale = sigma if np.isfinite(sigma) and sigma > 0 else 1.0
-    for group, term, value in zip(table["group"].astype(str), table["term"].astype(str),
-                                  pd.to_numeric(table["estimate"], errors="coerce")):
-        if not np.isfinite(value):
-            continue
-        if term.startswith("sd__") and value / scale < SINGULAR_TOL:
-            reasons.append(f"SD of {term[4:]} ({group}) is {value:.3g}, about 0")
-        elif term.startswith("cor__") and abs(value) > DEGENERATE_COR:
-            reasons.append(f"correlation {term[5:]} ({group}) is {value:.6g}, beyond +-{DEGENERATE_COR}")
-    return reasons
-
-
-def fit_degenerate(fit: Any) -> tuple[bool, str]:
-    """``degenerate`` as glance() reports it (engines/flags.py), and why in words."""
-    sigma_rows = fit.ran_pars_table[(fit.ran_pars_table["group"].astype(str) == "Residual")
-                                    & (fit.ran_pars_table["term"].astype(str) == "sd__Observation")]
-    sigma = float(sigma_rows["estimate"].iloc[0]) if len(sigma_rows) else float("nan")
-    flag = fit.stats.get("degenerate")
-    if flag is None:  # a fit made before the flag existed
-        flag = boundary_flags(fit.ran_pars_table, sigma)["degenerate"]
-    flag = bool(flag) or bool(fit.stats.get("singular", False))
-    reasons = degenerate_reasons(fit.ran_pars_table, sigma)
-    if flag and not reasons:
-        reasons = ["the random-effect covariance matrix is singular (lme4::isSingular)"]
-    return flag, "; ".join(reasons) if flag else ""
 
 
 # ---------------------------------------------------------------------- share
