@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "AllianceModel": ".alliance.model",
     "AllianceFit": ".alliance.model",
     "duration": ".alliance.duration",
+    "between_effect": ".alliance.between",
     "moderators": ".alliance.moderation",
     "analyze": ".alliance.report",
     "Report": ".alliance.report",
