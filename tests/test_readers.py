@@ -115,3 +115,40 @@ def test_caller_gets_same_frame_from_every_format(sessions, tmp_path):
     sessions.to_csv(tmp_path / "s.csv", index=False)
     for name in ("s.parquet", "s.xlsx", "s.csv"):
         pd.testing.assert_frame_equal(read_data(tmp_path / name), sessions, check_dtype=False)
+
+
+def test_sessions_counted_from_zero_give_the_same_panel():
+    from pylme_alliance.alliance.prepare import prepare
+    from pylme_alliance.alliance.simulate import load_example
+
+    trial = load_example()
+    shifted = trial.assign(session=trial["session"] - trial["session"].min())
+    assert shifted["session"].min() == 0
+    cols = dict(patient="patient", session="session", alliance="alliance", outcome="outcome", leads=(1, 2))
+    one = prepare(trial, **cols).data
+    zero = prepare(shifted, **cols).data
+    for column in ("outcome_lead1", "outcome_lead2", "alliance_within", "alliance_between"):
+        np.testing.assert_allclose(zero[column].to_numpy(float), one[column].to_numpy(float), equal_nan=True)
+    with pytest.raises(PylmeError, match=">= 0"):
+        prepare(trial.assign(session=trial["session"] - 5), **cols)
+
+
+def test_cli_reads_a_semicolon_file_with_decimal_commas(tmp_path):
+    from pylme_alliance.alliance.simulate import load_example
+    from pylme_alliance.cli import build_parser
+    from pylme_alliance.cli_commands import _panel
+
+    trial = load_example().head(400)
+    path = tmp_path / "trial.csv"
+    trial.to_csv(path, sep=";", decimal=",", index=False)
+    args = build_parser().parse_args(["analyze", str(path), "--patient", "patient", "--session", "session",
+                                      "--alliance", "alliance", "--outcome", "outcome", "--out", str(tmp_path / "r")])
+    panel = _panel(args, (1,))
+    forced = build_parser().parse_args(["analyze", str(path), "--patient", "patient", "--session", "session",
+                                        "--alliance", "alliance", "--outcome", "outcome",
+                                        "--sep", ";", "--decimal", ",", "--out", str(tmp_path / "r")])
+    np.testing.assert_allclose(_panel(forced, (1,)).data["alliance"], panel.data["alliance"])
+    kept = panel.data[["patient", "session", "alliance"]].merge(
+        trial[["patient", "session", "alliance"]], on=["patient", "session"], suffixes=("", "_csv"))
+    assert len(kept) == len(panel.data) > 0
+    np.testing.assert_allclose(kept["alliance"].to_numpy(float), kept["alliance_csv"].to_numpy(float))

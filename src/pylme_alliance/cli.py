@@ -54,7 +54,11 @@ def _dispatch(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _add_columns(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", metavar="DATA", help="CSV, Parquet or Excel file, one row per session")
+    p.add_argument("data", metavar="DATA",
+                   help="one row per session: CSV (',' or ';', decimal point or comma), TSV, Parquet, "
+                        "Excel, SPSS .sav/.zsav or Stata .dta")
+    p.add_argument("--sep", metavar="CHAR", help="field separator of a text file (default: sniffed)")
+    p.add_argument("--decimal", metavar="CHAR", help="decimal mark of a text file (default: sniffed)")
     cols = p.add_argument_group("columns")
     cols.add_argument("--patient", required=True, metavar="COL", help="patient identifier")
     cols.add_argument("--session", required=True, metavar="COL", help="session number")

@@ -27,7 +27,7 @@ def read_data(path: str | Path, **options: Any) -> pd.DataFrame:
 def _panel(args: argparse.Namespace, leads: Any) -> Any:
     from .alliance.prepare import prepare
 
-    data = read_data(args.data)
+    data = read_data(args.data, sep=getattr(args, "sep", None), decimal=getattr(args, "decimal", None))
     # lead 0 (the same session) needs no lead column: prepare() makes columns for k >= 1
     leads = tuple(k for k in leads if k > 0) or (1,)
     return prepare(data, patient=args.patient, session=args.session, alliance=args.alliance,

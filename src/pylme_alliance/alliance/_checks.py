@@ -122,15 +122,17 @@ def _session_numbers(series: pd.Series, name: Hashable) -> tuple[np.ndarray, np.
     not_integer = present != np.floor(present)
     if not_integer.any():
         raise PylmeError(
-            f"session column {name!r} must hold integer session numbers (1, 2, 3, ...); "
+            f"session column {name!r} must hold integer session numbers (0 or 1, 2, 3, ...); "
             f"non-integer values: {_examples(series[~missing][not_integer])}. "
             "Pass calendar time as time= instead."
         )
-    not_positive = present < 1
-    if not_positive.any():
+    # many data sets count waves from 0 (intake = 0): any non-negative numbering works,
+    # because leads and lags are matched by the number, not by its origin
+    negative = present < 0
+    if negative.any():
         raise PylmeError(
-            f"session column {name!r} must hold positive session numbers (>= 1); "
-            f"found: {_examples(series[~missing][not_positive])}"
+            f"session column {name!r} must hold session numbers >= 0; "
+            f"found: {_examples(series[~missing][negative])}"
         )
     sessions = np.zeros(len(values), dtype=np.int64)
     sessions[~missing] = present.astype(np.int64)
