@@ -7,6 +7,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..engines.flags import boundary_parameters
 from ..errors import PylmeError
 from .model import AllianceModel
 from .prepare import AlliancePanel
@@ -23,10 +24,6 @@ def degenerate(fit: Any) -> bool:
     return bool(stats.get("degenerate", fit.singular))
 
 
-# the tolerances of pylme_alliance.engines.flags, for naming the parameters at the boundary
-SD_TOL = 1e-4
-COR_TOL = 0.99
-
 
 def boundary_terms(fit: Any) -> list[str]:
     """The variance parameters at (or next to) the boundary, in words: SDs ~ 0 relative
@@ -37,17 +34,9 @@ def boundary_terms(fit: Any) -> list[str]:
     except Exception:  # a fit without a ran_pars table has no boundary to name
         return []
     sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
-    sds = pars[pars["term"].astype(str).str.startswith("sd__") & (pars["group"].astype(str) != "Residual")]
-    scale = sigma if np.isfinite(sigma) and sigma > 0 else float(sds["estimate"].max() or 1.0)
-    out = []
-    for group, term, value in zip(pars["group"].astype(str), pars["term"].astype(str), pars["estimate"]):
-        if group == "Residual" or not np.isfinite(value):
-            continue
-        if term.startswith("sd__") and value / scale < SD_TOL:
-            out.append(f"SD of the random {term[4:]} over {group} ~ 0")
-        elif term.startswith("cor__") and abs(value) > COR_TOL:
-            out.append(f"correlation {term[5:]} over {group} = {value:+.3f}")
-    return out
+    return [f"SD of the random {name} over {group} ~ 0" if kind == "sd"
+            else f"correlation {name} over {group} = {value:+.3f}"
+            for kind, group, name, value in boundary_parameters(pars, sigma)]
 
 
 def slope_degenerate(fit: Any, term: str = "alliance_within") -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.flags import DEGENERATE_COR, SINGULAR_TOL, boundary_flags
+from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters
 from ..errors import PylmeError
 
 if TYPE_CHECKING:
@@ -119,18 +119,11 @@ def slope_test(fit: "AllianceFit") -> SlopeTest:
 # ---------------------------------------------------------------------- degenerate
 def degenerate_reasons(ran_pars: pd.DataFrame, sigma: float) -> list[str]:
     """The parameters that make a fit degenerate, in words (empty when it is not)."""
-    reasons = []
-    table = ran_pars[ran_pars["group"].astype(str) != "Residual"]
-    scale = sigma if np.isfinite(sigma) and sigma > 0 else 1.0
-    for group, term, value in zip(table["group"].astype(str), table["term"].astype(str),
-                                  pd.to_numeric(table["estimate"], errors="coerce")):
-        if not np.isfinite(value):
-            continue
-        if term.startswith("sd__") and value / scale < SINGULAR_TOL:
-            reasons.append(f"SD of {term[4:]} ({group}) is {value:.3g}, about 0")
-        elif term.startswith("cor__") and abs(value) > DEGENERATE_COR:
-            reasons.append(f"correlation {term[5:]} ({group}) is {value:.6g}, beyond +-{DEGENERATE_COR}")
-    return reasons
+    # the largest-SD fallback of boundary_parameters applies only without a residual SD
+    sigma = sigma if np.isfinite(sigma) and sigma > 0 else 1.0
+    return [f"SD of {name} ({group}) is {value:.3g}, about 0" if kind == "sd"
+            else f"correlation {name} ({group}) is {value:.6g}, beyond +-{DEGENERATE_COR}"
+            for kind, group, name, value in boundary_parameters(ran_pars, sigma)]
 
 
 def fit_degenerate(fit: Any) -> tuple[bool, str]:

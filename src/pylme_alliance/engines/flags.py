@@ -144,3 +144,24 @@ def fit_flags(engine: str, engine_singular: bool, ran_pars: pd.DataFrame) -> dic
     flags = boundary_flags(ran_pars, sigma)
     singular = bool(engine_singular) if engine == "lme4" else flags["singular"]
     return {"singular": singular, "degenerate": bool(flags["degenerate"] or singular)}
+
+
+def boundary_parameters(ran_pars: pd.DataFrame, sigma: float) -> list[tuple[str, str, str, float]]:
+    """The random-effect parameters at or next to the boundary, one rule for every
+    caller that words them: ``(kind, group, name, value)`` with kind ``"sd"`` (an SD
+    below ``SINGULAR_TOL`` relative to ``sigma``, or to the largest SD when there is
+    no residual SD) or ``"cor"`` (a correlation beyond ``DEGENERATE_COR``)."""
+    table = ran_pars[ran_pars["group"].astype(str) != "Residual"]
+    terms = table["term"].astype(str)
+    values = pd.to_numeric(table["estimate"], errors="coerce")
+    sds = values[terms.str.startswith("sd__")]
+    scale = sigma if np.isfinite(sigma) and sigma > 0 else float(sds.max() if sds.notna().any() and sds.max() > 0 else 1.0)
+    out = []
+    for group, term, value in zip(table["group"].astype(str), terms, values):
+        if not np.isfinite(value):
+            continue
+        if term.startswith("sd__") and value / scale < SINGULAR_TOL:
+            out.append(("sd", group, term[4:], float(value)))
+        elif term.startswith("cor__") and abs(value) > DEGENERATE_COR:
+            out.append(("cor", group, term[5:], float(value)))
+    return out
