@@ -212,29 +212,15 @@ def _one_arith_argument(node: ast.Call, found: list[str], name: str) -> None:
     _arith_node(node.args[0], found)
 
 
-def _formula_node(root: ast.AST, found: list[str]) -> None:
-    stack = [root]  # explicit stack: a*b*c*... chains are as deep as they are long
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.BinOp) and type(node.op) in _FORMULA_OPS:
-            stack += [node.right, node.left]
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
-            stack.append(node.operand)
-        elif _number(node):
-            continue
-        elif isinstance(node, ast.Name):
-            _name(node, found)
-        elif isinstance(node, ast.Call):
-            _call(node, found)
-        else:
-            raise _Refused(node, _why(node))
+def _walk(root: ast.AST, found: list[str], *, arithmetic: bool) -> None:
+    """Check a formula (``arithmetic=False``) or the inside of I()/np.f() (``True``).
 
-
-def _arith_node(root: ast.AST, found: list[str]) -> None:
+    An explicit stack: a*b*c*... chains are as deep as they are long."""
+    ops = _ARITH_OPS if arithmetic else tuple(_FORMULA_OPS)
     stack = [root]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITH_OPS):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ops):
             stack += [node.right, node.left]
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
             stack.append(node.operand)
@@ -242,13 +228,25 @@ def _arith_node(root: ast.AST, found: list[str]) -> None:
             continue
         elif isinstance(node, ast.Name):
             _name(node, found)
+        elif not arithmetic and isinstance(node, ast.Call):
+            _call(node, found)
         elif isinstance(node, ast.Call) and _np_call(node):
             _one_arith_argument(node, found, f"np.{node.func.attr}")  # type: ignore[attr-defined]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Q":
             _q_column(node, found)
-        else:
+        elif arithmetic:
             raise _Refused(node, "only arithmetic (+ - * / **) on column names and numbers is allowed "
                                  "inside I() and np.log/exp/sqrt()")
+        else:
+            raise _Refused(node, _why(node))
+
+
+def _formula_node(root: ast.AST, found: list[str]) -> None:
+    _walk(root, found, arithmetic=False)
+
+
+def _arith_node(root: ast.AST, found: list[str]) -> None:
+    _walk(root, found, arithmetic=True)
 
 
 def _call(node: ast.Call, found: list[str]) -> None:
