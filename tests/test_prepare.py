@@ -503,7 +503,7 @@ def test_missing_values_of_all_kinds_are_missing_not_errors():
     assert set(panel.dropped["reason"]) == {"missing alliance", "missing outcome"}
 
 
-@pytest.mark.parametrize("value, problem", [(1.5, "integer"), (0, "positive"), (-2, "positive")])
+@pytest.mark.parametrize("value, problem", [(1.5, "integer"), (-2, ">= 0"), (-0.5, "integer")])
 def test_bad_session_numbers(value, problem):
     df = small().astype({"session": float})
     df.loc[3, "session"] = value

@@ -152,3 +152,4 @@ def test_cli_reads_a_semicolon_file_with_decimal_commas(tmp_path):
         trial[["patient", "session", "alliance"]], on=["patient", "session"], suffixes=("", "_csv"))
     assert len(kept) == len(panel.data) > 0
     np.testing.assert_allclose(kept["alliance"].to_numpy(float), kept["alliance_csv"].to_numpy(float))
+

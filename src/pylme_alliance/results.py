@@ -151,8 +151,14 @@ class MixedFit:
 
     def augment(self) -> pd.DataFrame:
         """The model rows plus ``fitted`` and ``resid`` (response scale, finest level)."""
-        fitted, resid = self.backend.fitted_resid()
         out = self.data.copy()
+        clash = [name for name in ("fitted", "resid") if name in out.columns]
+        if clash:
+            # overwriting them would silently replace the user's own values
+            raise PylmeError(f"the data already have column(s) {clash}, which augment() adds; rename "
+                             "them before fitting, or use fit.predict() and the residuals from "
+                             "fit.data[response] - fit.predict()")
+        fitted, resid = self.backend.fitted_resid()
         out["fitted"] = fitted
         out["resid"] = resid
         return out

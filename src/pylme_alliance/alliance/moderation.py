@@ -102,4 +102,7 @@ def adjust(table: pd.DataFrame) -> pd.DataFrame:
     table["p_adjusted"] = np.nan
     is_inter = table["kind"] == "interaction"
     table.loc[is_inter, "p_adjusted"] = benjamini_hochberg(table.loc[is_inter, "p_value"])
+    # numbers in a numeric column: `at` is the moderator value of a numeric moderator's
+    # simple slope; a category's slope has its level in `label` and `at` NaN
+    table["at"] = pd.to_numeric(table["at"].where(table["kind"] != "interaction"), errors="coerce")
     return table[COLUMNS]

@@ -9,6 +9,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["AlliancePanel", "ModeratorInfo"]
@@ -205,7 +206,8 @@ class AlliancePanel:
         for column in self.lead_columns:
             items.append((f"rows with missing {column}", int(self.data[column].isna().sum())))
         return pd.DataFrame(
-            {"value": pd.Series([value for _, value in items], dtype=object)},
+            # numbers in a numeric column (no therapist -> NaN), so the table sorts and sums
+            {"value": pd.Series([np.nan if value is None else value for _, value in items], dtype=float)},
         ).set_axis(pd.Index([name for name, _ in items], name="item"))
 
     def __repr__(self) -> str:

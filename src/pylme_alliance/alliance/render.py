@@ -138,14 +138,33 @@ def png_base64(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+#: columns shown as p values ("< .001" or three decimals)
+P_COLUMNS = frozenset({"p_value", "p_adjusted", "interaction_p", "p"})
+
+
+def number_text(value: float) -> str:
+    """A number for reading: whole numbers as such, large ones without an exponent
+    (an AIC of 19904.5, not 1.99e+04), others to 4 significant digits."""
+    if pd.isna(value):
+        return ""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value)}"
+    if abs(value) >= 1000:
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
 def display(table: pd.DataFrame) -> pd.DataFrame:
-    """Round floats to 4 significant digits for display (CSV keeps full precision)."""
+    """Numbers formatted for reading (CSV keeps full precision): p values as
+    ``< .001`` or three decimals, other numbers by :func:`number_text`."""
     out = table.copy()
     for column in out.columns:
-        if pd.api.types.is_float_dtype(out[column]):
-            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+        if str(column) in P_COLUMNS and pd.api.types.is_float_dtype(out[column]):
+            out[column] = out[column].map(lambda v: "" if pd.isna(v) else ("< .001" if v < 0.001 else f"{v:.3f}"))
+        elif pd.api.types.is_float_dtype(out[column]):
+            out[column] = out[column].map(number_text)
         elif out[column].dtype == object:
-            out[column] = out[column].map(lambda v: f"{v:.4g}" if isinstance(v, float) else ("" if v is None else v))
+            out[column] = out[column].map(lambda v: number_text(v) if isinstance(v, float) else ("" if v is None else v))
     return out
 
 

@@ -1,0 +1,51 @@
+"""Where the API surprised users (issue 11): nothing of theirs overwritten, numbers in
+numeric columns."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pylme_alliance as pa
+from pylme_alliance.errors import PylmeError
+from pylme_alliance.alliance.render import display
+def test_augment_refuses_to_overwrite_a_users_fitted_column():
+    import pylme_alliance as pa
+
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(12), 5)
+    frame = pd.DataFrame({"y": rng.normal(size=60) + rng.normal(size=12)[g], "x": rng.normal(size=60),
+                          "g": g, "fitted": np.arange(60.0)})
+    fit = pa.lmer("y ~ x + (1 | g)", frame)
+    with pytest.raises(PylmeError, match="fitted"):
+        fit.augment()
+    assert frame["fitted"].tolist() == list(np.arange(60.0))
+    assert "fitted" in pa.lmer("y ~ x + (1 | g)", frame.drop(columns="fitted")).augment()
+
+
+def test_panel_summary_and_moderator_table_are_numeric():
+    trial = pa.load_example()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        panel = pa.prepare(trial, patient="patient", session="session", alliance="alliance",
+                           outcome="outcome", leads=(1,), moderators=["severity", "arm"])
+        table = pa.moderators(panel, ["severity", "arm"], therapist="none")
+    summary = panel.summary()
+    assert pd.api.types.is_float_dtype(summary["value"])
+    assert summary.loc["patients", "value"] == panel.data["patient"].nunique()
+    assert np.isnan(summary.loc["therapists", "value"])  # no therapist given
+    assert pd.api.types.is_float_dtype(table["at"])
+    numeric = table[(table["moderator"] == "severity") & (table["kind"] == "simple_slope")]
+    assert numeric["at"].notna().all()
+    levels = table[(table["moderator"] == "arm") & (table["kind"] == "simple_slope")]
+    assert levels["at"].isna().all() and levels["label"].notna().all()
+
+
+def test_numbers_for_reading():
+    shown = display(pd.DataFrame({"AIC": [19904.4662, 12.0], "p_value": [5e-6, 0.04321],
+                                  "estimate": [-2.43123, 0.000012]}))
+    assert list(shown["AIC"]) == ["19904.5", "12"]
+    assert list(shown["p_value"]) == ["< .001", "0.043"]
+    assert list(shown["estimate"]) == ["-2.431", "1.2e-05"]
