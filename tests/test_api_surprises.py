@@ -49,3 +49,16 @@ def test_numbers_for_reading():
     assert list(shown["AIC"]) == ["19904.5", "12"]
     assert list(shown["p_value"]) == ["< .001", "0.043"]
     assert list(shown["estimate"]) == ["-2.431", "1.2e-05"]
+
+
+def test_cli_errors_speak_cli(tmp_path, capsys):
+    from pylme_alliance.cli import main
+
+    path = tmp_path / "trial.csv"
+    pa.simulate(n_patients=40, seed=1).data.to_csv(path, index=False)
+    code = main(["analyze", str(path), "--patient", "patient", "--session", "session", "--alliance", "alliance",
+                 "--outcome", "outcome", "--therapist", "therapist", "--residual", "ar1", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "--residual ar1" in err and "--engine nlme" in err
+    assert "residual=" not in err and "engine=" not in err

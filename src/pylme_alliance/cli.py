@@ -139,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cli_words(message: str, parser: argparse.ArgumentParser, command: str | None) -> str:
+    """Say the library's keyword arguments as the command's options: ``time=`` ->
+    ``--time``, ``engine='nlme'`` -> ``--engine nlme`` (only options the command has)."""
+    import re
+
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command_parser = sub.choices.get(command) if sub is not None and command else None
+    if command_parser is None:
+        return message
+    for action in command_parser._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if not flags or action.dest in ("help",):
+            continue
+        flag = flags[0]
+        message = re.sub(rf"\b{re.escape(action.dest)}=(['\"])([^'\"]*)\1", rf"{flag} \2", message)
+        message = re.sub(rf"\b{re.escape(action.dest)}=(?=[\s,;.)]|$)", flag, message)
+        message = re.sub(rf"\b{re.escape(action.dest)}=", f"{flag} ", message)
+    # "give prepare(--time...)" reads as "give --time"
+    return re.sub(r"\b\w+\((--[\w-]+)\s*(?:\.\.\.)?\)", r"\1", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage/missing command)."""
     parser = build_parser()
@@ -154,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (PylmeError, FileNotFoundError, ValueError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {cli_words(message, parser, args.command)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
