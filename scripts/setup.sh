@@ -37,7 +37,7 @@ args = sys.argv[3:]
 print(eval(sys.argv[2], {"ns": ns, "args": args}))
 PY
 }
-R_PKGS=$(req '" ".join(ns["R_PACKAGES"])')
+R_PKGS=$(req '" ".join([*ns["R_PACKAGES"], *ns["R_PACKAGES_OPTIONAL"]])')
 DEB_PKGS=$(req '" ".join(ns["DEBIAN_PACKAGES"].values())')
 CONDA_PKGS=$(req '" ".join(ns["CONDA_PACKAGES"].values())')
 SPLIT_PKGS=$(req '" ".join(ns.get("RPY2_SPLIT_PACKAGES", ("rpy2-rinterface", "rpy2-robjects")))')

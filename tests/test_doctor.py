@@ -197,3 +197,13 @@ def test_explanation_without_r_says_install_r(monkeypatch):
     monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
     text = doctor.explain_rpy2_failure(OSError("libR.so: cannot open shared object file"))
     assert "R was not found" in text and "r-base-core" in text and "libR.so" in text
+
+
+def test_optional_r_packages_are_listed_as_optional(report):
+    from pylme_alliance.requirements import R_PACKAGES_OPTIONAL
+
+    optional = {c.name: c for c in report.checks if c.name.endswith("(optional)")}
+    assert set(optional) == {f"R package {name} (optional)" for name in R_PACKAGES_OPTIONAL}
+    assert all(c.ok for c in optional.values())
+    assert "golden" in optional["R package jsonlite (optional)"].detail
+    assert not set(R_PACKAGES_OPTIONAL) & set(R_PACKAGES)

@@ -195,7 +195,8 @@ def _check_r(report: DoctorReport, req: dict) -> bool:
 
 
 def _check_r_packages(report: DoctorReport, req: dict) -> None:
-    names = list(req["R_PACKAGES"])
+    optional = req.get("R_PACKAGES_OPTIONAL", {})
+    names = [*req["R_PACKAGES"], *optional]
     out = _run([shutil.which("Rscript") or "Rscript", "--vanilla", "-e", _R_PACKAGES_SCRIPT, *names], timeout=120)
     found: dict[str, str] = {}
     if out and out.returncode == 0:
@@ -214,6 +215,11 @@ def _check_r_packages(report: DoctorReport, req: dict) -> None:
             report.add(f"R package {name}", False, f"{version} (need >= {minimum})", fix)
         else:
             report.add(f"R package {name}", True, version)
+    for name, (minimum, purpose) in optional.items():
+        version = found.get(name, "MISSING")
+        state = version if version != "MISSING" else "not installed"
+        # optional: never a failed check, but say what it would be for
+        report.add(f"R package {name} (optional)", True, f"{state}; {purpose}")
 
 
 class _Rpy2Fit(NamedTuple):

@@ -1,23 +1,32 @@
 """What the package needs from R: the single list that setup, doctor and tests read."""
 from __future__ import annotations
 
-#: R packages the code calls, with the minimum version it was tested against.
+#: R packages the code calls at run time, with the minimum version it was tested against
+#: (pbkrtest: Kenward-Roger df through lmerTest).
 R_PACKAGES: dict[str, str] = {
     "lme4": "1.1-31",
     "nlme": "3.1-160",
     "lmerTest": "3.1-3",
     "glmmTMB": "1.1.5",
-    "broom.mixed": "0.2.9",
     "emmeans": "1.8.4",
     "pbkrtest": "0.5.2",
-    "jsonlite": "1.8.0",
 }
 
+#: R packages set-up installs but the package never calls: (minimum version, what for).
+#: doctor lists them as optional; a missing one is not a problem.
+R_PACKAGES_OPTIONAL: dict[str, tuple[str, str]] = {
+    "jsonlite": ("1.8.0", "writes the golden files (tests/r/make_golden.R, `make golden`)"),
+    "broom.mixed": ("0.2.9", "not called by pylme_alliance (its tables are built in r/tidy.R); "
+                             "for your own R work"),
+}
+
+_ALL_R_PACKAGES = [*R_PACKAGES, *R_PACKAGES_OPTIONAL]
+
 #: Debian package that provides each R package (for the fix-it command doctor prints).
-DEBIAN_PACKAGES: dict[str, str] = {name: "r-cran-" + name.lower() for name in R_PACKAGES}
+DEBIAN_PACKAGES: dict[str, str] = {name: "r-cran-" + name.lower() for name in _ALL_R_PACKAGES}
 
 #: conda-forge package that provides each R package.
-CONDA_PACKAGES: dict[str, str] = {name: "r-" + name.lower() for name in R_PACKAGES}
+CONDA_PACKAGES: dict[str, str] = {name: "r-" + name.lower() for name in _ALL_R_PACKAGES}
 
 #: rpy2 releases from 3.6.7 on use R API symbols that appeared in R 4.5.  From 3.6.0 on,
 #: rpy2 is a meta package over rpy2-rinterface and rpy2-robjects whose own versions float
