@@ -62,3 +62,14 @@ def test_cli_errors_speak_cli(tmp_path, capsys):
     assert code == 1
     assert "--residual ar1" in err and "--engine nlme" in err
     assert "residual=" not in err and "engine=" not in err
+
+
+def test_tidy_group_is_a_string_column():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(10), 6)
+    frame = pd.DataFrame({"y": rng.normal(size=60) + rng.normal(size=10)[g], "x": rng.normal(size=60), "g": g})
+    fit = pa.lmer("y ~ x + (1 | g)", frame)
+    table = fit.tidy(["fixed", "ran_pars"])
+    assert pd.api.types.is_string_dtype(table["group"])
+    assert table.loc[table["effect"] == "fixed", "group"].isna().all()
+    assert pd.api.types.is_float_dtype(fit.tidy()["df"])

@@ -68,6 +68,9 @@ def _as_tidy(frame: pd.DataFrame, effect: str) -> pd.DataFrame:
     for col in TIDY_COLUMNS:
         if col not in out:
             out[col] = np.nan if col not in ("group", "term") else None
+    # a missing group (fixed effects) is a missing string, not an object None
+    out["group"] = pd.Series([np.nan if pd.isna(v) else str(v) for v in out["group"]],
+                             index=out.index, dtype="str")
     extra = [c for c in out.columns if c not in TIDY_COLUMNS]
     return out[TIDY_COLUMNS + extra].reset_index(drop=True)
 
