@@ -77,6 +77,11 @@ def test_analyze_prints_summary(trial_csv, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "alliance_within" in printed and "duration" in printed
     assert f"Report written to {(tmp_path / 'r').resolve() / 'report.html'}" in printed
+    # each result once (issue 11): no repeated BH line, no duration row repeating the main fit
+    assert printed.lower().count("significant after") <= 1
+    rows = [line.split() for line in printed.splitlines() if line.lstrip().startswith("duration")]
+    main_row = next(line.split() for line in printed.splitlines() if line.lstrip().startswith("main"))
+    assert all(row[3:6] != main_row[2:5] for row in rows)
 
 
 def test_missing_column_is_one_line_error(trial_csv, tmp_path, capsys):

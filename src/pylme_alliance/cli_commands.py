@@ -39,13 +39,23 @@ def _panel(args: argparse.Namespace, leads: Any) -> Any:
 
 
 def _print_summary(report: Any) -> None:
+    # each result once: the duration rows that repeat the main model's fit are left out,
+    # and the moderators' line is printed only when the summary above does not have it
     table = report.summary_table()
-    print(str(report))
+    headline = str(report)
+    print(headline)
+    if len(table) and {"part", "lead", "term", "estimate"} <= set(table.columns):
+        main = table[table["part"] == "main"]
+        seen = set(zip(main["lead"], main["term"], main["estimate"]))
+        same = pd.Series([key in seen for key in zip(table["lead"], table["term"], table["estimate"])],
+                         index=table.index)
+        repeat = (table["part"] != "main") & same
+        table = table[~repeat]
     if len(table):
         print()
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     sig = report.significant_moderators()
-    if "moderators" in report.tables:
+    if "moderators" in report.tables and "moderators significant" not in headline.lower():
         print(f"\nModerators significant after Benjamini-Hochberg: {', '.join(sig) if sig else 'none'}")
 
 
