@@ -85,7 +85,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     # Ctrl-C during the work leaves nothing behind
     report = analyze(panel, leads=leads, moderators=moderators, engine=args.engine,
                      residual=args.residual, random_slope=getattr(args, "random_slope", "auto"),
-                     progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty(), source=args.data, command=sys.argv)
     out = _save(report, args)
     _print_summary(report)
     print(f"\nReport written to {out / 'report.html'}")
@@ -103,7 +103,8 @@ def run_demo(args: argparse.Namespace) -> int:
     panel = prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome",
                     therapist="therapist", time="day", leads=(1, 2, 3), moderators=DEMO_MODERATORS,
                     outcome_better="lower", outcome_label="symptom score")
-    report = analyze(panel, leads=(1, 2, 3), moderators=DEMO_MODERATORS, progress=sys.stderr.isatty())
+    report = analyze(panel, leads=(1, 2, 3), moderators=DEMO_MODERATORS, progress=sys.stderr.isatty(),
+                     command=sys.argv)
     out = _save(report, args)
     _print_summary(report)
     print(f"\nReport written to {out / 'report.html'}")

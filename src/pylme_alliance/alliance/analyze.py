@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 import warnings as _warnings
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
 from ..progress import progress_bar
-from . import design, diagnostics, figures, report_tables, wording
+from . import design, diagnostics, figures, provenance, report_tables, wording
 from .between import between_effect
 from .diagnostics import fit_status
 from .duration import check_leads, lead_model, lead_rows
@@ -88,7 +89,8 @@ def _main_lead(leads: tuple[int, ...]) -> int:
 
 def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderators: Iterable[Any] = (),
             engine: str = "lme4", residual: str = "iid", therapist: str | None = None,
-            random_slope: Any = "auto", progress: bool = True) -> Report:
+            random_slope: Any = "auto", progress: bool = True, source: str | Path | None = None,
+            command: Sequence[str] | None = None) -> Report:
     """Run the alliance-outcome analysis and return a :class:`Report`.
 
     Every number the report states comes with what it estimates (an ``estimand`` column)
@@ -118,6 +120,11 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         the slope fit is degenerate (a random SD ~ 0 or a correlation at +/-1).
     progress : bool
         A progress bar over the fits (stderr).
+    source : str or Path, optional
+        The data file the panel was read from: its name and SHA-256 head the report
+        (``Report.provenance``).
+    command : sequence of str, optional
+        The command line that ran the analysis (the CLI passes ``sys.argv``).
 
     Warns
     -----
@@ -127,6 +134,11 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     """
     if not isinstance(panel, AlliancePanel):
         raise PylmeError("analyze() takes the AlliancePanel made by prepare()")
+    # iterables may be one-shot generators: read each once, here
+    leads = leads if isinstance(leads, (int, str)) else list(leads)
+    moderators = moderators if isinstance(moderators, str) else list(moderators)
+    arguments = {"leads": leads, "moderators": moderators, "engine": engine, "residual": residual,
+                 "therapist": therapist, "random_slope": random_slope, "progress": progress}
     random_slope = design.check_random_slope(random_slope)
     leads = check_leads(panel, leads, "analyze()")
     moderators = [m for m in ([moderators] if isinstance(moderators, str) else list(moderators))]
@@ -348,7 +360,8 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
                 "control_outcome": main_fit.model.control_outcome, "outcome_better": outcome_better,
                 "outcome_name": panel.outcome_name, "heterogeneity": state.get("het"),
                 "heterogeneity_absent": state.get("het_absent"), "main_status": fit_status(main_fit)}
-    return Report(tables=tables, figures=figs, notes=notes, settings=settings)
+    made = provenance.collect(arguments=arguments, source=source, command=command)
+    return Report(tables=tables, figures=figs, notes=notes, settings=settings, provenance=made)
 
 
 def _options(model: AllianceModel) -> dict[str, Any]:

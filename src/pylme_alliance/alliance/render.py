@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import wording
+from . import provenance, wording
 
 TITLE = "Alliance-outcome analysis"
 
@@ -47,7 +47,11 @@ def to_markdown(report: Any) -> str:
     stems = report.file_stems()
     summary = str(report)
     fence = _fence(summary)
-    out = [f"# {TITLE}", "", fence, summary, fence, ""]
+    out = [f"# {TITLE}", ""]
+    made = provenance.lines(getattr(report, "provenance", {}))
+    if made:
+        out += ["## How this report was made", ""] + [f"- {md_text(line)}" for line in made] + [""]
+    out += [fence, summary, fence, ""]
     for key, title, tables, figs in report.sections():
         out += [f"## {title}", ""]
         if key in texts:
@@ -71,7 +75,12 @@ def to_html(report: Any) -> str:
     esc = html.escape  # quote=True: safe in attributes and text alike
     texts = wording.lead_ins(report)
     stems = report.file_stems()
-    body = [f"<h1>{esc(TITLE)}</h1>", f"<pre>{esc(str(report))}</pre>"]
+    body = [f"<h1>{esc(TITLE)}</h1>"]
+    made = provenance.lines(getattr(report, "provenance", {}))
+    if made:
+        body.append("<h2>How this report was made</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in made)
+                    + "</ul>")
+    body.append(f"<pre>{esc(str(report))}</pre>")
     for key, title, tables, figs in report.sections():
         body.append(f"<h2>{esc(title)}</h2>")
         if key in texts:

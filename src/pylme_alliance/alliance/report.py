@@ -66,13 +66,17 @@ class Report:
     (:meth:`file_stems`); the documents caption them with their real names.
 
     ``settings`` holds the choices made (leads, engine, random slope, outcome direction
-    and name, heterogeneity test) that the texts are written from.
+    and name, heterogeneity test) that the texts are written from. ``provenance`` says
+    how the report was made (package, Python, R and engine versions, date, input file
+    name and SHA-256, every argument of analyze(), the command line); the documents
+    open with it.
     """
 
     tables: dict[str, pd.DataFrame]
     figures: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ text
     def significant_moderators(self, alpha: float = 0.05) -> list[str]:

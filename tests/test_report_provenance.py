@@ -1,0 +1,92 @@
+"""How a report was made (provenance), results.json and Report.load, readable headings."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import warnings
+
+import pandas as pd
+import pytest
+
+import pylme_alliance as pa
+from pylme_alliance.alliance import provenance
+from pylme_alliance.cli import main
+
+COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
+               therapist="therapist", time="day")
+COLUMN_ARGS = ["--patient", "patient", "--session", "session", "--alliance", "alliance",
+               "--outcome", "outcome", "--therapist", "therapist", "--time", "day"]
+
+
+def _rscript_version(package: str) -> str:
+    code = "cat(utils::packageDescription(commandArgs(TRUE)[1], fields = 'Version'))"
+    return subprocess.run(["Rscript", "-e", code, package], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def panel():
+    data = pa.simulate(n_patients=40, seed=3).data
+    return pa.prepare(data, **COLUMNS, leads=(1, 2), moderators=["arm"])
+
+
+@pytest.fixture(scope="module")
+def report(panel, tmp_path_factory):
+    source = tmp_path_factory.mktemp("data") / "trial <1>.csv"
+    source.write_bytes(b"patient,session\n1,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pa.analyze(panel, leads=(1, 2), moderators=["arm"], random_slope=False, progress=False,
+                          source=source, command=["pylme-alliance", "analyze", "x y.csv", "--leads", "1", "2"])
+
+
+def test_provenance_record(report):
+    made = report.provenance
+    versions = made["versions"]
+    assert versions["pylme_alliance"] == pa.__version__
+    assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
+    # the versions R itself reports, not guesses
+    for name in ("lme4", "nlme", "glmmTMB"):
+        assert versions[name] == _rscript_version(name)
+    r_version = subprocess.run(["Rscript", "-e", "cat(R.version$major, R.version$minor, sep='.')"],
+                               capture_output=True, text=True, check=True).stdout
+    assert versions["R"] == r_version
+    assert made["source"] == {"file": "trial <1>.csv",
+                              "sha256": hashlib.sha256(b"patient,session\n1,1\n").hexdigest()}
+    assert made["arguments"] == {"leads": [1, 2], "moderators": ["arm"], "engine": "lme4", "residual": "iid",
+                                 "therapist": None, "random_slope": False, "progress": False}
+    assert made["command"][-3:] == ["--leads", "1", "2"]
+    assert pd.Timestamp(made["date"]).tzinfo is not None
+
+
+def test_documents_open_with_provenance(report):
+    md = report.to_markdown()
+    html = report.to_html()
+    sha = report.provenance["source"]["sha256"]
+    head_md = md[: md.index("```")]
+    assert "How this report was made" in head_md and sha in head_md
+    assert f"lme4 {report.provenance['versions']['lme4']}" in head_md
+    assert "trial <1>.csv" in head_md
+    assert "'x y.csv'" in head_md  # the command line, shell-quoted
+    assert "random_slope=False" in head_md and "engine='lme4'" in head_md
+    head_html = html[: html.index("<pre>")]
+    assert "How this report was made" in head_html and sha in head_html
+    assert "trial &lt;1&gt;.csv" in head_html
+
+
+def test_unreadable_source_is_said(tmp_path):
+    made = provenance.collect(arguments={}, source=tmp_path / "gone.csv")
+    assert made["source"] == {"file": "gone.csv", "sha256": None}
+    assert any("unavailable" in line for line in provenance.lines(made))
+
+
+def test_cli_records_input_and_command(tmp_path, monkeypatch):
+    data = tmp_path / "trial.csv"
+    pa.simulate(n_patients=40, seed=3).data.to_csv(data, index=False)
+    argv = ["pylme-alliance", "analyze", str(data), *COLUMN_ARGS, "--leads", "1", "--out", str(tmp_path / "r")]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert main(argv[1:]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert hashlib.sha256(data.read_bytes()).hexdigest() in md
+    assert "Input file: trial.csv" in md
+    assert "Command line: pylme-alliance analyze" in md
