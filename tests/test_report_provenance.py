@@ -90,3 +90,35 @@ def test_cli_records_input_and_command(tmp_path, monkeypatch):
     assert hashlib.sha256(data.read_bytes()).hexdigest() in md
     assert "Input file: trial.csv" in md
     assert "Command line: pylme-alliance analyze" in md
+
+
+def test_results_json_round_trip(report, tmp_path):
+    import json
+
+    from pandas.testing import assert_frame_equal
+
+    out = report.save(tmp_path / "r")
+    document = json.loads((out / "results.json").read_text())  # strict JSON: no NaN literals
+    assert document["provenance"]["source"]["sha256"] == report.provenance["source"]["sha256"]
+    assert document["notes"] == report.notes and document["warnings"]
+    loaded = pa_report().load(out)
+    assert list(loaded.tables) == list(report.tables)
+    for name, table in report.tables.items():
+        assert_frame_equal(loaded.tables[name], table.reset_index(drop=True), check_exact=True, obj=name)
+    assert loaded.figures == {} and loaded.notes == report.notes
+    assert loaded.settings["engine"] == report.settings["engine"]
+    assert "How this report was made" in loaded.to_markdown()
+    with pytest.raises(pa.PylmeError, match="overwrite"):
+        report.save(out)  # results.json is one of the report's own files
+
+
+def test_load_refuses_foreign_json(tmp_path):
+    (tmp_path / "results.json").write_text('{"tables": {}}')
+    with pytest.raises(pa.PylmeError, match="not written by Report.save"):
+        pa_report().load(tmp_path)
+
+
+def pa_report():
+    from pylme_alliance.alliance.report import Report
+
+    return Report

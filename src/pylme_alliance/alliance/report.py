@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import render, wording
+from ..errors import PylmeError
+from . import render, results_json, wording
 from .outfiles import check_directory, unique_slugs, write_files
 
 __all__ = ["Report", "analyze", "SECTIONS", "REPORT_FILES"]
@@ -26,7 +27,7 @@ SECTIONS = [
     ("h", "Heterogeneity: one size does not fit all", ["heterogeneity", "patient_slopes"], ["patient_slopes"]),
     ("d", "Diagnostics", ["fits", "residual_acf", "ar1_comparison"], ["residual_acf"]),
 ]
-REPORT_FILES = ("report.md", "report.html")
+REPORT_FILES = ("report.md", "report.html", "results.json")
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,33 @@ class Report:
         return ([f"{s}.png" for s in stems["figures"].values()] + [f"{s}.csv" for s in stems["tables"].values()]
                 + list(REPORT_FILES))
 
+    @classmethod
+    def load(cls, directory: str | Path) -> "Report":
+        """Read a report back from the ``results.json`` that :meth:`save` wrote.
+
+        The tables equal the saved ones (values, column order and dtypes); settings,
+        notes and provenance come back as JSON gives them (tuples as lists). Figures are
+        not stored in results.json: the loaded report has none (the PNG files stay in
+        the directory).
+
+        Raises
+        ------
+        PylmeError
+            No readable results.json in ``directory``, or it was not written by
+            :meth:`save`.
+        """
+        path = Path(directory).expanduser() / results_json.FILE_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PylmeError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        parts = results_json.loads(text)
+        return cls(tables=parts["tables"], figures={}, notes=parts["notes"], settings=parts["settings"],
+                   provenance=parts["provenance"])
+
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
-        """Write report.md, report.html, one PNG per figure and one CSV per table.
+        """Write report.md, report.html, results.json (see :meth:`load`), one PNG per
+        figure and one CSV per table.
 
         Everything is rendered in memory first; then each file is written to a
         temporary file in ``directory`` and renamed into place, so an error or Ctrl-C
@@ -192,6 +218,7 @@ class Report:
             contents[f"{stems['tables'][name]}.csv"] = table.to_csv(index=False).encode("utf-8")
         contents["report.md"] = self.to_markdown().encode("utf-8")
         contents["report.html"] = self.to_html().encode("utf-8")
+        contents["results.json"] = results_json.dumps(self).encode("utf-8")
         return write_files(directory, contents, overwrite=overwrite)
 
 
