@@ -122,3 +122,15 @@ def pa_report():
     from pylme_alliance.alliance.report import Report
 
     return Report
+
+
+def test_headings_are_words(report):
+    from pylme_alliance.alliance.render import heading
+
+    assert heading("data_summary") == "Data summary"
+    assert heading("simple_slopes_arm") == "Simple slopes by arm"
+    md, html = report.to_markdown(), report.to_html()
+    assert "### Data summary" in md and "### data_summary" not in md
+    assert "*Figure: Simple slopes by arm*" in md
+    assert "<h3>Data summary</h3>" in html and "<h3>data_summary</h3>" not in html
+    assert "<figcaption>Simple slopes by arm</figcaption>" in html

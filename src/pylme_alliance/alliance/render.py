@@ -22,6 +22,29 @@ from . import provenance, wording
 TITLE = "Alliance-outcome analysis"
 
 
+#: table and figure keys said in words; other keys: underscores as spaces, first letter capital
+HEADINGS = {
+    "data_summary": "Data summary", "alliance_effects": "Alliance effects", "fixed_effects": "Fixed effects",
+    "variance_parameters": "Variance parameters", "fit_statistics": "Fit statistics",
+    "duration": "Duration: total effect by lead", "duration_direct": "Duration: direct effect by lead",
+    "moderators": "Moderators", "johnson_neyman": "Johnson-Neyman regions", "heterogeneity": "Heterogeneity",
+    "patient_slopes": "Patient slopes", "fits": "Fits", "residual_acf": "Residual autocorrelation",
+    "ar1_comparison": "Independent vs AR(1) residuals",
+}
+
+
+def heading(name: object) -> str:
+    """The words a reader sees for a table or figure key (``simple_slopes_arm`` ->
+    "Simple slopes by arm"); the one mapping the Markdown and HTML documents use."""
+    key = str(name)
+    if key in HEADINGS:
+        return HEADINGS[key]
+    if key.startswith("simple_slopes_"):
+        return f"Simple slopes by {key[len('simple_slopes_'):]}"
+    words = key.replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else key
+
+
 def md_text(text: object) -> str:
     """User-derived text for Markdown: one line, no raw HTML. A ``<`` that could open a
     tag (followed by a letter, ``/``, ``!`` or ``?``) and an ``&`` that could open an
@@ -57,10 +80,11 @@ def to_markdown(report: Any) -> str:
         if key in texts:
             out += [md_text(texts[key]), ""]
         for name in figs:
-            out += [f"![{md_label(name)}]({stems['figures'][name]}.png)", "", f"*Figure: {md_label(name)}*", ""]
+            out += [f"![{md_label(name)}]({stems['figures'][name]}.png)", "",
+                    f"*Figure: {md_label(heading(name))}*", ""]
         for name in tables:
             shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
-            out += [f"### {md_label(name)}", "", markdown_table(shown), ""] + ([md_text(note), ""] if note else [])
+            out += [f"### {md_label(heading(name))}", "", markdown_table(shown), ""] + ([md_text(note), ""] if note else [])
     if report.notes:
         out += ["## Notes", ""] + [f"- {md_text(n)}" for n in report.notes] + [""]
     closing = wording.closing_note(report)
@@ -88,10 +112,10 @@ def to_html(report: Any) -> str:
         for name in figs:
             body.append(f'<figure><img alt="{esc(str(name))}" data-file="{esc(stems["figures"][name])}.png" '
                         f'src="data:image/png;base64,{png_base64(report.figures[name])}">'
-                        f"<figcaption>{esc(str(name))}</figcaption></figure>")
+                        f"<figcaption>{esc(heading(name))}</figcaption></figure>")
         for name in tables:
             shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
-            body.append(f"<h3>{esc(str(name))}</h3>")
+            body.append(f"<h3>{esc(heading(name))}</h3>")
             body.append(html_table(shown))
             if note:
                 body.append(f"<p><em>{esc(note)}</em></p>")
