@@ -232,3 +232,10 @@ class AlliancePanel:
         return "\n".join(lines)
 
     __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the first line of the text form and the summary table."""
+        import html
+
+        head = html.escape(repr(self).splitlines()[0])
+        return f"<div><p>{head}</p>{self.summary().to_html(escape=True)}</div>"

@@ -135,6 +135,10 @@ class Report:
         """A self-contained HTML page (figures embedded as base64 PNG)."""
         return render.to_html(self)
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the same page as :meth:`to_html` (tables and embedded figures)."""
+        return self.to_html()
+
     # ------------------------------------------------------------------ files
     def file_stems(self) -> dict[str, dict[Any, str]]:
         """Safe, distinct file-name stems: ``{"figures": {name: stem}, "tables": {name: stem}}``.
