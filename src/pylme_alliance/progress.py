@@ -7,17 +7,52 @@ from typing import Any, Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 
-def progress_bar(items: Iterable[T], *, enabled: bool = True, desc: str = "", total: int | None = None) -> Iterator[T]:
-    """Iterate ``items``, drawing a tqdm bar on stderr when ``enabled``."""
-    if not enabled:
-        yield from items
-        return
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where stderr is not a tty but a bar is wanted)."""
+    if "ipykernel" not in sys.modules:
+        return False
     try:
-        from tqdm.auto import tqdm
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _bar_class(stream: Any) -> Any:
+    """tqdm's bar for this output, or None when the output is not interactive.
+
+    tqdm's convention: a widget bar in a notebook (text bar when ipywidgets is missing,
+    without tqdm's "IProgress not found" warning), a text bar on a terminal, nothing
+    when output goes to a file or pipe.
+    """
+    notebook = _in_notebook() and stream is None
+    isatty = getattr(stream if stream is not None else sys.stderr, "isatty", None)
+    if not notebook and not (callable(isatty) and isatty()):
+        return None
+    try:
+        from tqdm.std import tqdm as text_bar
     except ImportError:  # progress is a nicety, never a requirement
+        return None
+    if notebook:
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm as widget_bar
+        except ImportError:
+            return text_bar
+        return widget_bar
+    return text_bar
+
+
+def progress_bar(items: Iterable[T], *, enabled: bool = True, desc: str = "", total: int | None = None,
+                 file: Any = None) -> Iterator[T]:
+    """Iterate ``items``, drawing a bar named ``desc`` when ``enabled`` and the output
+    (``file``, default stderr) is a terminal or a notebook."""
+    bar = _bar_class(file) if enabled else None
+    if bar is None:
         yield from items
         return
-    yield from tqdm(items, desc=desc, total=total, leave=False)
+    yield from bar(items, desc=desc, total=total, leave=False, file=file)
 
 
 class Counter:
@@ -37,20 +72,16 @@ class Counter:
         Label of the bar and the summary.
     """
 
-    def __init__(self, total: int, *, enabled: bool = True, desc: str = "") -> None:
+    def __init__(self, total: int, *, enabled: bool = True, desc: str = "", file: Any = None) -> None:
         self.total = total
         self.enabled = enabled
         self.desc = desc
         self.done = 0
         self.failed = 0
         self._bar: Any = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                pass
-            else:
-                self._bar = tqdm(total=total, desc=desc, leave=False)
+        bar = _bar_class(file) if enabled else None
+        if bar is not None:
+            self._bar = bar(total=total, desc=desc, leave=False, file=file)
 
     def advance(self, *, failed: bool = False) -> None:
         """One item finished (``failed=True`` when it came back as a failure)."""
