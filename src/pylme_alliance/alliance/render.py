@@ -161,10 +161,6 @@ def shorten(table: pd.DataFrame, file_name: str, limit: int = 100, keep: int = 1
                    f"all rows are in {file_name}.")
 
 
-def p_text(value: float) -> str:
-    return "< .001" if value < 0.001 else f"= {value:.3f}"
-
-
 def png_base64(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
@@ -193,7 +189,7 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in out.columns:
         if str(column) in P_COLUMNS and pd.api.types.is_float_dtype(out[column]):
-            out[column] = out[column].map(lambda v: "" if pd.isna(v) else ("< .001" if v < 0.001 else f"{v:.3f}"))
+            out[column] = out[column].map(lambda v: "" if pd.isna(v) else wording.p_digits(v))
         elif pd.api.types.is_float_dtype(out[column]):
             out[column] = out[column].map(number_text)
         elif out[column].dtype == object:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters
+from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters, residual_sd
 from ..errors import PylmeError
 
 if TYPE_CHECKING:
@@ -128,9 +128,7 @@ def degenerate_reasons(ran_pars: pd.DataFrame, sigma: float) -> list[str]:
 
 def fit_degenerate(fit: Any) -> tuple[bool, str]:
     """``degenerate`` as glance() reports it (engines/flags.py), and why in words."""
-    sigma_rows = fit.ran_pars_table[(fit.ran_pars_table["group"].astype(str) == "Residual")
-                                    & (fit.ran_pars_table["term"].astype(str) == "sd__Observation")]
-    sigma = float(sigma_rows["estimate"].iloc[0]) if len(sigma_rows) else float("nan")
+    sigma = residual_sd(fit.ran_pars_table)
     flag = fit.stats.get("degenerate")
     if flag is None:  # a fit made before the flag existed
         flag = boundary_flags(fit.ran_pars_table, sigma)["degenerate"]

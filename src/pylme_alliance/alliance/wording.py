@@ -27,10 +27,16 @@ def effect_row(report: Any, term: str) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
 
+def p_digits(value: float) -> str:
+    """A p value for reading: ``< .001`` or three decimals (tables and sentences alike)."""
+    return "< .001" if value < 0.001 else f"{value:.3f}"
+
+
 def p_text(value: float) -> str:
     if value is None or not np.isfinite(value):
         return "p not available"
-    return "p < .001" if value < 0.001 else f"p = {value:.3f}"
+    digits = p_digits(value)
+    return f"p {digits}" if digits.startswith("<") else f"p = {digits}"
 
 
 def _caution(status: Any) -> str:

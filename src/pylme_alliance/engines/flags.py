@@ -129,6 +129,14 @@ def boundary_flags(ran_pars: pd.DataFrame, sigma: float) -> dict[str, Any]:
     return {"singular": bool(singular), "degenerate": bool(singular or degenerate)}
 
 
+def residual_sd(ran_pars: pd.DataFrame) -> float:
+    """The table's ``Residual``/``sd__Observation`` estimate; NaN when the model has no
+    residual term (glmmTMB with ``dispformula="~0"``)."""
+    residual = ran_pars[(ran_pars["group"].astype(str) == "Residual")
+                        & (ran_pars["term"].astype(str) == "sd__Observation")]["estimate"]
+    return float(residual.iloc[0]) if len(residual) else float("nan")
+
+
 def fit_flags(engine: str, engine_singular: bool, ran_pars: pd.DataFrame) -> dict[str, Any]:
     """The flags :func:`~pylme_alliance.engines._common.make_fit` stores for an R fit.
 
@@ -138,10 +146,7 @@ def fit_flags(engine: str, engine_singular: bool, ran_pars: pd.DataFrame) -> dic
     ``singular`` is). The residual SD is the table's ``Residual``/``sd__Observation``
     row (absent for glmmTMB with ``dispformula="~0"``).
     """
-    residual = ran_pars[(ran_pars["group"].astype(str) == "Residual")
-                        & (ran_pars["term"].astype(str) == "sd__Observation")]["estimate"]
-    sigma = float(residual.iloc[0]) if len(residual) else float("nan")
-    flags = boundary_flags(ran_pars, sigma)
+    flags = boundary_flags(ran_pars, residual_sd(ran_pars))
     singular = bool(engine_singular) if engine == "lme4" else flags["singular"]
     return {"singular": singular, "degenerate": bool(flags["degenerate"] or singular)}
 
