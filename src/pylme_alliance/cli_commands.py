@@ -13,15 +13,9 @@ from typing import Any
 import pandas as pd
 
 from .errors import PylmeError
+from .readers import read_data
 
 DEMO_MODERATORS = ("severity", "n_sessions", "integrative", "arm")
-
-
-def read_data(path: str | Path, **options: Any) -> pd.DataFrame:
-    """Read a data file (see :func:`pylme_alliance.readers.read_data`)."""
-    from .readers import read_data as _read
-
-    return _read(path, **options)
 
 
 def _panel(args: argparse.Namespace, leads: Any) -> Any:
