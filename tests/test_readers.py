@@ -153,3 +153,19 @@ def test_cli_reads_a_semicolon_file_with_decimal_commas(tmp_path):
     assert len(kept) == len(panel.data) > 0
     np.testing.assert_allclose(kept["alliance"].to_numpy(float), kept["alliance_csv"].to_numpy(float))
 
+
+
+def test_hostile_inputs(sessions, tmp_path):
+    # a column named as R code is data to the reader, and reaches prepare() as a name
+    evil = sessions.rename(columns={"wai": "system('touch marker')"})
+    path = tmp_path / "evil.csv"
+    evil.to_csv(path, sep=";", decimal=",", index=False)
+    link = tmp_path / "link.csv"
+    link.symlink_to(path)  # a symlink is read as the file it points to, never written
+    back = read_data(link)
+    assert "system('touch marker')" in back.columns
+    np.testing.assert_allclose(back["system('touch marker')"], sessions["wai"])
+    assert path.read_bytes() == link.read_bytes()
+    with pytest.raises(PylmeError, match="separator and the decimal mark"):
+        read_data(path, sep=",", decimal=",")
+    assert not (tmp_path / "marker").exists()
