@@ -8,6 +8,19 @@ from golden_cases import CASES, case, fit_case
 
 REL = 1e-6      # estimates, SEs, variance components, correlation parameters, logLik
 REL_DF = 1e-4   # Satterthwaite / Kenward-Roger df and p values
+WELL_POSED = 1e-6  # a case whose stability is above this has platform-dependent digits
+
+
+def tol(ref, rel):
+    """``rel``, or the case's own stability when R does not determine that many digits.
+
+    make_golden.R refits every case with the response nudged by ~1e-13 and records the
+    largest relative change (``stability``): ~1e-10 for a well-posed fit, ~1e-4 for one
+    that stops at "false convergence", whose digits then also differ between CPUs
+    (another libm, another BLAS; seen on CI: 7e-5 where the nudge gave 4e-4). Comparing
+    those at 1e-6 would test the machine; ten times the nudge's change is the margin.
+    """
+    return max(rel, 10 * ref["stability"])
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +48,12 @@ def test_fixed_effects(fits, name):
     for row in ref["fixed"]:
         g = got.loc[row["term"]]
         for col in ("estimate", "std_error", "statistic"):
-            assert close(g[col], row[col], REL), (row["term"], col, g[col], row[col])
+            assert close(g[col], row[col], tol(ref, REL)), (row["term"], col, g[col], row[col])
         for col in ("df", "p_value"):
             if row[col] is None:
                 assert np.isnan(g[col]), (row["term"], col)
             else:
-                assert close(g[col], row[col], REL_DF, scale=1e-300), (row["term"], col, g[col], row[col])
+                assert close(g[col], row[col], tol(ref, REL_DF), scale=1e-300), (row["term"], col, g[col], row[col])
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -53,7 +66,7 @@ def test_variance_parameters(fits, name):
     for row in ref["ran_pars"]:
         value = got.loc[(row["group"], row["term"])]
         # a variance at its boundary is 0 up to the optimiser's tolerance
-        assert close(value, row["estimate"], REL, scale=scale * 1e3), (row, value)
+        assert close(value, row["estimate"], tol(ref, REL), scale=scale * 1e3), (row, value)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -63,14 +76,15 @@ def test_glance_and_flags(fits, name):
     want = ref["glance"]
     assert int(g["nobs"]) == want["nobs"] == fit.nobs
     for key in ("logLik", "AIC", "BIC"):
-        assert close(g[key], want[key], REL), (key, g[key], want[key])
-    assert close(g["sigma"], want["sigma"], REL, scale=1e3)
+        assert close(g[key], want[key], tol(ref, REL)), (key, g[key], want[key])
+    assert close(g["sigma"], want["sigma"], tol(ref, REL), scale=1e3)
     assert bool(g["reml"]) == want["reml"]
     assert g["df"] == want["df"]
     for group, n in want["ngrps"].items():
         assert g[f"ngrps_{group}"] == n
     assert fit.singular == ref["singular"]
-    assert fit.converged == ref["converged"]
+    if ref["stability"] <= WELL_POSED:  # an ill-posed fit's convergence verdict is platform noise too
+        assert fit.converged == ref["converged"]
     for message in ref["messages"]:
         if "max|grad|" in message:  # the gradient's digits are platform noise
             assert any("failed to converge" in w for w in fit.warnings)
@@ -83,7 +97,7 @@ def test_fixef_ranef_fitted(fits, name):
     fit, ref = get_fit(fits, name), case(name)
     fixef = fit.fixef()
     for term, value in ref["fixef"].items():
-        assert close(fixef[term], value, REL)
+        assert close(fixef[term], value, tol(ref, REL))
     ranef = fit.ranef()
     for group, block in ref["ranef"].items():
         got = ranef[group]
@@ -94,11 +108,16 @@ def test_fixef_ranef_fitted(fits, name):
             if term == "levels":
                 continue
             for got_value, want in zip(got[term].to_numpy()[: len(values)], values):
-                assert close(got_value, want, 1e-5, scale=scale), (group, term)
+                if ref["stability"] <= WELL_POSED:
+                    assert close(got_value, want, 1e-5, scale=scale), (group, term)
+                else:  # an ill-posed fit: small BLUPs move by the fit's noise, not their own size
+                    assert abs(got_value - want) <= tol(ref, 1e-5) * scale, (group, term)
     aug = fit.augment()
     n = len(ref["fitted_head"])
-    np.testing.assert_allclose(aug["fitted"].to_numpy()[:n], ref["fitted_head"], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(aug["resid"].to_numpy()[:n], ref["resid_head"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(aug["fitted"].to_numpy()[:n], ref["fitted_head"],
+                               rtol=tol(ref, 1e-6), atol=tol(ref, 1e-6))
+    np.testing.assert_allclose(aug["resid"].to_numpy()[:n], ref["resid_head"],
+                               rtol=tol(ref, 1e-5), atol=tol(ref, 1e-5))
 
 
 def test_glmmtmb_ar1_reproduces_nlme_ml(fits):
@@ -111,3 +130,15 @@ def test_glmmtmb_ar1_reproduces_nlme_ml(fits):
     phi_tmb = tmb.tidy("ran_pars").query("term == 'cor__ar1'")["estimate"].iloc[0]
     phi_nlme = nlme.tidy("ran_pars").query("term == 'phi'")["estimate"].iloc[0]
     assert abs(phi_tmb - phi_nlme) < 1e-4
+
+
+def test_every_case_records_its_stability_and_most_are_well_posed():
+    """The tolerance rule must not quietly loosen the whole suite: the glmmTMB AR(1) path
+    and every engine keep well-posed cases compared at full precision."""
+    stability = {name: case(name)["stability"] for name in CASES}
+    assert all(isinstance(v, float) and v >= 0 for v in stability.values())
+    well_posed = {name for name, v in stability.items() if v <= WELL_POSED}
+    assert len(well_posed) >= 0.6 * len(CASES), stability
+    for engine in ("lmer", "lme", "glmmtmb"):
+        assert any(case(n)["engine"] == engine for n in well_posed), engine
+    assert "alliance_glmmtmb_ar1_nugget" in well_posed

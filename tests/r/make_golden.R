@@ -176,6 +176,25 @@ ranef_block <- function(re_list) {
   }), names(re_list))
 }
 
+# How many digits R itself determines for a case: refit with the response nudged by
+# ~1e-13 (relative; three deterministic patterns, no RNG so the data sets downstream keep
+# their seeds) and record the largest relative change of any fixed effect, SE or variance
+# parameter.  A well-posed fit moves ~1e-10.  A fit that stops at "false convergence"
+# moves ~1e-3, and then another CPU's libm or BLAS gives other digits as well: the tests
+# compare such a case at a tolerance derived from this number, not at 1e-6.
+stability <- function(refit, d, response, values) {
+  base <- values(refit(d))
+  worst <- 0
+  for (k in 1:3) {
+    dd <- d
+    dd[[response]] <- dd[[response]] * (1 + 1e-13 * sin(k * seq_len(nrow(dd))))
+    v <- values(suppressWarnings(suppressMessages(refit(dd))))
+    worst <- max(worst, abs(v - base) / pmax(abs(base), 1e-3))
+  }
+  worst
+}
+lhs_name <- function(f) all.vars(f[[2]])[1]
+
 versions <- function() {
   pk <- c("lme4", "lmerTest", "nlme", "glmmTMB", "TMB", "Matrix", "pbkrtest", "broom.mixed", "jsonlite")
   pk <- pk[vapply(pk, function(p) nzchar(system.file(package = p)), TRUE)]
@@ -187,12 +206,12 @@ write_case <- function(res) {
   res$package_versions <- versions()
   keys <- c("case", "engine", "data", "factors", "args", "fixed", "ran_pars", "glance", "fixef",
             "ranef", "fitted_head", "resid_head", "singular", "converged", "messages",
-            "r_version", "package_versions")
+            "stability", "r_version", "package_versions")
   stopifnot(setequal(names(res), keys))
   res <- res[keys]
   writeLines(to_json(res), file.path(out_dir, paste0(res$case, ".json")))
-  cat(sprintf("%-30s %-8s converged=%s singular=%s messages=%d\n", res$case, res$engine,
-              res$converged, res$singular, length(res$messages[[1]])))
+  cat(sprintf("%-30s %-8s converged=%s singular=%s messages=%d stability=%.1e\n", res$case,
+              res$engine, res$converged, res$singular, length(res$messages[[1]]), res$stability))
   invisible(res)
 }
 
@@ -203,10 +222,16 @@ case_lmer <- function(case, d, data_file, formula, reml = TRUE, ddf = "satterthw
                       control = NULL) {
   f <- as.formula(formula)
   ctrl <- if (is.null(control)) lmerControl() else do.call(lmerControl, control)
-  fit <- capture(
-    if (ddf == "none") lme4::lmer(f, data = d, REML = reml, control = ctrl)
-    else lmerTest::lmer(f, data = d, REML = reml, control = ctrl))
+  refit <- function(dd) {
+    if (ddf == "none") lme4::lmer(f, data = dd, REML = reml, control = ctrl)
+    else lmerTest::lmer(f, data = dd, REML = reml, control = ctrl)
+  }
+  fit <- capture(refit(d))
   m <- fit$value
+  stab <- stability(refit, d, lhs_name(f), function(m) {
+    cf <- summary(m)$coefficients
+    c(cf[, 1], cf[, 2], as.data.frame(lme4::VarCorr(m))$sdcor)
+  })
   if (ddf == "satterthwaite") {
     cf <- summary(m)$coefficients
     fixed <- fixed_rows(cf[, "Estimate"], cf[, "Std. Error"], cf[, "t value"], cf[, "df"],
@@ -245,7 +270,7 @@ case_lmer <- function(case, d, data_file, formula, reml = TRUE, ddf = "satterthw
     # alone does not make converged FALSE.
     converged = m@optinfo$conv$opt == 0 &&
       !any(!grepl("^boundary \\(singular\\) fit", conv_msgs)),
-    messages = arr(fit$messages)))
+    messages = arr(fit$messages), stability = stab))
 }
 
 make_cor <- function(spec) {
@@ -262,10 +287,17 @@ case_lme <- function(case, d, data_file, fixed, random, correlation = NULL, reml
   ff <- as.formula(fixed)
   rf <- as.formula(random)
   cs <- make_cor(correlation)
-  fit <- capture(nlme::lme(ff, data = d, random = rf, correlation = cs,
-                           method = if (reml) "REML" else "ML",
-                           control = lmeControl(returnObject = TRUE)))
+  refit <- function(dd) nlme::lme(ff, data = dd, random = rf, correlation = cs,
+                                  method = if (reml) "REML" else "ML",
+                                  control = lmeControl(returnObject = TRUE))
+  fit <- capture(refit(d))
   m <- fit$value
+  stab <- stability(refit, d, lhs_name(ff), function(m) {
+    cst <- m$modelStruct$corStruct
+    c(nlme::fixef(m), sqrt(diag(vcov(m))), sigma(m),
+      unlist(lapply(as.matrix(m$modelStruct$reStruct), function(M) sqrt(diag(M)) * sigma(m))),
+      if (!is.null(cst)) coef(cst, unconstrained = FALSE))
+  })
   tt <- summary(m)$tTable
   fixed_tab <- fixed_rows(tt[, "Value"], tt[, "Std.Error"], tt[, "t-value"], tt[, "DF"],
                           tt[, "p-value"], rownames(tt))
@@ -307,7 +339,7 @@ case_lme <- function(case, d, data_file, fixed, random, correlation = NULL, reml
     fitted_head = head_num(fitted(m), 10), resid_head = head_num(residuals(m), 10),
     singular = FALSE,
     converged = !any(grepl("converg", fit$messages, ignore.case = TRUE)),
-    messages = arr(fit$messages)))
+    messages = arr(fit$messages), stability = stab))
 }
 
 case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula = NULL,
@@ -315,8 +347,14 @@ case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula 
   f <- as.formula(formula)
   df_ <- if (is.null(dispformula)) ~1 else as.formula(dispformula)
   ctrl <- if (is.null(control)) glmmTMBControl() else do.call(glmmTMBControl, control)
-  fit <- capture(glmmTMB::glmmTMB(f, data = d, dispformula = df_, REML = reml, control = ctrl))
+  refit <- function(dd) glmmTMB::glmmTMB(f, data = dd, dispformula = df_, REML = reml, control = ctrl)
+  fit <- capture(refit(d))
   m <- fit$value
+  stab <- stability(refit, d, lhs_name(f), function(m) {
+    cf <- summary(m)$coefficients$cond
+    c(cf[, 1], cf[, 2], sigma(m), unlist(lapply(glmmTMB::VarCorr(m)$cond, function(v)
+      c(attr(v, "stddev"), attr(v, "correlation")[lower.tri(attr(v, "correlation"))]))))
+  })
   cf <- summary(m)$coefficients$cond
   fixed <- fixed_rows(cf[, "Estimate"], cf[, "Std. Error"], cf[, "z value"], NULL,
                       cf[, "Pr(>|z|)"], rownames(cf))
@@ -351,7 +389,7 @@ case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula 
     fitted_head = head_num(fitted(m), 10), resid_head = head_num(residuals(m, type = "response"), 10),
     singular = FALSE,
     converged = isTRUE(m$sdr$pdHess) && m$fit$convergence == 0,
-    messages = arr(fit$messages)))
+    messages = arr(fit$messages), stability = stab))
   invisible(m)
 }
 
@@ -462,6 +500,13 @@ case_glmmtmb("alliance_glmmtmb_ar1_profile", alliance, alliance_csv,
              paste("outcome ~ session + alliance_within + alliance_between + (1 | therapist) +",
                    "(1 | patient) + ar1(session_f + 0 | patient)"),
              reml = FALSE, dispformula = "~0", control = list(profile = TRUE))
+
+# The same AR(1) through glmmTMB with a nugget (default dispformula) and no patient
+# intercept: well conditioned on these data (stability ~1e-9), so glmmTMB's ar1 path is
+# compared at full precision even though the two cases above are not.
+case_glmmtmb("alliance_glmmtmb_ar1_nugget", alliance, alliance_csv,
+             paste("outcome ~ session + alliance_within + alliance_between + (1 | therapist) +",
+                   "ar1(session_f + 0 | patient)"), reml = FALSE)
 
 case_lmer("alliance_lmer_slopes", alliance, alliance_csv,
           paste("outcome_lead1 ~ outcome + session + alliance_within + alliance_between +",
