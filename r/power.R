@@ -1,0 +1,139 @@
+# Batches of lme4 fits for power(): one call fits every replicate of a chunk.
+#
+# `frames` is a list of data.frames whose columns carry generated names (v1_, v2_, ...;
+# engines/_names.py); `formula` and `reduced` are formula texts in the model frame's
+# own names, renamed symbol by symbol by pylme_formula (r/formula.R), never pasted.
+# `tests` is a list of character vectors of fixed-effect names (generated names): a
+# test of one name is a Wald z test of that coefficient, a test of several names (the
+# interactions of a categorical moderator) a joint Wald chi-square test.
+#
+# Inference is Wald (z / chi-square), from lme4::lmer: no lmerTest, so no Satterthwaite
+# df are computed (they cost 2-3x per fit and a power study with tens of patients or
+# more does not need them).
+#
+# `refit = TRUE` says every frame has the same design (rows, predictors, grouping) and
+# differs only in the response: the first frame is fitted with lmer and the others with
+# lme4::refit(fit, newresp), which reuses the model structure. power() passes it only
+# when Python found the designs identical.
+#
+# A replicate whose fit fails keeps its slot (error text, NA numbers): one bad
+# replicate never sinks the batch.
+
+pylme_power_fits <- function(frames, formula, names, reml, tests, reduced = NULL,
+                             refit = FALSE, slope = NULL, slope_group = NULL) {
+  n <- length(frames)
+  k <- length(tests)
+  estimate <- matrix(NA_real_, n, k)
+  std_error <- matrix(NA_real_, n, k)
+  chisq <- matrix(NA_real_, n, k)
+  chisq_df <- matrix(NA_real_, n, k)
+  out <- list(
+    error = rep(NA_character_, n), warnings = rep("", n),
+    converged = rep(NA, n), singular = rep(NA, n),
+    loglik = rep(NA_real_, n), npar = rep(NA_real_, n),
+    loglik_reduced = rep(NA_real_, n), npar_reduced = rep(NA_real_, n),
+    reduced_error = rep(NA_character_, n), reduced_warnings = rep("", n),
+    slope_sd = rep(NA_real_, n), nobs = rep(NA_integer_, n)
+  )
+  control <- lme4::lmerControl()
+  first <- NULL
+  for (i in seq_len(n)) {
+    env <- new.env(parent = environment(pylme_power_fits))
+    env$data <- frames[[i]]
+    env$control <- control
+    one <- pylme_power_one(env, formula, names, reml, if (isTRUE(refit)) first else NULL)
+    out$warnings[i] <- paste(unique(one$warnings), collapse = "\n")
+    if (!is.null(one$error)) {
+      out$error[i] <- one$error
+      next
+    }
+    fit <- one$fit
+    if (isTRUE(refit) && is.null(first)) first <- fit
+    out$converged[i] <- pylme_power_converged(fit, one$warnings)
+    out$singular[i] <- lme4::isSingular(fit)
+    ll <- stats::logLik(fit)
+    out$loglik[i] <- as.numeric(ll)
+    out$npar[i] <- as.numeric(attr(ll, "df"))
+    out$nobs[i] <- stats::nobs(fit)
+    beta <- lme4::fixef(fit)
+    V <- as.matrix(stats::vcov(fit))
+    for (j in seq_len(k)) {
+      wanted <- tests[[j]]
+      present <- wanted[wanted %in% names(beta)]
+      # a level of a categorical moderator that lme4 dropped (rank deficient) leaves the
+      # joint test with the levels it has; a single coefficient must be there
+      if (length(present) == 0L) next
+      if (length(wanted) == 1L) {
+        estimate[i, j] <- beta[[present]]
+        std_error[i, j] <- sqrt(V[present, present])
+        chisq[i, j] <- (estimate[i, j] / std_error[i, j])^2
+        chisq_df[i, j] <- 1
+      } else {
+        b <- beta[present]
+        W <- V[present, present, drop = FALSE]
+        stat <- tryCatch(as.numeric(t(b) %*% solve(W, b)), error = function(e) NA_real_)
+        chisq[i, j] <- stat
+        chisq_df[i, j] <- as.numeric(length(present))
+      }
+    }
+    if (!is.null(slope)) out$slope_sd[i] <- pylme_power_slope_sd(fit, slope, slope_group)
+    if (!is.null(reduced)) {
+      red <- pylme_power_one(env, reduced, names, reml, NULL)
+      out$reduced_warnings[i] <- paste(unique(red$warnings), collapse = "\n")
+      if (!is.null(red$error)) {
+        out$reduced_error[i] <- red$error
+      } else {
+        llr <- stats::logLik(red$fit)
+        out$loglik_reduced[i] <- as.numeric(llr)
+        out$npar_reduced[i] <- as.numeric(attr(llr, "df"))
+      }
+    }
+  }
+  out$estimate <- estimate
+  out$std_error <- std_error
+  out$chisq <- chisq
+  out$chisq_df <- chisq_df
+  out
+}
+
+# One fit with its own warnings and messages, or its error; a full lmer fit, or a
+# refit of `first` with this frame's response.
+pylme_power_one <- function(env, formula, names, reml, first) {
+  warnings <- character()
+  fit <- withCallingHandlers(
+    tryCatch({
+      f <- pylme_formula(formula, env, names)
+      if (is.null(first)) {
+        call <- bquote(lme4::lmer(.(f), data = data, REML = .(reml), control = control))
+        eval(call, env)
+      } else {
+        response <- all.vars(f[[2L]])
+        lme4::refit(first, newresp = env$data[[response]])
+      }
+    }, error = function(e) structure(list(message = conditionMessage(e)), class = "pylme_power_error")),
+    warning = function(w) {
+      warnings <<- c(warnings, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    },
+    message = function(m) {
+      warnings <<- c(warnings, sub("\n$", "", conditionMessage(m)))
+      invokeRestart("muffleMessage")
+    }
+  )
+  if (inherits(fit, "pylme_power_error")) return(list(error = fit$message, warnings = warnings))
+  list(fit = fit, warnings = warnings)
+}
+
+# As the engines judge it (r/lme4.R and engines/_common.make_fit): lme4's own
+# convergence check, and no warning that speaks of convergence.
+pylme_power_converged <- function(fit, warnings) {
+  pylme_lmer_converged(fit) && !any(grepl("converge", warnings, ignore.case = TRUE))
+}
+
+# The SD of the random slope `term` in grouping factor `group` (generated names).
+pylme_power_slope_sd <- function(fit, term, group) {
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  row <- vc[vc$grp == group & vc$var1 == term & is.na(vc$var2), , drop = FALSE]
+  if (nrow(row) == 0L) return(NA_real_)
+  row$sdcor[[1L]]
+}
