@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "simulate": ".alliance.simulate",
     "Simulation": ".alliance.simulate",
     "load_example": ".alliance.simulate",
+    "power": ".alliance.power",
+    "PowerResult": ".alliance.power_result",
     "read_data": ".readers",
 
 }

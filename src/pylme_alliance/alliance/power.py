@@ -145,6 +145,10 @@ def _check_effects(effects: Any, model: AllianceModel) -> tuple[str, ...]:
     if not effects:
         raise PylmeError("power(): effects is empty; choose from 'within', 'between', 'slope', "
                          "'moderator:<name>'")
+    odd = [m for m in model.moderators if m not in MODERATORS]
+    if odd:
+        raise PylmeError(f"power(): the model's moderators {odd} are not columns the simulator makes; "
+                         f"choose from {list(MODERATORS)}")
     for effect in effects:
         if not isinstance(effect, str):
             raise PylmeError(f"power(): effect {effect!r} is not a name")
