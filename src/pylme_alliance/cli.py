@@ -1,4 +1,4 @@
-"""The ``pylme-alliance`` command: doctor | demo | analyze | simulate | crosscheck.
+"""The ``pylme-alliance`` command: doctor | demo | analyze | simulate | power | crosscheck.
 
 Module import stays light (no pandas, no rpy2) so ``pylme-alliance --help`` is instant;
 the work is imported inside each handler.
@@ -119,6 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=200, metavar="N", help="number of patients (default: 200)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
     p.set_defaults(handler=_dispatch("run_simulate"))
+
+    p = sub.add_parser("power", help="power of the alliance model by simulation (CSV + PNG)",
+                       description="Simulate trials of each size, fit the default alliance model to each "
+                                   "and report how often each effect is detected (power with a Monte-Carlo "
+                                   "interval, bias, coverage).")
+    p.add_argument("--patients", type=int, nargs="+", default=[100, 200, 400], metavar="N",
+                   help="trial sizes (default: 100 200 400)")
+    p.add_argument("--sims", type=int, default=500, metavar="R", help="replicates per size (default: 500)")
+    p.add_argument("--therapists", type=int, nargs="+", default=None, metavar="T",
+                   help="therapists per trial (default: simulate()'s 40, at most one per 5 patients)")
+    p.add_argument("--within-effect", type=float, nargs="+", default=None, metavar="B",
+                   help="lag-1 within-patient alliance effect(s) to simulate (default: -2)")
+    p.add_argument("--effects", nargs="+", default=["within"], metavar="EFFECT",
+                   help="within, between, slope, moderator:<severity|n_sessions|integrative|arm> "
+                        "(default: within)")
+    p.add_argument("--alpha", type=float, default=0.05, help="test level (default: 0.05)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="root random seed")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="worker processes on this machine (default: 1, no pool)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="a Dask scheduler, e.g. tcp://host:8786 (needs dask.distributed)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for power.csv, replicates.csv, power.png")
+    p.add_argument("--overwrite", action="store_true", help="replace those files in --out")
+    p.set_defaults(handler=_dispatch("run_power"))
 
     p = sub.add_parser(
         "crosscheck", help="fit the model in R and in statsmodels and compare the estimates",

@@ -1,4 +1,4 @@
-"""The work behind ``pylme-alliance demo | analyze | simulate | crosscheck``.
+"""The work behind ``pylme-alliance demo | analyze | simulate | power | crosscheck``.
 
 cli.py parses the arguments and turns PylmeError/ValueError/FileNotFoundError into a
 one-line ``error:``; these functions do the work and return an exit code (or None).
@@ -138,3 +138,58 @@ def run_crosscheck(args: argparse.Namespace) -> int:
         check.table.to_csv(args.out, index=False)
         print(f"\nWrote {Path(args.out).resolve()}")
     return 0
+
+
+def run_power(args: argparse.Namespace) -> int:
+    from .alliance.outfiles import check_directory
+    from .alliance.power import power
+    from .alliance.power_result import FILES
+
+    if args.workers < 1:
+        raise PylmeError(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler and args.workers > 1:
+        raise PylmeError("give --workers (processes here) or --scheduler (a Dask cluster), not both")
+    check_directory(args.out, files=FILES, overwrite=args.overwrite)  # before any simulation
+    design: dict[str, Any] = {}
+    if args.therapists:
+        design["n_therapists"] = list(args.therapists)
+    elif min(args.patients) < 200:
+        # simulate()'s 40 therapists need 40+ patients: keep about 5 patients a therapist
+        design["n_therapists"] = min(40, max(1, min(args.patients) // 5))
+    if args.within_effect:
+        design["within_effect"] = list(args.within_effect)
+    executor, close = _power_executor(args)
+    try:
+        result = power(design=design, n_patients=list(args.patients), n_sims=args.sims,
+                       effects=tuple(args.effects), alpha=args.alpha, seed=args.seed, executor=executor,
+                       progress=sys.stderr.isatty())
+    finally:
+        close()
+    out = result.save(args.out, overwrite=args.overwrite).resolve()
+    print(str(result))
+    print(f"\nWrote power.csv, replicates.csv and power.png to {out}")
+    return 0
+
+
+def _power_executor(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The executor for --workers / --scheduler and the function that releases it."""
+    if args.scheduler:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise PylmeError("--scheduler needs dask.distributed, which is not installed: "
+                             "pip install 'dask[distributed]'") from None
+        client = Client(args.scheduler)
+        return client, client.close
+    if args.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            from .executors import warm_worker
+        except ImportError:
+            warm_worker = None
+        pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=warm_worker)
+        return pool, lambda: pool.shutdown(cancel_futures=True)
+    return None, lambda: None

@@ -30,7 +30,10 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    # the ends are exact at 0 and n successes (not 1e-17 off by rounding)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return float(low), float(high)
 
 
 def _display(key: str, value: Any) -> Any:
@@ -167,6 +170,7 @@ class PowerResult:
                 line, = ax.plot(x, part["power"], marker="o", label=_plain(label) if label else None)
                 ax.fill_between(x, part["power_lo"], part["power_hi"], color=line.get_color(), alpha=0.2)
             ax.axhline(self.alpha, color="grey", linestyle="--", linewidth=1, label=f"alpha = {self.alpha:g}")
+            ax.set_xticks(sorted(set(rows["n_patients"].astype(float))))
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("patients")
             ax.set_ylabel("power")
