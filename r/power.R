@@ -14,7 +14,10 @@
 # `refit = TRUE` says every frame has the same design (rows, predictors, grouping) and
 # differs only in the response: the first frame is fitted with lmer and the others with
 # lme4::refit(fit, newresp), which reuses the model structure. power() passes it only
-# when Python found the designs identical.
+# when Python found the designs identical, and only for ML fits: with lme4 1.1-31,
+# refit() of a REML fit does not reproduce it (refit(fm) of the sleepstudy REML fit
+# gives logLik -875.97 against the fit's own -871.81, the ML value), so REML
+# replicates are always fitted in full.
 #
 # A replicate whose fit fails keeps its slot (error text, NA numbers): one bad
 # replicate never sinks the batch.
@@ -41,14 +44,15 @@ pylme_power_fits <- function(frames, formula, names, reml, tests, reduced = NULL
     env <- new.env(parent = environment(pylme_power_fits))
     env$data <- frames[[i]]
     env$control <- control
-    one <- pylme_power_one(env, formula, names, reml, if (isTRUE(refit)) first else NULL)
+    refit <- isTRUE(refit) && !isTRUE(reml)
+    one <- pylme_power_one(env, formula, names, reml, if (refit) first else NULL)
     out$warnings[i] <- paste(unique(one$warnings), collapse = "\n")
     if (!is.null(one$error)) {
       out$error[i] <- one$error
       next
     }
     fit <- one$fit
-    if (isTRUE(refit) && is.null(first)) first <- fit
+    if (refit && is.null(first)) first <- fit
     out$converged[i] <- pylme_power_converged(fit, one$warnings)
     out$singular[i] <- lme4::isSingular(fit)
     ll <- stats::logLik(fit)

@@ -182,14 +182,8 @@ def _power_executor(args: argparse.Namespace) -> tuple[Any, Any]:
         client = Client(args.scheduler)
         return client, client.close
     if args.workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from .executors import process_pool
 
-        try:
-            from .executors import warm_worker
-        except ImportError:
-            warm_worker = None
-        pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=warm_worker)
+        pool = process_pool(args.workers)  # spawn workers that start R once and keep it
         return pool, lambda: pool.shutdown(cancel_futures=True)
     return None, lambda: None

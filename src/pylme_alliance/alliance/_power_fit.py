@@ -248,7 +248,8 @@ def _batch(model: AllianceModel, reps: list[_Replicate], tested: list[str], slop
         reml = True if model.reml is None else bool(model.reml)
         value, _ = bridge.call("pylme_power_fits", [names.frame_to_r(f) for f in frames], spec.formula,
                                names.r_names(), reml, tests, reduced=reduced,
-                               refit=same_design(frames, spec.response), slope=r[WITHIN] if slope else None,
+                               refit=not reml and same_design(frames, spec.response),
+                               slope=r[WITHIN] if slope else None,
                                slope_group=group)
     except (KeyboardInterrupt, SystemExit):
         raise

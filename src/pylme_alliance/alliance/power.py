@@ -16,8 +16,10 @@ How the replicates are fitted
 * ``lme4::refit(fit, newresp)`` reuses a fitted model's structure when only the
   response changes. :func:`simulate` draws the alliance, the attendance and (for the
   default model) the lagged outcome afresh in every replicate, so the design matrices
-  differ between replicates and power() fits each one in full; the refit path is taken
-  only when a chunk's designs are found identical except for the response.
+  differ between replicates and power() fits each one in full. The refit path is taken
+  only when a chunk's designs are identical except for the response AND the model is
+  fitted by ML (``AllianceModel(reml=False)``): with lme4 1.1-31, ``refit()`` of a REML
+  fit does not reproduce it (it lands near the ML optimum).
 * Tests: ``within`` and numeric moderators by the Wald z test (no Satterthwaite df:
   with tens of patients or more the normal reference is what a power study needs, and
   lmerTest costs 2-3x per fit); a categorical moderator (``arm``) by the joint Wald
@@ -310,7 +312,16 @@ def _run(chunks: list[_Chunk], *, executor: Any, progress: bool, desc: str) -> l
         from ..executors import run_chunks
     except ImportError:  # the shared executors module is not in this tree yet
         return _run_local(chunks, executor=executor, progress=progress, desc=desc)
-    return run_chunks(run_chunk, chunks, executor=executor, progress=progress, desc=desc)
+    return run_chunks(run_chunk, chunks, executor=executor, progress=progress, desc=desc, on_lost=_lost_chunk)
+
+
+def _lost_chunk(index: int, chunk: _Chunk) -> list[dict[str, Any]]:
+    """The rows of a chunk whose worker died twice running it: every replicate failed."""
+    from ._power_fit import _failed
+
+    error = "WorkerLost: the worker process died twice while running this chunk of replicates"
+    return [{"point": chunk.point, "replicate": r, "seed": s, "effect": e, **_failed(error)}
+            for r, s in zip(chunk.replicates, chunk.seeds) for e in chunk.effects]
 
 
 def _run_local(chunks: list[_Chunk], *, executor: Any, progress: bool, desc: str) -> list[Any]:
