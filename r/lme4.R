@@ -92,10 +92,16 @@ pylme_lmer_contrast <- function(fit, L, ddf) {
 }
 
 # Profile-likelihood interval of one random-effect SD (lme4 parameter name sd_<term>|<group>).
+# Only that parameter is profiled (parm = its name): the same interval as profiling every
+# variance parameter, at a fraction of the refits, and a failing profile of another
+# parameter (an SD at 0) cannot take this one down with it.
 pylme_lmer_sd_interval <- function(fit, group, term, level) {
-  ci <- stats::confint(fit, parm = "theta_", method = "profile", level = level, oldNames = FALSE,
-                       quiet = TRUE)
   name <- paste0("sd_", term, "|", group)
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  known <- paste0("sd_", vc$var1, "|", vc$grp)[is.na(vc$var2) & vc$grp != "Residual"]
+  if (!name %in% known) return(c(NA_real_, NA_real_))
+  ci <- stats::confint(fit, parm = name, method = "profile", level = level, oldNames = FALSE,
+                       quiet = TRUE)
   if (!name %in% rownames(ci)) return(c(NA_real_, NA_real_))
   as.numeric(ci[name, ])
 }

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -55,6 +55,16 @@ def progress_bar(items: Iterable[T], *, enabled: bool = True, desc: str = "", to
     yield from bar(items, desc=desc, total=total, leave=False, file=file)
 
 
+def named_steps(items: Sequence[T], names: Sequence[str], *, enabled: bool = True, desc: str = "",
+                file: Any = None) -> Iterator[T]:
+    """Iterate ``items``, the bar naming each one as it runs (``names``, e.g. "lead 2 of 3")."""
+    with Counter(len(items), enabled=enabled, desc=desc, file=file) as bar:
+        for item, name in zip(items, names):
+            bar.describe(name)
+            yield item
+            bar.advance()
+
+
 class Counter:
     """A progress bar advanced by hand that counts failures.
 
@@ -78,6 +88,7 @@ class Counter:
         self.desc = desc
         self.done = 0
         self.failed = 0
+        self.step = ""
         self._bar: Any = None
         bar = _bar_class(file) if enabled else None
         if bar is not None:
@@ -91,6 +102,12 @@ class Counter:
             if failed:
                 self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
             self._bar.update(1)
+
+    def describe(self, step: str) -> None:
+        """Name the step in progress beside the bar's label ("analyze: lead 2 of 3")."""
+        self.step = step
+        if self._bar is not None:
+            self._bar.set_description_str(f"{self.desc}: {step}" if self.desc else step, refresh=True)
 
     def close(self) -> None:
         """Remove the bar; leave a summary line on stderr when something failed."""

@@ -2,7 +2,7 @@
 diagnostics) in one call, returned as a :class:`~pylme_alliance.alliance.report.Report`."""
 from __future__ import annotations
 
-import inspect
+import time
 import warnings as _warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -11,19 +11,20 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
-from ..progress import progress_bar
+from ..progress import Counter
 from . import design, diagnostics, figures, provenance, report_tables, wording
-from .between import between_effect
+from .analyze_parts import COST, GRID_POINTS, Part, flag_rows, flags_table, run_part  # noqa: F401
+from .analyze_parts import heterogeneity_of as _heterogeneity  # noqa: F401 (its former home)
 from .diagnostics import fit_status
-from .duration import check_leads, lead_model, lead_rows
+from .duration import check_leads, lead_model, lead_rows, lead_step_names
 from .model import AllianceModel
-from .moderation import adjust, moderator_rows
+from .moderation import adjust
 from .prepare import AlliancePanel
 from .report import SECTIONS, Report
 
 __all__ = ["analyze", "planned_files"]
 
-GRID_POINTS = 41
+CHECKS = ("ar1",)
 FIGURES = ("duration", "duration_direct", "patient_slopes", "residual_acf")
 
 
@@ -62,24 +63,6 @@ def _fit(model: AllianceModel, panel: AlliancePanel) -> Any:
         return model.fit(panel)
 
 
-def _quiet(func: Callable[[], Any]) -> Any:
-    with _warnings.catch_warnings():
-        _warnings.simplefilter("ignore")
-        return func()
-
-
-def _moderator_grid(panel: AlliancePanel, info: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Observed patient-level values (original scale) and an even grid over their range."""
-    data = panel.data
-    values = data[info.column].astype(float) + float(info.mean)
-    per_patient = values.groupby(data[panel.roles["patient"]], observed=True).first().to_numpy(dtype=float)
-    per_patient = per_patient[np.isfinite(per_patient)]
-    low, high = float(per_patient.min()), float(per_patient.max())
-    if high <= low:
-        high = low + 1.0
-    return per_patient, np.linspace(low, high, GRID_POINTS)
-
-
 def _main_lead(leads: tuple[int, ...]) -> int:
     if 1 in leads:
         return 1
@@ -90,7 +73,8 @@ def _main_lead(leads: tuple[int, ...]) -> int:
 def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderators: Iterable[Any] = (),
             engine: str = "lme4", residual: str = "iid", therapist: str | None = None,
             random_slope: Any = "auto", progress: bool = True, source: str | Path | None = None,
-            command: Sequence[str] | None = None) -> Report:
+            command: Sequence[str] | None = None, executor: Any = None,
+            checks: Iterable[str] = CHECKS) -> Report:
     """Run the alliance-outcome analysis and return a :class:`Report`.
 
     Every number the report states comes with what it estimates (an ``estimand`` column)
@@ -119,12 +103,25 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         says why, when the model has no more observations than random effects or when
         the slope fit is degenerate (a random SD ~ 0 or a correlation at +/-1).
     progress : bool
-        A progress bar over the fits (stderr).
+        A progress bar over the steps, each named as it runs ("main model", "lead 2 of 3",
+        "moderator severity", "AR(1) check: nlme ar1"); shown on a terminal or notebook.
     source : str or Path, optional
         The data file the panel was read from: its name and SHA-256 head the report
         (``Report.provenance``).
     command : sequence of str, optional
         The command line that ran the analysis (the CLI passes ``sys.argv``).
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Where the fits after the main model run (the between-patient level model, each
+        lead, each moderator, the heterogeneity test and interval, each fit of the AR(1)
+        check): ``None`` runs them here, one after another; a process pool
+        (``ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))``) or a
+        Dask client runs them in its workers (see
+        :func:`pylme_alliance.executors.run_chunks`). The report is the same either way.
+    checks : iterable of str
+        Optional checks: ``"ar1"`` (default) compares the main model with independent
+        and with AR(1) residuals (two nlme or glmmTMB fits, most of analyze()'s time on
+        small data); ``checks=()`` skips it and the report says so. Ignored when the
+        main model already has correlated residuals.
 
     Warns
     -----
@@ -137,8 +134,10 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     # iterables may be one-shot generators: read each once, here
     leads = leads if isinstance(leads, (int, str)) else list(leads)
     moderators = moderators if isinstance(moderators, str) else list(moderators)
+    checks = _check_checks(checks)
     arguments = {"leads": leads, "moderators": moderators, "engine": engine, "residual": residual,
-                 "therapist": therapist, "random_slope": random_slope, "progress": progress}
+                 "therapist": therapist, "random_slope": random_slope, "progress": progress,
+                 "checks": list(checks), "executor": _executor_name(executor)}
     random_slope = design.check_random_slope(random_slope)
     leads = check_leads(panel, leads, "analyze()")
     moderators = [m for m in ([moderators] if isinstance(moderators, str) else list(moderators))]
@@ -189,96 +188,14 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         fits[main_name] = fit
         state["main"] = fit
         state["main_rows"] = report_tables.within_rows(fit, main_name)
+        rows = lead_rows(fit)  # the duration rows of the main lead's total effect
+        rows["status"] = fit_status(fit)
+        state["main_rows_duration"] = rows
         tables["fixed_effects"] = report_tables.fixed_table(fit)
         tables["variance_parameters"] = report_tables.variance_table(fit)
         stats_table = report_tables.mark_status(fit.glance(), fit_status(fit))
         stats_table["estimand"] = "fit statistics of the main model (likelihood, information criteria, flags)"
         tables["fit_statistics"] = stats_table
-
-    def level() -> None:
-        try:
-            state["level"] = _quiet(lambda: between_effect(panel, therapist=therapist, engine=engine))
-        except PylmeError as exc:
-            notes.append(f"Between-patient level model not available: {' '.join(str(exc).split())}")
-            return
-        notes.extend(f"Between-patient level model: {n}" for n in state["level"].attrs.get("notes", ()))
-
-    def lead_fit(k: int, effect: str) -> Callable[[], None]:
-        def run() -> None:
-            if k == main_lead and effect == "total":
-                fit = state["main"]
-            elif effect == "direct" and k <= 1:
-                return  # the direct effect is the total effect at leads 0 and 1
-            else:
-                try:
-                    fit = _fit(lead_model(k, effect=effect, **_options(state["main"].model)), panel)
-                except PylmeError as exc:  # one lead's failure must not lose the report
-                    notes.append(f"Duration ({effect} effect, lead {k}): the model failed "
-                                 f"({' '.join(str(exc).split())}).")
-                    return
-                fits[f"duration {effect} (lead {k})"] = fit
-            rows = lead_rows(fit)
-            rows["status"] = fit_status(fit)
-            state.setdefault("durations", []).append(rows)
-        return run
-
-    def moderator_fit(name: Any) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                fit = _fit(state["main"].model.replace(moderators=(name,)), panel)
-            except PylmeError as exc:
-                notes.append(f"Moderator {name}: the model failed ({' '.join(str(exc).split())}).")
-                return
-            fits[f"moderator {name}"] = fit
-            rows = _quiet(lambda: moderator_rows(fit, name))
-            rows["status"] = fit_status(fit)
-            state.setdefault("moderators", []).append(rows)
-            info = panel.moderators[name]
-            drawing: dict[str, Any] = {"name": name, "kind": info.kind, "status": fit_status(fit)}
-            if info.kind == "numeric":
-                observed, grid = _moderator_grid(panel, info)
-                drawing.update(slopes=_quiet(lambda: fit.simple_slopes(name, at=grid)), observed=observed)
-                try:
-                    drawing["jn"] = _quiet(lambda: fit.johnson_neyman(name))
-                    state.setdefault("jn", []).append(drawing["jn"])
-                except PylmeError as exc:
-                    notes.append(f"Johnson-Neyman for {name} not available: {exc}")
-            else:
-                drawing["slopes"] = _quiet(lambda: fit.simple_slopes(name))
-            # drawn after the Benjamini-Hochberg adjustment over all moderators
-            state.setdefault("drawings", []).append(drawing)
-        return run
-
-    def heterogeneity() -> None:
-        fit = state["main"]
-        if not fit.model.random_slope:
-            state["het_absent"] = state["slope_note"] or "the model has no random slope (random_slope=False)."
-            return
-        try:
-            het = _quiet(lambda: _heterogeneity(fit, outcome_better))
-        except PylmeError as exc:
-            notes.append(f"Heterogeneity not available: {exc}")
-            return
-        test = report_tables.read_test(het)
-        if test is None:  # the fit's heterogeneity() has no test: compare with the no-slope fit
-            null = _fit(fit.model.replace(random_slope=False), panel)
-            fits[f"{main_name}, no random slope (slope test)"] = null
-            test = report_tables.slope_lrt(fit, null)
-        profile = [" ".join(str(w).split()) for w in getattr(het, "warnings", ()) or ()]
-        # the slope's own boundary decides whether heterogeneity can be judged; other
-        # parameters at the boundary (a patient intercept absorbed by the patient's mean
-        # outcome) are reported beside it
-        slope_bad = diagnostics.slope_degenerate(fit)
-        other = [t for t in diagnostics.boundary_terms(fit) if "alliance_within" not in t]
-        state["het"] = {"test": test, "profile_warnings": [w for w in profile if report_tables._is_interval_warning(w)],
-                        "degenerate": slope_bad, "degenerate_other": other,
-                        "shrinkage": float(getattr(het, "shrinkage", np.nan))}
-        tables["heterogeneity"] = report_tables.heterogeneity_table(het, test, fit, outcome_better, profile)
-        tables["patient_slopes"] = report_tables.patient_categories(het.patients, outcome_better,
-                                                                    assessable=not state["het"]["degenerate"])
-        if len(het.patients):
-            figs["patient_slopes"] = _caution(figures.caterpillar_plot(het.patients, het.summary, **words),
-                                              fit_status(fit))
 
     def autocorrelation() -> None:
         acf = diagnostics.residual_acf(state["main"].augment())
@@ -286,26 +203,98 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         tables["residual_acf"] = acf
         figs["residual_acf"] = _caution(figures.acf_plot(acf), fit_status(state["main"]))
 
-    def ar1_check() -> None:
-        table, ar_notes, ar_fits = _quiet(lambda: diagnostics.ar1_alternative(panel, state["main"].model))
-        table["estimand"] = "model comparison by AIC: independent vs AR(1) residuals (lower AIC preferred)"
-        tables["ar1_comparison"] = table
-        notes.extend(ar_notes)
-        fits.update(ar_fits)
+    lead_names = dict(zip(leads, lead_step_names(leads)))
+    ar1_engine = diagnostics.ar1_engine(main_model)
+    run_ar1 = "ar1" in checks and residual == "iid"
+    ar1_names = {r: f"AR(1) check: {ar1_engine} {r}" for r in ("iid", "ar1")}
+    # every step of the bar, named as it runs; after the main model they are independent
+    names = ["main model", "between level", *(lead_names[k] for k in leads if k != main_lead),
+             *(f"{lead_names[k]} (direct)" for k in leads if k > 1), *(f"moderator {m}" for m in moderators),
+             "heterogeneity", *(ar1_names.values() if run_ar1 else ()),
+             "autocorrelation"]
+    timings: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    with Counter(len(names), enabled=progress, desc="analyze") as bar:
+        bar.describe("main model")
+        clock, cpu = time.perf_counter(), time.process_time()
+        main()
+        timings.append(_timing("main model", clock, cpu))
+        bar.advance()
+        main_fit = state["main"]
+        base = main_fit.model
+        options = _options(base)
+        fit_rows = flag_rows(fits)
+        # (part, result): a part runs in run_part (here or on the executor); a step done
+        # here already has its result
+        steps: list[tuple[Part | None, dict[str, Any] | None]] = [
+            (Part("level", "between level", panel, detail=(therapist, engine)), None)]
+        steps += [(Part("lead", lead_names[k], panel, detail=(k, "total", options)), None)
+                  for k in leads if k != main_lead]
+        steps += [(Part("lead", f"{lead_names[k]} (direct)", panel, detail=(k, "direct", options)), None)
+                  for k in leads if k > 1]  # the direct effect is the total effect at leads 0 and 1
+        steps += [(Part("moderator", f"moderator {m}", panel, base, m), None) for m in moderators]
+        if base.random_slope:
+            steps.append((Part("heterogeneity", "heterogeneity", panel, base, (outcome_better, main_name),
+                               fit=main_fit), None))
+        else:
+            state["het_absent"] = state["slope_note"] or "the model has no random slope (random_slope=False)."
+            steps.append((None, {"name": "heterogeneity", "notes": [], "fits": [], "seconds": 0.0,
+                                 "cpu_seconds": 0.0}))
+        if run_ar1:
+            if base == base.replace(engine=ar1_engine, residual="iid"):
+                # the main model is the check's independent-residual model: reuse its fit
+                row, row_notes, row_fits = diagnostics.ar1_row(panel, base, "iid", fit=main_fit)
+                steps.append((None, {"name": ar1_names["iid"], "row": row, "notes": row_notes,
+                                     "fits": flag_rows(row_fits), "seconds": 0.0, "cpu_seconds": 0.0}))
+            else:
+                steps.append((Part("ar1", ar1_names["iid"], panel, base, "iid"), None))
+            steps.append((Part("ar1", ar1_names["ar1"], panel, base, "ar1"), None))
+        for index in range(len(steps)):
+            if steps[index][1] is not None:
+                bar.advance()
+        outcomes = _run_parts(steps, executor, bar)
 
-    steps: list[tuple[str, Callable[[], None]]] = [("main model", main), ("between level", level)]
-    steps += [(f"lead {k} {e}", lead_fit(k, e)) for e in ("total", "direct") for k in leads]
-    steps += [(f"moderator {m}", moderator_fit(m)) for m in moderators]
-    steps += [("heterogeneity", heterogeneity), ("autocorrelation", autocorrelation)]
-    if residual == "iid":
-        steps.append(("AR(1) check", ar1_check))
-    else:
-        notes.append(f"The main model already has {residual} residuals; no AR(1) comparison was run.")
+        durations = [state["main_rows_duration"]]
+        ar1_rows: list[dict[str, Any]] = []
+        for result in outcomes:
+            notes.extend(result["notes"])
+            fit_rows.extend(result["fits"])
+            timings.append({"part": result["name"], "seconds": round(result["seconds"], 3),
+                            "cpu_seconds": round(result["cpu_seconds"], 3)})
+            if "level" in result:
+                state["level"] = result["level"]
+            if "rows" in result and "drawing" not in result:
+                durations.append(result["rows"])
+            if "drawing" in result:
+                state.setdefault("moderators", []).append(result["rows"])
+                state.setdefault("drawings", []).append(result["drawing"])
+                if "jn" in result["drawing"]:
+                    state.setdefault("jn", []).append(result["drawing"]["jn"])
+            if "het" in result:
+                state["het"] = result["het"]
+                tables.update(result["tables"])
+                if len(result["patients"]):
+                    figs["patient_slopes"] = _caution(
+                        figures.caterpillar_plot(result["patients"], result["summary"], **words), result["status"])
+            if "row" in result:
+                ar1_rows.append(result["row"])
+        if run_ar1:
+            table, compared = diagnostics.ar1_table(ar1_rows, base)
+            table["estimand"] = "model comparison by AIC: independent vs AR(1) residuals (lower AIC preferred)"
+            tables["ar1_comparison"] = table
+            notes.extend(compared)
+        elif residual != "iid":
+            notes.append(f"The main model already has {residual} residuals; no AR(1) comparison was run.")
+        else:
+            notes.append("The AR(1) comparison of the residuals was skipped (checks=()).")
+        bar.describe("autocorrelation")
+        clock, cpu = time.perf_counter(), time.process_time()
+        autocorrelation()
+        timings.append(_timing("autocorrelation", clock, cpu))
+        bar.advance()
+    state["durations"] = durations
+    clock, cpu = time.perf_counter(), time.process_time()
 
-    for _label, step in progress_bar(steps, enabled=progress, desc="analyze", total=len(steps)):
-        step()
-
-    main_fit = state["main"]
     notes.insert(len(panel.notes), f"Main model: lead {main_lead}, engine {main_model.engine}, residual {residual}, "
                  f"therapist {therapist}, lagged outcome {main_fit.model.control_outcome} "
                  f"({main_fit.model.control_bias()}), "
@@ -343,7 +332,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
                           "and is (or is not) significant at alpha, without multiplicity correction; "
                           "extrapolated parts lie outside the observed range")
         tables["johnson_neyman"] = jn
-    tables["fits"] = diagnostics.fit_flags(fits)
+    tables["fits"] = flags_table(fit_rows)
 
     flagged = tables["fits"][tables["fits"]["status"] != "ok"]
     for row in flagged.itertuples():
@@ -357,10 +346,14 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     settings = {"leads": leads, "main_lead": main_lead, "moderators": [str(m) for m in moderators],
                 "engine": main_model.engine, "residual": residual, "therapist": therapist,
                 "random_slope": bool(main_fit.model.random_slope), "random_slope_requested": random_slope,
-                "control_outcome": main_fit.model.control_outcome, "outcome_better": outcome_better,
+                "control_outcome": main_fit.model.control_outcome,
+                "prior_outcome": main_fit.model.prior_outcome, "outcome_better": outcome_better,
                 "outcome_name": panel.outcome_name, "heterogeneity": state.get("het"),
                 "heterogeneity_absent": state.get("het_absent"), "main_status": fit_status(main_fit)}
-    made = provenance.collect(arguments=arguments, source=source, command=command)
+    timings.append(_timing("tables and figures", clock, cpu))
+    made = provenance.collect(arguments=arguments, source=source, command=command,
+                              timings={"parts": timings, "total_seconds": round(time.perf_counter() - started, 3),
+                                       "executor": _executor_name(executor)})
     return Report(tables=tables, figures=figs, notes=notes, settings=settings, provenance=made)
 
 
@@ -370,17 +363,57 @@ def _options(model: AllianceModel) -> dict[str, Any]:
             "random_slope": model.random_slope}
 
 
-def _heterogeneity(fit: Any, outcome_better: str | None) -> Any:
-    """fit.heterogeneity() in the user's direction, whatever the version of its options."""
-    parameters = inspect.signature(fit.heterogeneity).parameters
-    options: dict[str, Any] = {}
-    if "outcome_better" in parameters:
-        options["outcome_better"] = outcome_better
-    elif "beneficial" in parameters and parameters["beneficial"].default is not None:
-        # an older heterogeneity() that always names a direction: give the user's, or
-        # "negative" for the report to relabel as neutral
-        options["beneficial"] = "positive" if outcome_better == "higher" else "negative"
-    return fit.heterogeneity(**options)
+def _check_checks(checks: Any) -> tuple[str, ...]:
+    if isinstance(checks, str):
+        checks = (checks,)
+    try:
+        checks = tuple(checks)
+    except TypeError:
+        raise PylmeError(f"checks must be a tuple of check names {CHECKS}, got {checks!r}") from None
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise PylmeError(f"unknown check(s) {unknown}; the checks are {list(CHECKS)} (checks=() runs none)")
+    return checks
+
+
+def _timing(part: str, clock: float, cpu: float) -> dict[str, Any]:
+    return {"part": part, "seconds": round(time.perf_counter() - clock, 3),
+            "cpu_seconds": round(time.process_time() - cpu, 3)}
+
+
+def _executor_name(executor: Any) -> str:
+    if executor is None:
+        return "none (this process)"
+    workers = getattr(executor, "_max_workers", None)
+    return type(executor).__name__ + (f" ({workers} workers)" if workers else "")
+
+
+def _run_parts(steps: list[tuple[Part | None, dict[str, Any] | None]], executor: Any,
+               bar: Counter) -> list[dict[str, Any]]:
+    """The results of ``steps`` in their order: the parts run by run_part, here
+    (``executor=None``) or on the executor, longest first so the workers finish together;
+    the bar names the first step still running."""
+    from .. import executors
+
+    todo = [i for i, (part, _) in enumerate(steps) if part is not None]
+    if executor is not None:
+        todo.sort(key=lambda i: -COST[steps[i][0].kind])  # stable: report order among equals
+    results: list[dict[str, Any] | None] = [result for _, result in steps]
+    waiting = list(todo)
+
+    def on_done(index: int, result: Any) -> None:
+        waiting.remove(todo[index])
+        bar.advance()
+        if waiting:
+            bar.describe(steps[min(waiting)][0].name)
+
+    if todo:
+        bar.describe(steps[todo[0]][0].name)
+        done = executors.run_chunks(run_part, [steps[i][0] for i in todo], executor=executor, progress=False,
+                                    desc="analyze", on_done=on_done)
+        for i, result in zip(todo, done):
+            results[i] = result
+    return results  # type: ignore[return-value]
 
 
 def _duration_table(parts: list[pd.DataFrame], leads: tuple[int, ...]) -> pd.DataFrame:

@@ -119,6 +119,48 @@ def _phi(fit: Any) -> float:
     return float(rows["estimate"].iloc[0]) if len(rows) else np.nan
 
 
+def ar1_engine(model: AllianceModel) -> str:
+    """The engine of the AR(1) check: glmmTMB for crossed therapists, else nlme."""
+    return "glmmtmb" if model.therapist == "crossed" else "nlme"
+
+
+def ar1_row(panel: AlliancePanel, model: AllianceModel, residual: str, *,
+            fit: Any = None) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """One row of the AR(1) comparison: ``model`` with ``residual`` residuals on the check's
+    engine (:func:`ar1_engine`), fitted here unless ``fit`` (that very model, already
+    fitted) is given. A fit that fails becomes the row's ``note`` and never raises.
+
+    Returns
+    -------
+    (row, notes, fits)
+    """
+    engine = ar1_engine(model)
+    name = f"{engine} {residual}"
+    notes: list[str] = []
+    fits: dict[str, Any] = {}
+    row = {"model": name, "engine": engine, "residual": residual, "AIC": np.nan, "BIC": np.nan,
+           "logLik": np.nan, "phi": np.nan, "preferred": False, "note": ""}
+    try:
+        if fit is None:
+            fit = model.replace(engine=engine, residual=residual).fit(panel)
+    except Exception as exc:  # report, never crash: the alternative is a diagnostic
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        row["note"] = f"fit failed: {message}"
+        notes.append(f"AR(1) check: the {name} model failed to fit ({message}).")
+    else:
+        fits[f"AR(1) check: {name}"] = fit
+        glance = fit.glance().iloc[0]
+        row.update(AIC=float(glance["AIC"]), BIC=float(glance["BIC"]), logLik=float(glance["logLik"]),
+                   phi=_phi(fit) if residual == "ar1" else np.nan)
+        if not fit.converged:
+            row["note"] = "did not converge"
+        elif degenerate(fit):
+            row["note"] = "degenerate random effects (an SD ~ 0 or a correlation at +/-1)"
+        elif not np.isfinite(row["AIC"]):
+            row["note"] = "no likelihood reported"
+    return row, notes, fits
+
+
 def ar1_alternative(panel: AlliancePanel, model: AllianceModel) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
     """Fit ``model`` with independent and with AR(1) residuals and compare by AIC.
 
@@ -131,32 +173,21 @@ def ar1_alternative(panel: AlliancePanel, model: AllianceModel) -> tuple[pd.Data
     (table, notes, fits)
         table columns: model, engine, residual, AIC, BIC, logLik, phi, preferred, note.
     """
-    engine = "glmmtmb" if model.therapist == "crossed" else "nlme"
-    notes: list[str] = []
-    fits: dict[str, Any] = {}
-    rows = []
+    rows, notes, fits = [], [], {}
     for residual in ("iid", "ar1"):
-        name = f"{engine} {residual}"
-        row = {"model": name, "engine": engine, "residual": residual, "AIC": np.nan, "BIC": np.nan,
-               "logLik": np.nan, "phi": np.nan, "preferred": False, "note": ""}
-        try:
-            fit = model.replace(engine=engine, residual=residual).fit(panel)
-        except Exception as exc:  # report, never crash: the alternative is a diagnostic
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            row["note"] = f"fit failed: {message}"
-            notes.append(f"AR(1) check: the {name} model failed to fit ({message}).")
-        else:
-            fits[f"AR(1) check: {name}"] = fit
-            glance = fit.glance().iloc[0]
-            row.update(AIC=float(glance["AIC"]), BIC=float(glance["BIC"]), logLik=float(glance["logLik"]),
-                       phi=_phi(fit) if residual == "ar1" else np.nan)
-            if not fit.converged:
-                row["note"] = "did not converge"
-            elif degenerate(fit):
-                row["note"] = "degenerate random effects (an SD ~ 0 or a correlation at +/-1)"
-            elif not np.isfinite(row["AIC"]):
-                row["note"] = "no likelihood reported"
+        row, row_notes, row_fits = ar1_row(panel, model, residual)
         rows.append(row)
+        notes.extend(row_notes)
+        fits.update(row_fits)
+    table, compared = ar1_table(rows, model)
+    return table, notes + compared, fits
+
+
+def ar1_table(rows: list[dict[str, Any]], model: AllianceModel) -> tuple[pd.DataFrame, list[str]]:
+    """The AR(1) comparison table from its two rows (:func:`ar1_row`, iid then ar1) and
+    the notes that compare them."""
+    engine = ar1_engine(model)
+    notes: list[str] = []
     table = pd.DataFrame(rows, columns=AR1_COLUMNS)
     aic = table["AIC"].to_numpy(dtype=float)
     unusable = [f"the {r.model} fit {r.note}" for r in table.itertuples()
@@ -181,7 +212,7 @@ def ar1_alternative(panel: AlliancePanel, model: AllianceModel) -> tuple[pd.Data
                           "its variance components do not.")
     else:
         notes.append("AR(1) check: the two models could not be compared by AIC (see the table's notes).")
-    return table, notes, fits
+    return table, notes
 
 
 def _describe(model: AllianceModel) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..errors import PylmeError
-from ..progress import progress_bar
+from ..progress import named_steps
 from .estimands import for_term
 from .model import EFFECTS, AllianceModel
 from .prepare import AlliancePanel
@@ -61,8 +61,18 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
         raise PylmeError(f"effect must be 'total' or 'direct', got {effect!r}")
     leads = check_leads(panel, leads, "duration()")
     rows = [lead_rows(lead_model(lead, effect=effect, **model).fit(panel))
-            for lead in progress_bar(leads, enabled=progress, desc="leads")]
+            for lead in named_steps(leads, lead_step_names(leads), enabled=progress,
+                                    desc=f"duration ({effect})")]
     return pd.concat(rows, ignore_index=True)
+
+
+def lead_step_names(leads: tuple[int, ...]) -> list[str]:
+    """Progress-bar names of the leads: "lead 2 of 3" when the leads are 1..n, else the
+    lead and its place ("lead 0 (1 of 3)")."""
+    n = len(leads)
+    if tuple(leads) == tuple(range(1, n + 1)):
+        return [f"lead {k} of {n}" for k in leads]
+    return [f"lead {k} ({i} of {n})" for i, k in enumerate(leads, start=1)]
 
 
 def lead_model(lead: int, *, effect: str = "total", **model: Any) -> AllianceModel:

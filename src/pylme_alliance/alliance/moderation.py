@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
-from ..progress import progress_bar
+from ..progress import named_steps
 from .model import AllianceModel
 from .prepare import AlliancePanel
 
@@ -72,7 +72,8 @@ def moderators(panel: AlliancePanel, candidates: Iterable[Any], *, simple_slopes
         raise PylmeError(f"{unknown} were not prepared as moderators; call prepare(..., moderators={candidates!r})")
     parts = [moderator_rows(AllianceModel(moderators=(name,), **model).fit(panel), name,
                             simple_slopes=simple_slopes)
-             for name in progress_bar(candidates, enabled=progress, desc="moderators")]
+             for name in named_steps(candidates, [f"moderator {c}" for c in candidates], enabled=progress,
+                                     desc="moderators")]
     return adjust(pd.concat(parts, ignore_index=True))
 
 

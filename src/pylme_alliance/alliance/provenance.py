@@ -1,4 +1,5 @@
-"""How a report was made: versions, date, input file and its SHA-256, settings, command.
+"""How a report was made: versions, date, input file and its SHA-256, settings, command,
+and the time each part of the analysis took.
 
 Collected once by :func:`~pylme_alliance.alliance.analyze.analyze`; rendered at the top
 of report.md/report.html and saved in results.json.
@@ -40,7 +41,7 @@ def r_versions() -> dict[str, str]:
 
 
 def collect(*, arguments: Mapping[str, Any], source: str | Path | None = None,
-            command: Sequence[str] | None = None) -> dict[str, Any]:
+            command: Sequence[str] | None = None, timings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The provenance record of one analysis.
 
     Parameters
@@ -52,6 +53,10 @@ def collect(*, arguments: Mapping[str, Any], source: str | Path | None = None,
         the file cannot be read).
     command : sequence of str, optional
         The command line (the CLI passes ``sys.argv``).
+    timings : mapping, optional
+        ``parts``: one {"part", "seconds", "cpu_seconds"} per step, timed in the process
+        that ran it; ``total_seconds``: analyze()'s wall time; ``executor``: where the
+        parts ran.
     """
     from .. import __version__
 
@@ -62,6 +67,7 @@ def collect(*, arguments: Mapping[str, Any], source: str | Path | None = None,
         "source": None,
         "arguments": dict(arguments),
         "command": [str(c) for c in command] if command is not None else None,
+        "timings": dict(timings) if timings is not None else None,
     }
     if source is not None:
         record["source"] = {"file": Path(source).name, "sha256": file_sha256(source)}
@@ -83,6 +89,13 @@ def lines(provenance: Mapping[str, Any]) -> list[str]:
         out.append("Input file: not given (data passed in memory)")
     arguments = provenance.get("arguments") or {}
     out.append("Settings of analyze(): " + ", ".join(f"{k}={v!r}" for k, v in arguments.items()))
+    timings = provenance.get("timings")
+    if timings:
+        parts = ", ".join(f"{t.get('part')} {float(t.get('seconds', float('nan'))):.2f}"
+                          for t in timings.get("parts") or ())
+        out.append(f"Time: {float(timings.get('total_seconds', float('nan'))):.1f} s in all; parts ran on "
+                   f"{timings.get('executor', 'unknown')}; seconds per part (in the process that ran it): "
+                   + (parts or "none recorded"))
     command = provenance.get("command")
     if command:
         import shlex
