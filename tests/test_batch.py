@@ -152,3 +152,38 @@ def test_many_dead_workers_blame_only_the_killers():
     assert [i for i, k in enumerate(kinds) if k == "BrokenProcessPool"] == sorted(killers)
     assert all(k == "PylmeError" and "not a fit" in r.message
                for i, (k, r) in enumerate(zip(kinds, results)) if i not in killers)
+
+
+def _report_pid():
+    raise PylmeError(f"pid {os.getpid()}")
+
+
+def test_jobs_go_in_chunks_and_unsendable_jobs_fail_alone(capsys):
+    """chunk_size=3: jobs 0-2 share one worker call, 3-5 another (one process each);
+    a job that cannot be pickled for the pool fails by itself before anything is sent."""
+    import time
+
+    jobs = [_report_pid] * 6
+    with pytest.raises(PylmeError, match="chunk_size"):
+        pa.fit_many(jobs, progress=False, chunk_size=0)
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = pa.fit_many(jobs, executor=pool, chunk_size=3, progress=True)
+        pids = [r.message for r in results]
+        assert len(set(pids[:3])) == 1 and len(set(pids[3:])) == 1 and str(os.getpid()) not in pids[0]
+        assert "fits: 6 of 6 done, 6 failed" in capsys.readouterr().err
+        mixed = pa.fit_many([lambda: 3, functools.partial(time.sleep, 0)], executor=pool, progress=False)
+    assert "pickle" in mixed[0].message.lower() and "not a fit" in mixed[1].message
+
+
+def test_killer_inside_a_chunk_fails_alone():
+    """The worker dies in the middle of a chunk (twice): the job that was running fails,
+    the chunk's other jobs, before and after it, are rerun and finish."""
+    import time
+
+    jobs = [functools.partial(time.sleep, 0.01)] * 5
+    jobs[2] = functools.partial(os._exit, 5)
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = pa.fit_many(jobs, executor=pool, chunk_size=5, progress=False)
+    assert [r.error_type for r in results] == ["PylmeError", "PylmeError", "BrokenProcessPool",
+                                               "PylmeError", "PylmeError"]
+    assert "died" in results[2].message and all("not a fit" in results[i].message for i in (0, 1, 3, 4))

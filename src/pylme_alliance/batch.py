@@ -1,39 +1,31 @@
 """fit_many(): many fits, serially or in worker processes, each coming back detached.
 
-R is single-threaded and one R lives in each process, so parallel fitting means
-processes: each worker of a ``concurrent.futures.ProcessPoolExecutor`` (or a Dask
-``Client``) starts its own R on its first fit and returns the fit detached from R.
-
-A job that fails comes back in its place as a :class:`FailedJob`; the others complete.
-A worker process that dies (a crash inside R, ``os._exit``) breaks a process pool and
-takes every unfinished job with it. fit_many then reruns those jobs in a fresh pool: the
-jobs that were running when the worker died are rerun one at a time in a one-worker pool,
-so a second death names the job that caused it, and only that job becomes a FailedJob.
+Jobs go to workers in chunks through :func:`pylme_alliance.executors.run_chunks`, which
+starts R once per worker and owns the rule for lost workers (a chunk whose worker died
+is retried once, alone). A job that fails comes back in its place as a
+:class:`FailedJob`; the others complete. When a chunk's worker dies a second time, the
+chunk's log names the job that was running: that job alone becomes a FailedJob and the
+chunk's other jobs are run again.
 """
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
+from . import executors
 from .errors import PylmeError, RError
 from .progress import Counter
 from .results import MixedFit
 
-try:  # BrokenExecutor (3.8+) covers BrokenProcessPool and BrokenThreadPool
-    from concurrent.futures import BrokenExecutor
-except ImportError:  # pragma: no cover
-    BrokenExecutor = BrokenProcessPool  # type: ignore[misc,assignment]
-
 Job = Callable[[], MixedFit] | tuple
 
-# Fresh pools that break before running anything, in a row, before the rest is given up.
-MAX_STALLS = 3
-WORKER_DIED = ("the worker process died while running this job (a crash in R or in compiled code, "
-               "os._exit, or a kill); the batch's other jobs were rerun in a fresh pool")
+WORKER_DIED = ("the worker process died while running this job, twice (a crash in R or in compiled code, "
+               "os._exit, or a kill); the batch's other jobs were rerun")
+WORKER_DIED_TWICE = ("the worker died twice while running the chunk of jobs holding this job, and which "
+                     "job was running could not be told (a worker on another machine)")
 
 
 @dataclass(frozen=True)
@@ -99,38 +91,93 @@ def failed_job(index: int, exc: BaseException) -> FailedJob:
     return FailedJob(index=index, error_type=type(exc).__name__, message=message.strip() or repr(exc))
 
 
-def _marker(markers: str | None, index: int, attempt: int, state: str) -> str | None:
-    return None if markers is None else os.path.join(markers, f"{index}-{attempt}.{state}")
+@dataclass(frozen=True)
+class _Chunk:
+    """Jobs sent together: ``(index, job)`` pairs and the log their worker appends to."""
+
+    jobs: list[tuple[int, Any]]
+    log: str | None
+    check_pickle: bool
 
 
-def _touch(path: str | None) -> None:
+_RERUN = "pylme-fit-many-rerun"  # a job lost with its chunk, not to blame for it
+
+
+def _log(path: str | None, line: str) -> None:
     if path is None:
         return
-    try:  # a remote worker (Dask) may not see the directory: markers are best effort
-        with open(path, "x"):
-            pass
+    try:  # a remote worker (Dask) may not see the directory: the log is best effort
+        with open(path, "a") as handle:
+            handle.write(line + "\n")
     except OSError:
         pass
 
 
-def _attempt(index: int, job: Job, markers: str | None = None, attempt: int = 0) -> MixedFit | FailedJob:
+def _attempt(index: int, job: Job) -> MixedFit | FailedJob:
     """Run job ``index``; an exception becomes a FailedJob (made here, where the
-    exception is, so unpicklable exceptions and R's messages survive the trip back).
-
-    The ``started``/``done`` marker files let the parent tell, after a worker died,
-    which jobs were running in it.
-    """
-    _touch(_marker(markers, index, attempt, "started"))
+    exception is, so unpicklable exceptions and R's messages survive the trip back)."""
     try:
-        result: MixedFit | FailedJob = run_job(job)
+        return run_job(job)
     except Exception as exc:  # KeyboardInterrupt/SystemExit are not a job's failure
-        result = failed_job(index, exc)
-    _touch(_marker(markers, index, attempt, "done"))
-    return result
+        return failed_job(index, exc)
 
 
-def fit_many(jobs: Iterable[Job], executor: Any = None, *, progress: bool = True,
-             errors: Literal["keep", "raise"] = "keep") -> list[MixedFit | FailedJob]:
+def _fit_chunk(chunk: _Chunk) -> list[tuple[int, MixedFit | FailedJob]]:
+    """Run a chunk's jobs one after another (in a worker).
+
+    Each job's start and end go to the chunk's log, so after a worker died the parent
+    can tell which job was running.
+    """
+    out: list[tuple[int, MixedFit | FailedJob]] = []
+    for index, job in chunk.jobs:
+        _log(chunk.log, f"{index} started")
+        result = _attempt(index, job)
+        if chunk.check_pickle:  # one fit that cannot travel must not sink its chunk
+            try:
+                pickle.dumps(result)
+            except Exception as exc:
+                result = failed_job(index, exc)
+        _log(chunk.log, f"{index} done")
+        out.append((index, result))
+    return out
+
+
+def _culprit(chunk: _Chunk) -> int | None:
+    """The job that was running when the chunk's worker died the second time (its last
+    "started" line without a "done"), or None when the log does not say."""
+    try:
+        with open(chunk.log or "", encoding="utf-8") as handle:
+            lines = handle.read().split()
+    except OSError:
+        return None
+    if len(lines) >= 2 and lines[-1] == "started":
+        return int(lines[-2])
+    return None
+
+
+def _lost_chunk(chunk: _Chunk) -> list[tuple[int, Any]]:
+    """A chunk whose worker died twice: its culprit fails, the others run again.
+
+    When the log cannot name a culprit (a worker on another machine), every job of the
+    chunk fails, so the batch always ends.
+    """
+    culprit = _culprit(chunk)
+    if culprit is None:
+        return [(index, FailedJob(index, "BrokenProcessPool", WORKER_DIED_TWICE)) for index, _ in chunk.jobs]
+    return [(index, FailedJob(index, "BrokenProcessPool", WORKER_DIED) if index == culprit else _RERUN)
+            for index, _ in chunk.jobs]
+
+
+def _unsendable(index: int, job: Job, dumps: Callable[[Any], bytes]) -> FailedJob | None:
+    try:
+        dumps(job)
+    except Exception as exc:  # a lambda for a process pool, an open connection, ...
+        return failed_job(index, exc)
+    return None
+
+
+def fit_many(jobs: Iterable[Job], executor: Any = None, *, chunk_size: int | None = None,
+             progress: bool = True, errors: Literal["keep", "raise"] = "keep") -> list[MixedFit | FailedJob]:
     """Run fitting jobs and return their (detached) fits in the order of ``jobs``.
 
     Parameters
@@ -140,14 +187,19 @@ def fit_many(jobs: Iterable[Job], executor: Any = None, *, progress: bool = True
         ``functools.partial(pa.lmer, formula, data)`` or ``functools.partial(model.fit, panel)``,
         or a tuple ``(function, args, kwargs)``.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
-        Where to run them; ``None`` runs them here, one after another. Use a process
-        pool (``ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))``):
-        threads would only queue behind the one R of this process. When a worker of a
-        ``ProcessPoolExecutor`` dies, the unfinished jobs are rerun in fresh pools made
-        like it (``executor`` itself is left broken; shut it down as usual).
+        Where to run them (see :mod:`pylme_alliance.executors`); ``None`` runs them here,
+        one after another. Use a process pool (:func:`pylme_alliance.executors.process_pool`,
+        or any ``ProcessPoolExecutor`` with the spawn context) or a Dask client: threads
+        would only queue behind the one R of this process. Each worker starts R once (on
+        its first fit, or as it starts in a ``process_pool()``) and keeps it, so a pool or
+        client is best reused across calls. When a worker dies,
+        the unfinished jobs are rerun in fresh pools made like it (``executor`` itself is
+        left broken; shut it down as usual).
+    chunk_size : int, optional
+        Jobs sent to a worker at once (default: about four chunks per worker).
     progress : bool
-        Show a progress bar (stderr) with the number of failed jobs; a line stays on
-        stderr at the end when some failed.
+        Show a progress bar "fits" (stderr) with the number of failed jobs; a line stays
+        on stderr at the end when some failed.
     errors : {"keep", "raise"}
         ``"keep"`` (default): a failed job comes back in its place as a :class:`FailedJob`.
         ``"raise"``: after the whole batch has run, raise :class:`FitManyError` naming
@@ -156,27 +208,42 @@ def fit_many(jobs: Iterable[Job], executor: Any = None, *, progress: bool = True
     Returns
     -------
     list of MixedFit or FailedJob
-        Detached fits (tables and flags, no R object), a FailedJob where a job failed.
+        Detached fits (tables and flags, no R object), a FailedJob where a job failed:
+        it raised, its fit could not be sent back, or the worker died running it twice
+        (the jobs that shared its worker are rerun, so only it fails).
 
     Raises
     ------
     PylmeError
         Before anything runs, when a job is neither a callable nor a
-        ``(function, args, kwargs)`` tuple, or ``errors`` is unknown.
+        ``(function, args, kwargs)`` tuple, ``errors`` is unknown or ``chunk_size`` is
+        not a positive integer.
     """
     if errors not in ("keep", "raise"):
         raise PylmeError(f"errors must be 'keep' or 'raise', got {errors!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise PylmeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     jobs = list(jobs)
     for index, job in enumerate(jobs):
         _check_job(index, job)
     results: list[Any] = [None] * len(jobs)
     with Counter(len(jobs), enabled=progress, desc="fits") as bar:
-        if executor is None:
-            for index, job in enumerate(jobs):
-                results[index] = _attempt(index, job)
-                bar.advance(failed=isinstance(results[index], FailedJob))
-        else:
-            _run_parallel(executor, jobs, results, bar)
+        def finished(index: int, result: Any) -> None:
+            results[index] = result
+            bar.advance(failed=isinstance(result, FailedJob))
+
+        pending = list(range(len(jobs)))
+        if executor is not None:
+            dumps = _dumps_for(executor)
+            for index in list(pending):
+                refused = _unsendable(index, jobs[index], dumps)
+                if refused is not None:
+                    pending.remove(index)
+                    finished(index, refused)
+        with tempfile.TemporaryDirectory(prefix="pylme-fit-many-") as logs:
+            while pending:  # each round blames at least one job or ends: it terminates
+                pending = _run_round(jobs, pending, executor, chunk_size, logs, finished)
     failed = [r for r in results if isinstance(r, FailedJob)]
     if failed and errors == "raise":
         named = "; ".join(f"job {f.index} ({f.error_type}: {_short(f.message)})" for f in failed[:10])
@@ -185,110 +252,44 @@ def fit_many(jobs: Iterable[Job], executor: Any = None, *, progress: bool = True
     return results
 
 
+def _dumps_for(executor: Any) -> Callable[[Any], bytes]:
+    """How ``executor`` will pickle a job (Dask uses cloudpickle, which takes lambdas)."""
+    if executors.is_dask_client(executor):
+        import cloudpickle  # a dependency of distributed
+
+        return cloudpickle.dumps
+    return pickle.dumps
+
+
+def _run_round(jobs: list[Job], pending: list[int], executor: Any, chunk_size: int | None, logs: str,
+               finished: Callable[[int, Any], None]) -> list[int]:
+    """Run ``pending`` jobs in chunks; return the jobs to run again (lost with a chunk
+    whose own culprit was found)."""
+    size = chunk_size or executors.chunk_size_for(len(pending), executor)
+    check = executor is not None
+    chunks = []
+    for part in executors.chunked(pending, size):
+        log = None
+        if executor is not None:
+            handle, log = tempfile.mkstemp(dir=logs, suffix=".log")
+            os.close(handle)
+        chunks.append(_Chunk([(index, jobs[index]) for index in part], log, check))
+    rerun: list[int] = []
+
+    def done(_: int, pairs: list[tuple[int, Any]]) -> None:
+        for index, result in pairs:
+            if isinstance(result, str) and result == _RERUN:
+                rerun.append(index)
+            else:
+                finished(index, result)
+
+    # warm=False: a worker's first fit starts R and loads only the engine it needs (the
+    # warm-up would load all four); R then stays for the worker's next chunks and calls.
+    executors.run_chunks(_fit_chunk, chunks, executor=executor, progress=False, on_done=done,
+                         on_lost=lambda _, chunk: _lost_chunk(chunk), warm=False)
+    return sorted(rerun)
+
+
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _run_parallel(executor: Any, jobs: list[Job], results: list[Any], bar: Counter) -> None:
-    attempts = [0] * len(jobs)  # submissions per job: names its marker files
-    with tempfile.TemporaryDirectory(prefix="pylme-fit-many-") as markers:
-        lost = _round(executor, list(range(len(jobs))), jobs, results, bar, markers, attempts)
-        if not lost:
-            return
-        if not isinstance(executor, ProcessPoolExecutor):
-            for index in lost:  # no way to make a fresh executor of an unknown kind
-                _give_up(index, results, bar, "the executor broke before this job finished")
-            return
-        suspects, others = _split(lost, markers, attempts)
-        stalls = 0
-        while suspects or others:
-            # Progress is certain unless a pool dies before any job starts (a broken
-            # interpreter, say): jobs lost without being started never count against
-            # themselves, and a round that neither finishes nor names anything is a stall.
-            progressed = False
-            if others:  # never started, or finished but lost: rerun at full width
-                pool = _fresh_pool(executor)
-                try:
-                    lost = _round(pool, others, jobs, results, bar, markers, attempts)
-                finally:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                new_suspects, rest = _split(lost, markers, attempts)
-                progressed |= len(lost) < len(others) or bool(new_suspects)
-                suspects, others = suspects + new_suspects, rest
-            if suspects:  # one worker: a death is the running job's doing
-                pool = _fresh_pool(executor, workers=1)
-                try:
-                    lost = _round(pool, suspects, jobs, results, bar, markers, attempts)
-                finally:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                culprits, rest = _split(lost, markers, attempts)
-                for index in culprits:
-                    results[index] = FailedJob(index, "BrokenProcessPool", WORKER_DIED)
-                    bar.advance(failed=True)
-                progressed |= len(lost) < len(suspects) or bool(culprits)
-                suspects = rest
-            stalls = 0 if progressed else stalls + 1
-            if stalls >= MAX_STALLS:
-                for index in suspects + others:
-                    _give_up(index, results, bar, f"the worker pool broke {MAX_STALLS} times before this job "
-                                                  "could start")
-                return
-
-
-def _give_up(index: int, results: list[Any], bar: Counter, why: str) -> None:
-    results[index] = FailedJob(index, "BrokenProcessPool", why)
-    bar.advance(failed=True)
-
-
-def _split(lost: list[int], markers: str, attempts: list[int]) -> tuple[list[int], list[int]]:
-    """Lost jobs -> (running when the worker died, the others)."""
-    running, others = [], []
-    for index in lost:
-        attempt = attempts[index] - 1
-        started = os.path.exists(_marker(markers, index, attempt, "started") or "")
-        done = os.path.exists(_marker(markers, index, attempt, "done") or "")
-        (running if started and not done else others).append(index)
-    return running, others
-
-
-def _fresh_pool(template: ProcessPoolExecutor, workers: int | None = None) -> ProcessPoolExecutor:
-    # The template's settings are private attributes (stable since Python 3.7); fall back
-    # to the defaults when a subclass lacks them.
-    options: dict[str, Any] = {
-        "max_workers": workers or getattr(template, "_max_workers", None),
-        "mp_context": getattr(template, "_mp_context", None),
-        "initializer": getattr(template, "_initializer", None),
-        "initargs": getattr(template, "_initargs", ()),
-    }
-    return ProcessPoolExecutor(**options)
-
-
-def _round(pool: Any, indices: list[int], jobs: list[Job], results: list[Any], bar: Counter,
-           markers: str, attempts: list[int]) -> list[int]:
-    """Submit ``indices`` to ``pool``; store results and FailedJobs; return the jobs lost
-    to a broken pool."""
-    futures: dict[Any, int] = {}
-    lost: list[int] = []
-    for index in indices:
-        try:
-            futures[pool.submit(_attempt, index, jobs[index], markers, attempts[index])] = index
-        except BrokenExecutor:
-            lost.append(index)
-            continue
-        finally:
-            attempts[index] += 1
-    standard = all(isinstance(f, Future) for f in futures)
-    # Dask futures are not concurrent.futures.Future: collect those in order.
-    for future in (as_completed(futures) if standard else list(futures)):
-        index = futures[future]
-        try:
-            result = future.result()
-        except (BrokenExecutor, CancelledError):
-            lost.append(index)
-            continue
-        except Exception as exc:  # e.g. the job or its fit could not be pickled
-            result = failed_job(index, exc)
-        results[index] = result
-        bar.advance(failed=isinstance(result, FailedJob))
-    return sorted(lost)
