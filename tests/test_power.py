@@ -117,17 +117,17 @@ def test_sweep_of_a_design_keyword():
 
 
 def test_failed_replicate_is_recorded_not_fatal(monkeypatch):
-    original = AllianceModel.model_frame
+    original = _power_fit._frame
     calls = {"n": 0}
 
-    def second_one_has_no_outcome(self, panel):
-        frame = original(self, panel)
+    def second_one_has_no_outcome(model, spec, panel):
+        frame = original(model, spec, panel)
         calls["n"] += 1
         if calls["n"] == 2:
-            frame[self.spec(panel).response] = np.nan  # lme4 refuses: 0 complete cases
+            frame[spec.response] = np.nan  # lme4 refuses: 0 complete cases
         return frame
 
-    monkeypatch.setattr(AllianceModel, "model_frame", second_one_has_no_outcome)
+    monkeypatch.setattr(_power_fit, "_frame", second_one_has_no_outcome)
     result = pa.power(**{**SMALL, "n_sims": 3}, seed=4)
     reps = result.replicates
     assert reps["failed"].tolist() == [False, True, False]

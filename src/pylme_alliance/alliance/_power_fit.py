@@ -213,24 +213,45 @@ def _moderator_terms(spec: Any, panels: list[Any], name: str) -> tuple[str, list
 
 
 def _batch(model: AllianceModel, reps: list[_Replicate], tested: list[str], slope: bool) -> dict[int, _Numbers]:
-    """Fit ``model`` to every replicate in one R call (r/power.R)."""
+    """Fit ``model`` to every replicate, one R call (r/power.R) per formula."""
+    out: dict[int, _Numbers] = {}
+    # the model's formula may depend on the data (a term dropped when it cannot vary):
+    # one R call per distinct formula among the chunk's replicates
+    groups: dict[str, tuple[Any, list[pd.DataFrame], list[_Replicate]]] = {}
+    for rep in reps:
+        try:
+            spec = model.spec(rep.panel)
+            frame = _frame(model, spec, rep.panel)
+        except Exception as exc:  # noqa: BLE001
+            out[rep.replicate] = _Numbers(error=_message(exc))
+            continue
+        group = groups.setdefault(spec.formula, (spec, [], []))
+        group[1].append(frame)
+        group[2].append(rep)
+    for spec, frames, kept in groups.values():
+        out.update(_batch_call(model, spec, frames, kept, tested, slope))
+    return out
+
+
+def _frame(model: AllianceModel, spec: Any, panel: Any) -> pd.DataFrame:
+    """``model.model_frame(panel)`` without writing the spec a second time (it can cost
+    as much as the fit on small trials)."""
+    try:
+        from .model import _model_frame
+    except ImportError:  # pragma: no cover - the model module was reorganised
+        return model.model_frame(panel)
+    return _model_frame(panel, spec, model)
+
+
+def _batch_call(model: AllianceModel, spec: Any, frames: list[pd.DataFrame], kept: list[_Replicate],
+                tested: list[str], slope: bool) -> dict[int, _Numbers]:
+    """One R call (``pylme_power_fits``) for replicates that share ``spec.formula``."""
     from .. import bridge
     from ..engines._common import parse_formula
     from ..engines._names import NameMap
     from ..engines.datacheck import model_columns
 
     out: dict[int, _Numbers] = {}
-    frames, kept = [], []
-    spec = None
-    for rep in reps:
-        try:
-            spec = model.spec(rep.panel)
-            frames.append(model.model_frame(rep.panel))
-            kept.append(rep)
-        except Exception as exc:  # noqa: BLE001
-            out[rep.replicate] = _Numbers(error=_message(exc))
-    if not kept:
-        return out
     try:
         info = parse_formula(spec.formula)
         columns = [c for c in frames[0].columns if c in info.variables]
