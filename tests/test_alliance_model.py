@@ -36,7 +36,8 @@ def quiet(func, *args, **kwargs):
         return func(*args, **kwargs)
 
 
-FIXED = "outcome_lead1 ~ outcome_within + outcome_between + session + alliance_within + alliance_between"
+FIXED = ("outcome_lead1 ~ outcome_within + outcome_between + outcome_before_within + session + session_between"
+         " + alliance_within + alliance_between")
 
 
 @pytest.mark.parametrize("engine, therapist, residual, expected", [
@@ -73,15 +74,23 @@ RE = " + (1 | therapist) + (1 + alliance_within | therapist:patient)"
 
 
 @pytest.mark.parametrize("options, fixed", [
-    ({"control_outcome": "raw"}, "outcome_lead1 ~ outcome + session + alliance_within + alliance_between"),
+    ({"control_outcome": "raw"}, "outcome_lead1 ~ outcome + outcome_before + session + alliance_within + alliance_between"),
+    ({"control_outcome": "raw", "prior_outcome": False},
+     "outcome_lead1 ~ outcome + session + alliance_within + alliance_between"),
+    ({"prior_outcome": False},
+     "outcome_lead1 ~ outcome_within + outcome_between + session + session_between + alliance_within + alliance_between"),
+    ({"session_trend": False},
+     "outcome_lead1 ~ outcome_within + outcome_between + outcome_before_within + alliance_within + alliance_between"),
     ({"control_outcome": False}, "outcome_lead1 ~ session + alliance_within + alliance_between"),
     # direct = total at lead 1: the most recent outcome before t + 1 is the outcome at t
     ({"effect": "direct"}, FIXED),
-    ({"lead": 2, "effect": "direct"}, "outcome_lead2 ~ outcome_within_lead1 + outcome_between + session"
-     " + alliance_within + alliance_between + alliance_within_lead1"),
-    ({"lead": 2, "effect": "direct", "control_outcome": "raw"},
-     "outcome_lead2 ~ outcome_lead1 + session + alliance_within + alliance_between + alliance_within_lead1"),
-    ({"lead": 2}, "outcome_lead2 ~ outcome_within + outcome_between + session + alliance_within + alliance_between"),
+    ({"lead": 2, "effect": "direct", "prior_outcome": True}, "outcome_lead2 ~ outcome_within_lead1 + outcome_between"
+     " + outcome_before_within + session + session_between + alliance_within + alliance_between + alliance_within_lead1"),
+    ({"lead": 2, "effect": "direct", "control_outcome": "raw", "prior_outcome": True},
+     "outcome_lead2 ~ outcome_lead1 + outcome_before + session + alliance_within + alliance_between"
+     " + alliance_within_lead1"),
+    ({"lead": 2, "prior_outcome": True}, "outcome_lead2 ~ outcome_within + outcome_between + outcome_before_within + session + session_between"
+                  " + alliance_within + alliance_between"),
     ({"lead": 0, "control_outcome": False}, "outcome_lead0 ~ session + alliance_within + alliance_between"),
 ])
 def test_outcome_control_and_effect_formulas(small_panel, options, fixed):
@@ -95,21 +104,74 @@ def test_outcome_control_and_effect_formulas(small_panel, options, fixed):
      "{{'patient': '0 + C(patient)', 'patient_slope': '0 + C(patient):alliance_within'}}"),
 ])
 def test_direct_formula_every_engine(small_panel, engine, expected):
-    fixed = ("outcome_lead2 ~ outcome_within_lead1 + outcome_between + session + alliance_within"
-             " + alliance_between + alliance_within_lead1")
-    model = pa.AllianceModel(lead=2, effect="direct", engine=engine)
+    fixed = ("outcome_lead2 ~ outcome_within_lead1 + outcome_between + outcome_before_within + session"
+             " + session_between + alliance_within + alliance_between + alliance_within_lead1")
+    model = pa.AllianceModel(lead=2, effect="direct", engine=engine, prior_outcome=True)
     assert model.formula(small_panel) == expected.format(f=fixed)
 
 
+def _before(data):
+    by = dict(zip(zip(data["patient"], data["session"]), data["outcome"]))
+    return np.array([by.get((p, s - 1), np.nan) for p, s in zip(data["patient"], data["session"])], dtype=float)
+
+
 def test_direct_model_frame_decomposes_the_prior_outcome(small_panel):
-    frame = pa.AllianceModel(lead=2, effect="direct").model_frame(small_panel)
+    frame = pa.AllianceModel(lead=2, effect="direct", prior_outcome=True).model_frame(small_panel)
     data = small_panel.data
-    person_mean = data.groupby("patient")["outcome"].transform("mean").to_numpy()
-    np.testing.assert_allclose(frame["outcome_within_lead1"], data["outcome_lead1"] - person_mean)
+    kept = (data[["outcome_lead2", "outcome_lead1", "alliance_within_lead1"]].notna().all(axis=1)
+            & np.isfinite(_before(data)))
+    # the patient's mean over the rows the model fits (the fixed-effects estimator's rows)
+    person_mean = data["outcome"].where(kept).groupby(data["patient"]).transform("mean").to_numpy()
+    want = np.where(kept, data["outcome_lead1"] - person_mean, np.nan)
+    np.testing.assert_allclose(frame["outcome_within_lead1"], want)
+    np.testing.assert_allclose(frame["outcome_before_within"], np.where(kept, _before(data) - person_mean, np.nan))
     np.testing.assert_array_equal(frame["alliance_within_lead1"], data["alliance_within_lead1"])
     np.testing.assert_array_equal(frame["outcome_lead2"], data["outcome_lead2"])
     concurrent = pa.AllianceModel(lead=0, control_outcome=False).model_frame(small_panel)
     np.testing.assert_array_equal(concurrent["outcome_lead0"], data["outcome"])
+
+
+def test_mundlak_terms_are_means_over_the_fitted_rows(small_panel):
+    """The decomposed control equals the fixed-effects estimator's own demeaning: the
+    deviations average zero within each patient over the rows the model fits, and the
+    outcome before is the outcome at session t - 1 by number (NaN after a missed session)."""
+    frame = pa.AllianceModel().model_frame(small_panel).dropna(subset=["outcome_within"])
+    assert len(frame) > 0
+    means = frame.groupby("patient", observed=True)[["outcome_within"]].mean()
+    np.testing.assert_allclose(means.to_numpy(), 0.0, atol=1e-9)
+    data = small_panel.data
+    full = pa.AllianceModel().model_frame(small_panel)
+    np.testing.assert_array_equal(np.isnan(full["outcome_before"]), np.isnan(_before(data)))
+    if "session_between" in full:
+        per = frame.groupby("patient", observed=True)["session"].mean()
+        np.testing.assert_allclose(frame.groupby("patient", observed=True)["session_between"].first(),
+                                   per - per.mean())
+
+
+def test_prior_outcome_values():
+    assert pa.AllianceModel().prior_outcome == "auto"
+    for bad in ("yes", 1, None):
+        with pytest.raises(PylmeError, match="prior_outcome"):
+            pa.AllianceModel(prior_outcome=bad)
+
+
+def test_prior_outcome_auto_is_decided_by_the_rows_it_would_leave():
+    from pylme_alliance.alliance.model import PriorOutcomeWarning
+
+    short = pa.simulate(n_patients=40, n_therapists=8, sessions=3, max_sessions=3, within_effect=(-2.0, -1.0),
+                        seed=6).data
+    panel = pa.prepare(short, patient="patient", session="session", alliance="alliance",
+                       outcome="outcome", therapist="therapist")
+    model = pa.AllianceModel(random_slope=False)
+    assert model.resolve(panel).prior_outcome is False  # one row per patient would be left
+    assert "outcome_before" not in model.formula(panel)
+    with pytest.warns(PriorOutcomeWarning, match="fewer than 3"):
+        fit = model.fit(panel)
+    assert fit.model.prior_outcome is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PriorOutcomeWarning)
+        quiet = pa.AllianceModel(random_slope=False, prior_outcome=False)
+        assert quiet.resolve(panel) is quiet
 
 
 def test_control_outcome_values():

@@ -19,13 +19,13 @@ __all__ = [
 
 WITHIN_TOTAL = (
     "within-patient, total: the difference in the outcome {lead} session(s) later when the patient's "
-    "alliance is one point above the patient's own level, at the same current outcome; "
+    "alliance is one point above the patient's own level, at the same current outcome{before}; "
     "includes what is carried through the outcomes in between"
 )
 WITHIN_DIRECT = (
     "within-patient, direct: the difference in the outcome {lead} session(s) later when the patient's "
-    "alliance is one point above the patient's own level, at the same most recent earlier outcome and "
-    "the same alliance deviations in between; excludes what is carried through the outcomes in between"
+    "alliance is one point above the patient's own level, at the same most recent earlier outcome{before} "
+    "and the same alliance deviations in between; excludes what is carried through the outcomes in between"
 )
 CONCURRENT_WITHIN = (
     "within-patient, concurrent: the outcome of the same session when the patient's alliance is one "
@@ -62,6 +62,14 @@ LAGGED_OUTCOME_BETWEEN = (
     "lagged outcome, between-patient: the patient's mean outcome (absorbs the patient level, the "
     "Mundlak term); not interpretable on its own"
 )
+OUTCOME_BEFORE = (
+    "outcome of the session before the alliance rating (t - 1), a control: under symptom->alliance "
+    "feedback it is what shaped that alliance; not interpretable on its own"
+)
+SESSION_BETWEEN = (
+    "patient's mean session over the fitted rows (Mundlak term of the session trend), a control: keeps "
+    "the trend within-patient when who stays in treatment depends on the patient; not interpretable on its own"
+)
 LAGGED_OUTCOME_RAW = (
     "lagged outcome, raw: beside a patient random intercept it absorbs part of the patient level "
     "(dynamic-panel bias), and biases the within-alliance effect under symptom->alliance feedback"
@@ -79,10 +87,12 @@ SHARE_MODEL = (
 #: the recovery study in METHODS.md, best practice 4).
 CONTROL_OUTCOME_BIAS = {
     "decomposed": (
-        "the lagged outcome as the patient's mean + deviation (Mundlak): the within-alliance "
-        "coefficient is the fixed-effects (within) estimate, about -5% bias at T = 8 and ~0 at T = 20 "
-        "under symptom->alliance feedback; the lagged-outcome deviation slope carries Nickell bias "
-        "of about -(1+rho)/(T-1)"
+        "the lagged outcome (and the outcome of the session before the alliance rating) as deviations "
+        "from the patient's mean, with the patient's mean outcome and mean session over the fitted "
+        "rows (Mundlak): the within-alliance coefficient is the fixed-effects (within) estimate; in the "
+        "recovery study (benchmarks/README.md) within 5% of the truth on the default simulated trial and "
+        "at T = 20 sessions with symptom->alliance feedback, but 10-20% too small at T = 8 with feedback; "
+        "the lagged-outcome deviation slope carries Nickell bias of about -(1+rho)/(T-1)"
     ),
     "raw": (
         "the raw lagged outcome beside a patient random intercept (dynamic-panel trap): its slope "
@@ -118,21 +128,26 @@ def for_term(term: str, model: Any) -> str:
     lead = int(getattr(model, "lead", 1))
     control = getattr(model, "control_outcome", "decomposed")
     effect = getattr(model, "effect", "total")
+    before = " and the outcome of the session before" if getattr(model, "prior_outcome", False) and control else ""
     if term == "alliance_within":
         if lead == 0:
             return CONCURRENT_WITHIN
         # at lead 1 the most recent earlier outcome is the current one: direct = total
         text = WITHIN_DIRECT if effect == "direct" and lead > 1 else WITHIN_TOTAL
         if control is False:
-            text = text.replace(", at the same current outcome", "").replace(
-                "at the same most recent earlier outcome and ", "at ")
-        return text.format(lead=lead)
+            text = text.replace(", at the same current outcome{before}", "").replace(
+                "at the same most recent earlier outcome{before} and ", "at ")
+        return text.format(lead=lead, before=before)
     if term == "alliance_between":
         if lead == 0:
             return CONCURRENT_BETWEEN
         return (BETWEEN_UNCONDITIONAL if control is False else BETWEEN_CONDITIONAL).format(lead=lead)
     if term == "outcome_between":
         return LAGGED_OUTCOME_BETWEEN
+    if term.startswith("outcome_before"):
+        return OUTCOME_BEFORE
+    if term == "session_between":
+        return SESSION_BETWEEN
     if term.startswith("outcome_within"):
         return LAGGED_OUTCOME_WITHIN
     if term == "outcome" or term.startswith("outcome_lead"):

@@ -72,9 +72,10 @@ def within_sentence(report: Any) -> str | None:
     name = report.settings.get("outcome_name", "the outcome")
     lead = int(row["lead"])
     when = "in the same session" if lead == 0 else f"{lead} session(s) later"
-    control = {"decomposed": f"at the same current {name} (controlled as the patient's mean plus the deviation "
-                             "from it)",
-               "raw": f"at the same current {name} (raw lagged outcome)",
+    before = f" and the same {name} of the session before" if report.settings.get("prior_outcome") else ""
+    control = {"decomposed": f"at the same current {name}{before} (controlled as the patient's mean plus the "
+                             "deviation from it)",
+               "raw": f"at the same current {name}{before} (raw lagged outcome)",
                False: "without controlling the current outcome"}.get(report.settings.get("control_outcome"), "")
     return (f"Within patients: in sessions where a patient's alliance was one point above the patient's own "
             f"level, {name} {when} was {abs(row['estimate']):.2f} points {_direction(row['estimate'], better)} "
