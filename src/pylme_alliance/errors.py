@@ -36,6 +36,10 @@ class RpyLoadError(PylmeError):
         self.load_error = load_error
 
 
+class PylmeWarning(UserWarning):
+    """Base class of the warnings this package raises on purpose (not R's own)."""
+
+
 class RWarning(UserWarning):
     """A warning or message that R emitted while fitting (kept on the fit too)."""
 

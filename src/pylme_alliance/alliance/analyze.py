@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import PylmeError
 from ..progress import Counter
-from . import design, diagnostics, figures, provenance, report_tables, wording
+from . import design, diagnostics, feasibility, figures, provenance, report_tables, wording
 from .analyze_parts import COST, GRID_POINTS, Part, flag_rows, flags_table, run_part  # noqa: F401
 from .analyze_parts import heterogeneity_of as _heterogeneity  # noqa: F401 (its former home)
 from .diagnostics import fit_status
@@ -125,6 +125,10 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
 
     Warns
     -----
+    FeasibilityWarning
+        Before the first fit, when the fits are estimated to take more than 10 minutes
+        of CPU time (:mod:`~pylme_alliance.alliance.feasibility`: measured coefficients
+        of rows x engine).
     UserWarning
         When the median patient has fewer than 4 sessions (the person mean then holds
         the outcome's future alliance; ``within="early"`` is recommended).
@@ -212,6 +216,10 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
              *(f"{lead_names[k]} (direct)" for k in leads if k > 1), *(f"moderator {m}" for m in moderators),
              "heterogeneity", *(ar1_names.values() if run_ar1 else ()),
              "autocorrelation"]
+    # said before the first fit: how long the fits will take, from rows x engine
+    n_fits = len([n for n in names if not n.startswith(("AR(1)", "autocorrelation"))]) + int(bool(slope))
+    feasibility.warn_if_slow(len(panel.data), engine=main_model.engine, n_fits=n_fits,
+                             ar1_engine=ar1_engine if run_ar1 else None)
     timings: list[dict[str, Any]] = []
     started = time.perf_counter()
     with Counter(len(names), enabled=progress, desc="analyze") as bar:
