@@ -1,0 +1,98 @@
+"""The model frame an AllianceModel hands to an engine: the panel's columns under the
+field's names, with the Mundlak terms of the decomposed outcome control computed over the
+rows the model fits (one idea: which numbers the engine sees)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .prepare import AlliancePanel
+from .spec import SESSION_FACTOR, ModelSpec
+
+#: The outcome at session t - 1 (before the alliance rating at t), by session number.
+BEFORE = "outcome_before"
+
+
+def model_frame(panel: AlliancePanel, spec: ModelSpec, model: Any) -> pd.DataFrame:
+    data = panel.data
+    roles = panel.roles
+    outcome = data[roles["outcome"]].to_numpy(dtype=float)
+    response = outcome if model.lead == 0 else data[spec.response].to_numpy(dtype=float)
+    columns: dict[str, Any] = {
+        "patient": _as_category(data[roles["patient"]]),
+        "session": data[roles["session"]].to_numpy(),
+        "outcome": outcome,
+        spec.response: response,
+        "alliance_within": data["alliance_within"].to_numpy(dtype=float),
+        "alliance_between": data["alliance_between"].to_numpy(dtype=float),
+    }
+    prior, between_sessions = model._direct_columns()
+    if prior is not None:
+        columns[prior] = data[prior].to_numpy(dtype=float)
+    for term in between_sessions:
+        columns[term] = data[term].to_numpy(dtype=float)
+    if BEFORE in model._outcome_terms() or f"{BEFORE}_within" in model._outcome_terms():
+        columns[BEFORE] = outcome_before(columns["patient"], columns["session"], outcome)
+    if roles.get("therapist") is not None:
+        columns["therapist"] = _as_category(data[roles["therapist"]])
+    if roles.get("time") is not None and "time_days" in data:
+        columns["time_days"] = data["time_days"].to_numpy(dtype=float)
+    for column, original in spec.moderator_names.items():
+        source = data[panel.moderators[original].column]
+        columns[column] = source.array if isinstance(source.dtype, pd.CategoricalDtype) else source.to_numpy()
+    frame = pd.DataFrame(columns)
+    if model.control_outcome == "decomposed":
+        frame = _decompose(frame, spec, model, prior)
+    if model.residual == "ar1" and model.engine == "glmmtmb":
+        # glmmTMB's ar1() needs a factor of ALL equally spaced times, attended or not
+        last = int(frame["session"].max())
+        frame[SESSION_FACTOR] = pd.Categorical(frame["session"], categories=list(range(1, last + 1)))
+    return frame
+
+
+def outcome_before(patient: Any, session: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+    """The outcome at session t - 1 of the same patient (by session NUMBER; NaN when that
+    session was not attended), as METHODS.md requires of every lag."""
+    rows = pd.DataFrame({"patient": patient, "session": session, "outcome": outcome})
+    earlier = rows.assign(session=rows["session"] + 1)
+    merged = rows[["patient", "session"]].merge(earlier, on=["patient", "session"], how="left",
+                                                 validate="many_to_one")
+    return merged["outcome"].to_numpy(dtype=float)
+
+
+def _decompose(frame: pd.DataFrame, spec: ModelSpec, model: Any, prior: str | None) -> pd.DataFrame:
+    """Mundlak terms over the rows the model fits.
+
+    The patient's mean outcome and mean session are taken over the rows the engine keeps
+    (every model column present), not over all sessions: a mean over other rows is not
+    the fixed-effects estimator's, and its difference is what biased the within effect
+    on short series.
+    """
+    needed = [spec.response, "outcome", "alliance_within", "alliance_between", "session"]
+    needed += [c for c in frame.columns if c == prior or c == BEFORE or c.startswith("alliance_within_lead")]
+    needed += list(spec.moderator_names)
+    kept = frame[needed].notna().all(axis=1).to_numpy()
+    patient = frame["patient"]
+    level = frame["outcome"].where(kept).groupby(patient, observed=True).transform("mean").to_numpy()
+    per_patient = frame.loc[kept].groupby("patient", observed=True)
+    out = frame.copy()
+    grand = float(per_patient["outcome"].mean().mean()) if kept.any() else 0.0
+    out["outcome_between"] = np.where(kept, level - grand, np.nan)
+    source = frame[prior] if prior is not None else frame["outcome"]
+    deviation = "outcome_within" if prior is None else prior.replace("outcome_", "outcome_within_")
+    out[deviation] = np.where(kept, source.to_numpy(dtype=float) - level, np.nan)
+    if BEFORE in frame:
+        out[f"{BEFORE}_within"] = np.where(kept, frame[BEFORE].to_numpy(dtype=float) - level, np.nan)
+    if "session_between" in spec.fixed_terms:
+        mean_session = frame["session"].astype(float).where(kept).groupby(patient, observed=True).transform("mean")
+        grand_session = float(per_patient["session"].mean().mean()) if kept.any() else 0.0
+        out["session_between"] = np.where(kept, mean_session.to_numpy() - grand_session, np.nan)
+    return out
+
+
+def _as_category(values: pd.Series) -> pd.Categorical:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array.remove_unused_categories()
+    return pd.Categorical(values.astype(str) if values.dtype == object else values)
