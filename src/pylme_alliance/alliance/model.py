@@ -36,7 +36,7 @@ from .fit import AllianceFit
 from .estimands import CONTROL_OUTCOME_BIAS
 from .prepare import AlliancePanel, direct_columns
 from .frame import BEFORE, model_frame as _model_frame, outcome_before as _outcome_before
-from .spec import ENGINES, RESIDUAL, THERAPIST, ModelSpec
+from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
 
 from .spec import model_name as _model_name
 
