@@ -50,14 +50,15 @@ def _row(estimator: str, quantity: str, estimate: float, se: float, truth: float
             "singular": bool(fit.singular)}
 
 
-def _lagged_model(control: str) -> Callable[..., list[dict[str, Any]]]:
+def _lagged_model(control: str, prior: Any = "auto", name: str | None = None) -> Callable[..., list[dict[str, Any]]]:
     """Within effect, slope SD and share from AllianceModel(control_outcome=control)."""
 
     def run(panel: Any, truth: dict[str, Any], engine: str) -> list[dict[str, Any]]:
         from pylme_alliance.alliance.model import AllianceModel
 
         residual = "ar1" if engine == "nlme" else "iid"
-        fit = AllianceModel(control_outcome=control, engine=engine, residual=residual).fit(panel)
+        fit = AllianceModel(control_outcome=control, prior_outcome=prior, engine=engine,
+                            residual=residual).fit(panel)
         fixed = fit.fixed_table.set_index("term").loc["alliance_within"]
         beta, se = float(fixed["estimate"]), float(fixed["std_error"])
         pars = fit.ran_pars_table
@@ -66,9 +67,9 @@ def _lagged_model(control: str) -> Callable[..., list[dict[str, Any]]]:
         share = (0.5 * math.erfc(beta / tau / math.sqrt(2.0)) if tau > 0
                  else float(beta < 0))
         return [
-            _row(control, "within", beta, se, truth["within"][1], fit),
-            _row(control, "slope_sd", tau, float("nan"), truth["slope_sd"], fit),
-            _row(control, "share", share, float("nan"), truth["share_beneficial"], fit),
+            _row(name or control, "within", beta, se, truth["within"][1], fit),
+            _row(name or control, "slope_sd", tau, float("nan"), truth["slope_sd"], fit),
+            _row(name or control, "share", share, float("nan"), truth["share_beneficial"], fit),
         ]
 
     return run
@@ -92,8 +93,9 @@ def _between(adjust: bool) -> Callable[..., list[dict[str, Any]]]:
 
 #: Pluggable estimators: name -> function(panel, truth, engine) -> rows.
 ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
-    "decomposed": _lagged_model("decomposed"),
-    "raw": _lagged_model("raw"),
+    "decomposed": _lagged_model("decomposed"),                  # the default model
+    "decomposed_t": _lagged_model("decomposed", False, "decomposed_t"),  # without the outcome before
+    "raw": _lagged_model("raw", False),                         # the model before issue 9
     "between": _between(False),
     "between_adj": _between(True),
 }

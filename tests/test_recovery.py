@@ -44,10 +44,22 @@ def test_default_model_recovers_within_under_feedback_at_T20() -> None:
     est, se, truth = _within(AllianceModel(), range(1, 21), **design)
     bias = est.mean() - truth
     coverage = np.mean(np.abs(est - truth) <= Z95 * se)
-    assert abs(bias) < 0.15 * abs(truth), (bias, est)
+    assert abs(bias) < 0.10 * abs(truth), (bias, est)
     assert coverage >= 0.8, coverage
     # the reported SE matches the spread of the estimates (within a factor)
     assert 0.6 < est.std(ddof=1) / se.mean() < 1.6
+
+
+def test_default_model_recovers_within_on_the_default_trial() -> None:
+    """simulate()'s defaults: short series (median 7 sessions), missed sessions and dropout
+    that depends on the alliance. Before the patient's mean session entered the model (and
+    the means were taken over the fitted rows) the within effect came out 31% too large
+    here; the measured bias is now about -2% (benchmarks/README.md)."""
+    est, se, truth = _within(AllianceModel(), range(1, 9))
+    bias = est.mean() - truth
+    # 8 replications: Monte-Carlo SE of the mean about 0.13 (6.5% of the truth)
+    assert abs(bias) < 0.15 * abs(truth), (bias, est)
+    assert np.mean(np.abs(est - truth) <= Z95 * se) >= 0.75
 
 
 def test_raw_control_is_more_biased_than_the_default_under_strong_feedback() -> None:
