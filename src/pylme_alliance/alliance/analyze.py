@@ -216,6 +216,10 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
              *(f"{lead_names[k]} (direct)" for k in leads if k > 1), *(f"moderator {m}" for m in moderators),
              "heterogeneity", *(ar1_names.values() if run_ar1 else ()),
              "autocorrelation"]
+    if residual != "iid":
+        notes.append(f"The main model already has {residual} residuals; no AR(1) comparison was run.")
+    elif not run_ar1:
+        notes.append("The AR(1) comparison of the residuals was skipped (checks=()).")
     # said before the first fit: how long the fits will take, from rows x engine
     n_fits = len([n for n in names if not n.startswith(("AR(1)", "autocorrelation"))]) + int(bool(slope))
     feasibility.warn_if_slow(len(panel.data), engine=main_model.engine, n_fits=n_fits,
@@ -291,10 +295,6 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             table["estimand"] = "model comparison by AIC: independent vs AR(1) residuals (lower AIC preferred)"
             tables["ar1_comparison"] = table
             notes.extend(compared)
-        elif residual != "iid":
-            notes.append(f"The main model already has {residual} residuals; no AR(1) comparison was run.")
-        else:
-            notes.append("The AR(1) comparison of the residuals was skipped (checks=()).")
         bar.describe("autocorrelation")
         clock, cpu = time.perf_counter(), time.process_time()
         autocorrelation()
