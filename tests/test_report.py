@@ -97,7 +97,7 @@ def test_markdown_headings_and_direction(report):
         assert heading in md
     assert "Within patients: in sessions where a patient's alliance was one point above" in md
     assert "(better)" not in md and "beneficial" not in md.lower()  # no direction was given
-    assert "![duration](duration.png)" in md
+    assert "![Duration: total effect by lead](duration.png)" in md  # alt text in words, not the key
     assert "| term |" in md or "| term " in md
     text = str(report)
     assert "within-patient" in text and "moderators significant after BH" in text
@@ -109,6 +109,11 @@ def test_save_writes_everything(report, tmp_path):
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and "<table" in html
     assert html.count("data:image/png;base64") == len(report.figures)
+    # every table sits in a horizontally scrollable box (wide tables are not cut off) and
+    # every figure's alt text is its heading in words
+    assert html.count('<div class="table-scroll"><table') == html.count("<table") > 0
+    assert ".table-scroll { overflow-x: auto" in html
+    assert 'alt="Duration: total effect by lead"' in html and 'alt="duration"' not in html
     for name in report.figures:
         assert (out / f"{name}.png").stat().st_size > 1000
     for name, table in report.tables.items():

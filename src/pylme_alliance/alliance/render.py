@@ -80,7 +80,7 @@ def to_markdown(report: Any) -> str:
         if key in texts:
             out += [md_text(texts[key]), ""]
         for name in figs:
-            out += [f"![{md_label(name)}]({stems['figures'][name]}.png)", "",
+            out += [f"![{md_label(heading(name))}]({stems['figures'][name]}.png)", "",
                     f"*Figure: {md_label(heading(name))}*", ""]
         for name in tables:
             shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
@@ -110,7 +110,7 @@ def to_html(report: Any) -> str:
         if key in texts:
             body.append(f"<p>{esc(texts[key])}</p>")
         for name in figs:
-            body.append(f'<figure><img alt="{esc(str(name))}" data-file="{esc(stems["figures"][name])}.png" '
+            body.append(f'<figure><img alt="{esc(heading(name))}" data-file="{esc(stems["figures"][name])}.png" '
                         f'src="data:image/png;base64,{png_base64(report.figures[name])}">'
                         f"<figcaption>{esc(heading(name))}</figcaption></figure>")
         for name in tables:
@@ -134,7 +134,10 @@ def html_table(table: pd.DataFrame) -> str:
     the column labels are made strings first so none is passed through as markup)."""
     shown = display(table)
     shown.columns = [str(c) for c in shown.columns]
-    return shown.to_html(index=False, na_rep="", border=0, classes="table", escape=True)
+    # wide tables (the moderators table is ~1,400 px) scroll inside their own box instead of
+    # being cut off at the page width
+    return ('<div class="table-scroll">'
+            + shown.to_html(index=False, na_rep="", border=0, classes="table", escape=True) + "</div>")
 
 
 _CSS = """
@@ -143,6 +146,7 @@ body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-w
 h1 { border-bottom: 2px solid #1f5fa8; padding-bottom: .2em; }
 h2 { color: #1f5fa8; margin-top: 2em; border-bottom: 1px solid #ddd; }
 h3 { font-size: 1em; color: #555; }
+.table-scroll { overflow-x: auto; max-width: 100%; }
 table.table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
 table.table th, table.table td { border: 1px solid #ccc; padding: .2em .5em; text-align: right; }
 table.table th { background: #f0f4fa; }
