@@ -15,7 +15,7 @@ from scipy import stats
 
 from ..errors import PylmeError, RError
 from .model import AllianceModel
-from .slope_test import mixture_p_value
+from .slope_test import mixture_p_value, slope_test
 
 WITHIN = "alliance_within"
 NAN = float("nan")
@@ -36,6 +36,7 @@ class _Numbers:
     npar_reduced: float = NAN
     reduced_error: str | None = None
     slope_sd: float = NAN
+    lr: Any = None  # a SlopeTest, when the public path ran slope_test()
 
 
 @dataclass
@@ -164,8 +165,11 @@ def _slope_row(num: _Numbers, truth: dict[str, Any], alpha: float) -> dict[str, 
         return _failed(num.error)
     if num.reduced_error is not None:
         return _failed(f"the model without the random slope: {num.reduced_error}")
-    statistic = 2.0 * (num.loglik - num.loglik_reduced)
-    q = int(round(num.npar - num.npar_reduced)) if np.isfinite(num.npar - num.npar_reduced) else 0
+    if num.lr is not None:
+        statistic, q = num.lr.statistic, num.lr.df
+    else:
+        statistic = 2.0 * (num.loglik - num.loglik_reduced)
+        q = int(round(num.npar - num.npar_reduced)) if np.isfinite(num.npar - num.npar_reduced) else 0
     if not np.isfinite(statistic) or q < 1:
         return _failed("no likelihood-ratio test: the log-likelihoods or parameter counts are missing")
     statistic = max(statistic, 0.0)  # an optimizer shortfall, as slope_test() takes it
@@ -343,9 +347,7 @@ def _public(model: AllianceModel, panel: Any, tested: list[str], slope: bool) ->
             rows = sd[sd["term"] == f"sd__{WITHIN}"]["estimate"]
             num.slope_sd = float(rows.iloc[0]) if len(rows) else NAN
             try:
-                reduced = model.replace(random_slope=False).fit(panel)
-                num.loglik_reduced = float(reduced.stats.get("logLik", NAN))
-                num.npar_reduced = float(reduced.stats.get("df", NAN))
+                num.lr = slope_test(fit)  # the package's own test, engine by engine
             except Exception as exc:  # noqa: BLE001
                 num.reduced_error = _message(exc)
         return num

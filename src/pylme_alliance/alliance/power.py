@@ -50,6 +50,7 @@ from ..errors import PylmeError
 from ._simchecks import MODERATORS
 from .model import AllianceModel
 from .power_result import PowerResult
+from .simulate import simulate as _simulate_signature
 
 __all__ = ["power", "PowerResult", "EFFECTS", "CHUNK_MAX"]
 
@@ -58,8 +59,7 @@ EFFECTS = ("within", "between", "slope")
 #: Replicates per chunk at most (a chunk is one task and, for lme4, one R call).
 CHUNK_MAX = 20
 
-_SIM_KEYWORDS = tuple(p for p in inspect.signature(
-    __import__("pylme_alliance.alliance.simulate", fromlist=["simulate"]).simulate).parameters)
+_SIM_KEYWORDS = tuple(inspect.signature(_simulate_signature).parameters)
 # keywords whose single value is itself a sequence / mapping: a list of them is a sweep
 _SEQUENCE_VALUED = {"within_effect"}
 _MAPPING_VALUED = {"moderation"}
