@@ -35,6 +35,7 @@ from ..errors import EngineCannotExpress, PylmeError
 from .fit import AllianceFit
 from .estimands import CONTROL_OUTCOME_BIAS
 from .prepare import AlliancePanel, direct_columns
+from .second_opinion import confirm_boundary_optimum
 from .frame import BEFORE, model_frame as _model_frame, outcome_before as _outcome_before
 from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
 
@@ -388,6 +389,8 @@ class AllianceModel:
             from ..engines.lme4 import lmer
 
             fit = lmer(spec.formula, frame, reml=reml)
+            fit = confirm_boundary_optimum(
+                fit, lambda: lmer(spec.formula, frame, reml=reml, control={"optimizer": "bobyqa"}))
         elif self.engine == "glmmtmb":
             from ..engines.glmmtmb import glmmtmb
 

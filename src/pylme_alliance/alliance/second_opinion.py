@@ -1,0 +1,73 @@
+"""A second optimizer for lme4 fits that stop on a boundary with a convergence warning.
+
+The decomposed outcome control carries the patient's (and so the therapist's) level in a
+fixed effect, so the intercept variances of the default model sit at 0 by construction.
+At that boundary lme4's derivative checks ("failed to converge with 1 negative
+eigenvalue", "max|grad|") fire although the optimum is fine: the Hessian there includes
+a direction the optimizer may not move in. lme4's own advice is to refit with other
+optimizers and compare (``allFit``). This does the same with one: a fit flagged
+non-converged AND singular is refitted with bobyqa; when both reach the same optimum
+(log-likelihood and fixed effects), the fit is marked converged and says how it was
+checked; when bobyqa finds a better optimum, its fit is used; otherwise nothing changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from ..results import MixedFit
+
+#: the optima agree when the log-likelihoods differ by less than this (absolute) ...
+LOGLIK_TOL = 1e-4
+#: ... and every fixed effect by less than this, relative to max(1, |estimate| / SE scale)
+FIXEF_TOL = 1e-3
+
+
+def confirm_boundary_optimum(fit: MixedFit, refit: Callable[[], MixedFit]) -> MixedFit:
+    """``fit``, or a copy whose convergence verdict was checked by a second optimizer.
+
+    Parameters
+    ----------
+    fit : MixedFit
+        An lme4 fit.
+    refit : callable
+        Fits the same model with a different optimizer (bobyqa) and returns the fit.
+
+    Returns
+    -------
+    MixedFit
+        ``fit`` unchanged unless it was non-converged and singular. Then: marked
+        converged with a note in ``warnings`` and ``stats["convergence_check"]`` when the
+        second optimizer reached the same optimum; the second fit (with a note) when it
+        reached a better converged one; else ``fit`` with a note that the check failed.
+    """
+    if fit.converged or not fit.singular:
+        return fit
+    try:
+        other = refit()
+    except Exception as exc:  # the check is a nicety: the original verdict stands
+        return _noted(fit, f"convergence check with bobyqa could not be made ({type(exc).__name__})", False)
+    ll, ll_other = float(fit.stats.get("logLik", np.nan)), float(other.stats.get("logLik", np.nan))
+    if not (np.isfinite(ll) and np.isfinite(ll_other)):
+        return _noted(fit, "convergence check with bobyqa gave no log-likelihood", False)
+    if ll_other > ll + LOGLIK_TOL and other.converged:
+        return _noted(other, f"the default optimizer stopped {ll_other - ll:.2g} log-likelihood units "
+                             "short of the optimum bobyqa found; bobyqa's fit is used", True)
+    a = fit.fixef_values
+    b = other.fixef_values.reindex(a.index)
+    scale = np.maximum(1.0, np.abs(a.to_numpy(dtype=float)))
+    gap = float(np.nanmax(np.abs(a.to_numpy(dtype=float) - b.to_numpy(dtype=float)) / scale)) if len(a) else 0.0
+    if abs(ll_other - ll) <= LOGLIK_TOL and gap <= FIXEF_TOL:
+        return _noted(fit, "lme4's convergence warning on this boundary (singular) fit was checked: bobyqa "
+                           f"reached the same optimum (log-likelihood within {abs(ll_other - ll):.1g}, fixed "
+                           f"effects within {gap:.1g} relative)", True)
+    return _noted(fit, "convergence check with bobyqa: a different optimum (log-likelihood "
+                       f"{ll_other:.6g} vs {ll:.6g}, fixed effects up to {gap:.2g} apart); treat the fit as "
+                       "not converged", False)
+
+
+def _noted(fit: MixedFit, note: str, converged: bool) -> MixedFit:
+    stats = {**fit.stats, "converged": bool(converged), "convergence_check": note}
+    return dataclasses.replace(fit, stats=stats, warnings=tuple(fit.warnings) + (note,))
