@@ -123,3 +123,15 @@ def test_chunking_helpers():
     with ThreadPoolExecutor(2) as pool:
         assert executors.chunk_size_for(16, pool) == 2 and executors.worker_count(pool) == 2
     assert not executors.is_dask_client(ThreadPoolExecutor)
+
+
+def test_interrupt_while_waiting_stops_the_batch_and_leaves_the_pool_usable():
+    """Ctrl-C (here raised by on_done at the first result) propagates at once; the
+    caller's pool is not shut down and takes the next batch."""
+    def interrupt(index, result):
+        raise KeyboardInterrupt
+
+    with _spawn_pool() as pool:
+        with pytest.raises(KeyboardInterrupt):
+            executors.run_chunks(square, range(40), executor=pool, progress=False, warm=False, on_done=interrupt)
+        assert executors.run_chunks(square, [3], executor=pool, progress=False, warm=False) == [9]

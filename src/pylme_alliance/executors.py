@@ -264,8 +264,9 @@ def run_chunks(task: Callable[[Any], Any], chunks: Sequence[Any], *, executor: A
         running it; its return value becomes that chunk's result. Without it such
         chunks make :class:`WorkerLostError` raise after the batch.
     warm : bool
-        Start R (and load the engines' packages) in each worker before its first chunk,
-        once per worker. ``False`` for tasks that never touch R.
+        Start R and load all the engines' packages in each worker before its first
+        chunk, once per worker. ``False``: R starts on a task's first R call and loads
+        only what it uses (for tasks that need one engine, or no R at all).
 
     Returns
     -------
@@ -304,10 +305,12 @@ def run_chunks(task: Callable[[Any], Any], chunks: Sequence[Any], *, executor: A
 
 
 def _run_futures(task: Callable[[Any], Any], executor: Executor, batch: _Batch, warm: bool) -> None:
-    if warm and not isinstance(executor, ProcessPoolExecutor):
+    if not isinstance(executor, ProcessPoolExecutor):
         # threads share this process's R: start it here, in the caller's thread (R taken
         # over by a worker thread could no longer be interrupted with Ctrl-C)
-        warm_worker()
+        from .bridge import session
+
+        warm_worker() if warm else session.private_env()
     n = len(batch.chunks)
     deaths = [0] * n  # times a worker died while running the chunk
     attempts = [0] * n  # submissions: names the marker files
