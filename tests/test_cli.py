@@ -222,7 +222,7 @@ def test_moderator_with_slash_in_its_name(trial_csv, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert (out / "simple_slopes_cost_week.png").stat().st_size > 1000
     assert not (out / "simple_slopes_cost").exists()
-    assert "simple_slopes_cost/week" in (out / "report.md").read_text()
+    assert "Simple slopes by cost/week" in (out / "report.md").read_text()  # the name, in words
 
 
 def test_real_sigint_during_the_fits_exits_130_without_a_report(tmp_path):
