@@ -2,11 +2,11 @@
 
 The coefficients come from ``benchmarks/scale.py`` (benchmarks/README.md, "scale"):
 prepare() + the default alliance model (lead 1, therapist nested, random slope, iid
-residuals) on simulated trials of 1,000 to 50,000 patients with 12 sessions each, one
+residuals) on simulated trials of 2,500 to 50,000 patients with 12 sessions each, one
 child process per size, on this project's 2-CPU machine (shared, so times are on the
 high side). Per engine, the fit's CPU time is ``a * rows ** b`` (log-log least squares
 over the measured sizes; rows = the panel's session rows) and its peak memory
-``base + per_row * rows`` (R and Python included). Measured on 9,000 to 451,000 rows;
+``base + per_row * rows`` (R and Python included). Measured on 22,000 to 451,000 rows;
 beyond that the numbers are extrapolations, and the benchmarks README says which.
 
 Not measured, so not modelled: correlated residuals (the issue's single measurements at
@@ -25,11 +25,12 @@ __all__ = ["COEFFICIENTS", "FeasibilityWarning", "Estimate", "estimate", "analyz
            "WARN_SECONDS"]
 
 #: engine -> (a, b, base GB, GB per row): seconds = a * rows ** b, GB = base + per_row * rows.
-#: From benchmarks/scale.py (2-CPU machine, R 4.2.2, lme4 1.1-31), rows 9k-451k.
+#: From benchmarks/scale.py (2-CPU machine, R 4.2.2, lme4 1.1-31): 2,500-50,000 patients
+#: (22k-451k rows) for every engine.
 COEFFICIENTS: dict[str, tuple[float, float, float, float]] = {
     "lme4": (3.905e-05, 1.071, 0.412, 1.634e-06),
-    "nlme": (2.409e-03, 0.877, 0.430, 1.285e-06),
-    "glmmtmb": (5.069e-04, 0.977, 0.463, 4.349e-06),  # measured to 451k rows
+    "nlme": (2.578e-04, 1.047, 0.434, 1.187e-06),
+    "glmmtmb": (1.851e-04, 1.062, 0.462, 4.339e-06),
 }
 #: analyze() warns before it starts when its fits are estimated to take longer than this.
 WARN_SECONDS = 600.0
