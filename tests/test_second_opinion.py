@@ -82,3 +82,21 @@ def test_default_model_on_the_default_trial_is_checked_not_just_flagged():
     assert fit.singular and fit.converged
     assert "bobyqa" in fit.stats["convergence_check"]
     assert any("bobyqa" in w for w in fit.warnings)
+
+
+def test_structural_singularity_is_named_as_such():
+    """The decomposed model's intercept SDs are ~0 by design (the Mundlak mean carries the
+    patient level): the flag stays, and says why; any other boundary is not excused."""
+    from pylme_alliance.alliance.diagnostics import fit_status
+
+    sim = pa.simulate(n_patients=150, n_therapists=15, seed=2)
+    panel = pa.prepare(sim.data, patient="patient", session="session", alliance="alliance",
+                       outcome="outcome", therapist="therapist", leads=(1,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pa.AllianceModel(random_slope=False).fit(panel)
+        raw = pa.AllianceModel(random_slope=False, control_outcome="raw").fit(panel)
+    status = fit_status(fit)
+    assert status.startswith("singular (SD of the random (Intercept)")
+    assert "expected with the decomposed outcome control" in status
+    assert "expected" not in fit_status(raw)

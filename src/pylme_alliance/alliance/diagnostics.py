@@ -57,8 +57,17 @@ def fit_status(fit: Any) -> str:
     if fit.singular or degenerate(fit):
         label = "singular" if fit.singular else "degenerate"
         terms = boundary_terms(fit)
+        if terms and _levels_in_fixed_part(fit) and all("random (Intercept)" in t for t in terms):
+            terms.append("expected with the decomposed outcome control: the patient's mean outcome, a fixed "
+                         "effect, carries the patients' and therapists' levels")
         problems.append(f"{label} ({', '.join(terms)})" if terms else label)
     return "; ".join(problems)
+
+
+def _levels_in_fixed_part(fit: Any) -> bool:
+    """The model carries the patient level as a fixed effect (the Mundlak outcome mean)."""
+    model = getattr(fit, "model", None)
+    return getattr(model, "control_outcome", None) == "decomposed" and "outcome_between" in fit.fixef_values.index
 
 
 def fit_flags(fits: Mapping[str, Any]) -> pd.DataFrame:
