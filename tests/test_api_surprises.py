@@ -73,3 +73,17 @@ def test_tidy_group_is_a_string_column():
     assert pd.api.types.is_string_dtype(table["group"])
     assert table.loc[table["effect"] == "fixed", "group"].isna().all()
     assert pd.api.types.is_float_dtype(fit.tidy()["df"])
+
+
+def test_glance_and_compare_name_the_parameter_count_alike():
+    """glance()'s parameter count is npar, as in compare(); "df" is left to tests' degrees
+    of freedom (tidy, compare's chi-square df)."""
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(12), 5)
+    frame = pd.DataFrame({"y": rng.normal(size=60) + rng.normal(size=12)[g], "x": rng.normal(size=60), "g": g})
+    small = pa.lmer("y ~ 1 + (1 | g)", frame, reml=False)
+    big = pa.lmer("y ~ x + (1 | g)", frame, reml=False)
+    glance = big.glance()
+    assert "npar" in glance and "df" not in glance
+    table = pa.compare(small, big)
+    assert table["npar"].tolist() == [small.glance()["npar"].iloc[0], glance["npar"].iloc[0]]

@@ -145,9 +145,11 @@ class MixedFit:
 
     def glance(self) -> pd.DataFrame:
         """One-row model summary: nobs, sigma, logLik, AIC, BIC, reml, converged, singular,
-        degenerate, df (number of parameters) and ``ngrps_<factor>`` per grouping factor.
+        degenerate, npar (number of parameters, as :func:`~pylme_alliance.compare` names it;
+        R's ``attr(logLik(fit), "df")``) and ``ngrps_<factor>`` per grouping factor.
         ``singular``/``degenerate`` follow the rule of :mod:`pylme_alliance.engines.flags`."""
-        row = {k: v for k, v in self.stats.items() if k != "ngrps"}
+        # one name for one thing: "df" elsewhere in the package is degrees of freedom of a test
+        row = {("npar" if k == "df" else k): v for k, v in self.stats.items() if k != "ngrps"}
         for name, n in self.stats.get("ngrps", {}).items():
             row[f"ngrps_{name}"] = int(n)
         return pd.DataFrame([row])
