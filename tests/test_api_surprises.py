@@ -87,3 +87,24 @@ def test_glance_and_compare_name_the_parameter_count_alike():
     assert "npar" in glance and "df" not in glance
     table = pa.compare(small, big)
     assert table["npar"].tolist() == [small.glance()["npar"].iloc[0], glance["npar"].iloc[0]]
+
+
+def test_warnings_point_at_the_users_line():
+    """R's warnings and the model's own point at the caller's line, not into the package,
+    however deep they are raised (engine call, AllianceModel.fit, its auto-resolution)."""
+    from pathlib import Path
+
+    frame = pd.read_csv(Path(__file__).parent / "golden" / "data" / "singular.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pa.lmer("y ~ x + (1 | group)", frame)  # R: "boundary (singular) fit" (golden singular_fit)
+    r_warnings = [w for w in caught if issubclass(w.category, pa.RWarning)]
+    assert r_warnings and all(w.filename == __file__ for w in r_warnings), [w.filename for w in caught]
+    short = pa.simulate(n_patients=30, n_therapists=6, sessions=3, max_sessions=3, within_effect=(-2.0, -1.0),
+                        seed=2).data
+    panel = pa.prepare(short, patient="patient", session="session", alliance="alliance", outcome="outcome",
+                       therapist="therapist")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pa.AllianceModel(random_slope=False).fit(panel)
+    assert caught and all(w.filename == __file__ for w in caught), [(w.category, w.filename) for w in caught]

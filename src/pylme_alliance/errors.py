@@ -1,6 +1,9 @@
 """Exceptions and warnings raised by pylme_alliance."""
 from __future__ import annotations
 
+import os
+import sys
+
 
 class PylmeError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -42,6 +45,21 @@ class PylmeWarning(UserWarning):
 
 class RWarning(UserWarning):
     """A warning or message that R emitted while fitting (kept on the fit too)."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first line outside this
+    package (the user's call), however deep inside the package it is raised.
+
+    Call it in the function that calls :func:`warnings.warn`.
+    """
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)  # the function about to warn: stacklevel 1
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class EngineCannotExpress(PylmeError):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EngineCannotExpress, PylmeError
+from ..errors import EngineCannotExpress, PylmeError, user_stacklevel
 from .fit import AllianceFit
 from .estimands import CONTROL_OUTCOME_BIAS
 from .prepare import AlliancePanel, direct_columns
@@ -380,7 +380,7 @@ class AllianceModel:
                     f"the outcome of the session before (t - 1) is not controlled: with it the median patient "
                     f"would keep {self._prior_rows(panel):g} fitted row(s) (fewer than {PRIOR_MIN_ROWS}), too few "
                     "for within-patient estimates; under symptom->alliance feedback the within effect is then "
-                    "biased toward zero (set prior_outcome=False to silence this)", PriorOutcomeWarning, stacklevel=2)
+                    "biased toward zero (set prior_outcome=False to silence this)", PriorOutcomeWarning, stacklevel=user_stacklevel())
             return model.fit(panel)
         spec = self.spec(panel)
         frame = _model_frame(panel, spec, self)
@@ -411,7 +411,7 @@ class AllianceModel:
         message = self._nickell_message(result)
         if message is not None:
             # kept on the fit (the report shows it next to the lagged-outcome slope) and raised
-            warnings.warn(message, NickellWarning, stacklevel=2)
+            warnings.warn(message, NickellWarning, stacklevel=user_stacklevel())
             result = replace(result, warnings=tuple(result.warnings) + (message,))
         return result
 

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import PylmeError, RError, RWarning
+from ..errors import PylmeError, RError, RWarning, user_stacklevel
 from .interrupt import RInterruptible
 from .rload import rinterface, start_r
 
@@ -114,8 +114,9 @@ def call_raw(function: str, /, *args: Any, **kwargs: Any) -> tuple[Any, list[str
             r_call = to_python(fields.get("call", ri.NULL))
             raise RError(str(message), r_call)
         value = fields["value"]
+    level = user_stacklevel()
     for text in conditions:
-        warnings.warn(text, RWarning, stacklevel=3)
+        warnings.warn(text, RWarning, stacklevel=level)
     return value, conditions
 
 
