@@ -324,3 +324,22 @@ def test_a_failing_duration_fit_is_a_note_not_a_crash(panel_small, monkeypatch):
     assert any("Duration (direct effect, lead 2): the model failed (false convergence" in n for n in report.notes)
     dur = report.tables["duration"]
     assert set(dur.loc[dur["effect"] == "direct", "lead"]) == {1}
+
+
+def test_duration_headline_marks_flagged_fits_in_words_not_with_a_star():
+    """The printed summary marked flagged fits with "*", which readers take for significance,
+    and a missing status (NaN) counted as a flag."""
+    import types
+
+    from pylme_alliance.alliance.wording import headline
+
+    duration = pd.DataFrame({
+        "lead": [1, 2, 3], "effect": "direct", "term": "alliance_within",
+        "estimate": [-1.6, -1.0, 0.2], "conf_low": [-2.8, -2.3, -1.1], "conf_high": [-0.5, 0.2, 1.5],
+        "status": ["singular (SD ~ 0)", "", np.nan]})
+    report = types.SimpleNamespace(settings={}, tables={"duration": duration})
+    lines = headline(report)
+    line = next(x for x in lines if x.startswith("  duration (direct"))
+    assert "*" not in line
+    assert line.count("(flagged)") == 1 and "t+1: -1.600 [-2.800, -0.500] (flagged)" in line
+    assert any("flagged: from a fit that did not converge" in x for x in lines)

@@ -256,12 +256,22 @@ def headline(report: Any) -> list[str]:
     if dur is not None and len(dur):
         if "effect" not in dur:
             dur = dur.assign(effect="total")
+        flagged_any = False
         for effect in ("total", "direct"):
             rows = dur[(dur["term"] == "alliance_within") & (dur["effect"] == effect)]
             if len(rows):
-                parts = [f"t+{int(r.lead)}: {r.estimate:.3f} [{r.conf_low:.3f}, {r.conf_high:.3f}]"
-                         + (" *" if getattr(r, "status", "") else "") for r in rows.itertuples()]
+                parts = []
+                for r in rows.itertuples():
+                    # a mark for a flagged fit, never "*" (which readers take for significance);
+                    # a missing status (NaN) is not a flag
+                    status = getattr(r, "status", "")
+                    flagged = isinstance(status, str) and bool(status)
+                    flagged_any |= flagged
+                    parts.append(f"t+{int(r.lead)}: {r.estimate:.3f} [{r.conf_low:.3f}, {r.conf_high:.3f}]"
+                                 + (" (flagged)" if flagged else ""))
                 lines.append(f"  duration ({effect}, within): " + "; ".join(parts))
+        if flagged_any:
+            lines.append("  (flagged: from a fit that did not converge or is singular/degenerate; see the fits table)")
     if better is None:
         lines.append("  (no outcome direction given: estimates are described as lower/higher outcome)")
     return lines
