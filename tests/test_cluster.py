@@ -71,6 +71,17 @@ def test_fit_many_on_dask_matches_serial(client, sleep):
     assert executors.worker_count(client) == 2
 
 
+def test_power_on_dask_gives_the_serial_table(client):
+    small = dict(n_patients=(40,), design={"n_therapists": 8}, n_sims=4, progress=False, seed=11,
+                 effects=("within", "slope"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial = pa.power(**small)
+        on_dask = pa.power(**small, executor=client)
+    pd.testing.assert_frame_equal(serial.replicates, on_dask.replicates)
+    pd.testing.assert_frame_equal(serial.table, on_dask.table)
+
+
 def test_killed_worker_chunk_is_retried(client, sleep, tmp_path):
     marker = str(tmp_path / "killed-once")
     jobs = [functools.partial(pa.lmer, FORMULAS[0], sleep),

@@ -241,7 +241,7 @@ def fit_many(jobs: Iterable[Job], executor: Any = None, *, chunk_size: int | Non
                 if refused is not None:
                     pending.remove(index)
                     finished(index, refused)
-        with tempfile.TemporaryDirectory(prefix="pylme-fit-many-") as logs:
+        with tempfile.TemporaryDirectory(prefix="pylme-fit-many-", ignore_cleanup_errors=True) as logs:
             while pending:  # each round blames at least one job or ends: it terminates
                 pending = _run_round(jobs, pending, executor, chunk_size, logs, finished)
     failed = [r for r in results if isinstance(r, FailedJob)]

@@ -317,7 +317,8 @@ def _run_futures(task: Callable[[Any], Any], executor: Executor, batch: _Batch, 
     todo = list(range(n))
     stalls = 0
     first = True
-    with tempfile.TemporaryDirectory(prefix="pylme-chunks-") as markers:
+    # a worker still running after an interrupt may write a marker while this is removed
+    with tempfile.TemporaryDirectory(prefix="pylme-chunks-", ignore_cleanup_errors=True) as markers:
         while todo:
             # Chunks never yet running when a worker died go at full width; chunks that
             # were, one at a time in a one-worker pool, so a second death is their own.
