@@ -41,7 +41,7 @@ def test_default_model_recovers_within_under_feedback_at_T20() -> None:
     """Modest symptom->alliance feedback, 20 sessions: the default (decomposed) model's within
     effect is close to the truth and its intervals cover it."""
     design = dict(sessions=20, missed=0.0, dropout=0.0, feedback=-0.005)
-    est, se, truth = _within(AllianceModel(), range(1, 21), **design)
+    est, se, truth = _within(AllianceModel(), range(1, 13), **design)
     bias = est.mean() - truth
     coverage = np.mean(np.abs(est - truth) <= Z95 * se)
     assert abs(bias) < 0.10 * abs(truth), (bias, est)
