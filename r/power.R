@@ -23,7 +23,7 @@
 # replicate never sinks the batch.
 
 pylme_power_fits <- function(frames, formula, names, reml, tests, reduced = NULL,
-                             refit = FALSE, slope = NULL, slope_group = NULL) {
+                             refit = FALSE, slope = NULL, slope_group = NULL, check = NULL) {
   n <- length(frames)
   k <- length(tests)
   estimate <- matrix(NA_real_, n, k)
@@ -53,7 +53,15 @@ pylme_power_fits <- function(frames, formula, names, reml, tests, reduced = NULL
     }
     fit <- one$fit
     if (refit && is.null(first)) first <- fit
-    out$converged[i] <- pylme_power_converged(fit, one$warnings)
+    converged <- pylme_power_converged(fit, one$warnings)
+    if (!refit) {
+      second <- pylme_power_second_opinion(env, formula, names, reml, fit, converged, check)
+      fit <- second$fit
+      converged <- second$converged
+      out$warnings[i] <- paste(c(out$warnings[i], second$note)[nzchar(c(out$warnings[i], second$note))],
+                               collapse = "\n")
+    }
+    out$converged[i] <- converged
     out$singular[i] <- lme4::isSingular(fit)
     ll <- stats::logLik(fit)
     out$loglik[i] <- as.numeric(ll)
@@ -89,6 +97,8 @@ pylme_power_fits <- function(frames, formula, names, reml, tests, reduced = NULL
       if (!is.null(red$error)) {
         out$reduced_error[i] <- red$error
       } else {
+        red$fit <- pylme_power_second_opinion(env, reduced, names, reml, red$fit,
+                                              pylme_power_converged(red$fit, red$warnings), check)$fit
         llr <- stats::logLik(red$fit)
         out$loglik_reduced[i] <- as.numeric(llr)
         out$npar_reduced[i] <- as.numeric(attr(llr, "df"))
@@ -128,6 +138,30 @@ pylme_power_one <- function(env, formula, names, reml, first) {
   )
   if (inherits(fit, "pylme_power_error")) return(list(error = fit$message, warnings = warnings))
   list(fit = fit, warnings = warnings)
+}
+
+# The rule of alliance/second_opinion.py for the batch (tolerances `check` come from
+# there): a fit flagged non-converged AND singular is refitted with bobyqa; the same
+# optimum makes it converged, a better converged optimum replaces it, anything else
+# leaves it non-converged. So power() counts and estimates what AllianceModel.fit gives.
+pylme_power_second_opinion <- function(env, formula, names, reml, fit, converged, check) {
+  keep <- list(fit = fit, converged = converged, note = "")
+  if (is.null(check) || converged || !lme4::isSingular(fit)) return(keep)
+  env$control <- lme4::lmerControl(optimizer = "bobyqa")
+  on.exit(env$control <- lme4::lmerControl())
+  other <- pylme_power_one(env, formula, names, reml, NULL)
+  if (!is.null(other$error))
+    return(list(fit = fit, converged = FALSE, note = "convergence check with bobyqa could not be made"))
+  ll <- as.numeric(stats::logLik(fit))
+  ll_other <- as.numeric(stats::logLik(other$fit))
+  if (ll_other > ll + check[["loglik"]] && pylme_power_converged(other$fit, other$warnings))
+    return(list(fit = other$fit, converged = TRUE, note = "bobyqa found a better optimum; its fit is used"))
+  a <- lme4::fixef(fit)
+  b <- lme4::fixef(other$fit)[names(a)]
+  gap <- max(abs(a - b) / pmax(1, abs(a)))
+  if (abs(ll_other - ll) <= check[["loglik"]] && is.finite(gap) && gap <= check[["fixef"]])
+    return(list(fit = fit, converged = TRUE, note = "convergence checked: bobyqa reached the same optimum"))
+  list(fit = fit, converged = FALSE, note = "convergence check with bobyqa: a different optimum")
 }
 
 # As the engines judge it (r/lme4.R and engines/_common.make_fit): lme4's own

@@ -254,6 +254,7 @@ def _batch_call(model: AllianceModel, spec: Any, frames: list[pd.DataFrame], kep
     from ..engines._common import parse_formula
     from ..engines._names import NameMap
     from ..engines.datacheck import model_columns
+    from .second_opinion import FIXEF_TOL, LOGLIK_TOL
 
     out: dict[int, _Numbers] = {}
     try:
@@ -275,7 +276,8 @@ def _batch_call(model: AllianceModel, spec: Any, frames: list[pd.DataFrame], kep
                                names.r_names(), reml, tests, reduced=reduced,
                                refit=not reml and same_design(frames, spec.response),
                                slope=r[WITHIN] if slope else None,
-                               slope_group=group)
+                               slope_group=group,
+                               check={"loglik": LOGLIK_TOL, "fixef": FIXEF_TOL})
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - the whole batch failed: every replicate says why

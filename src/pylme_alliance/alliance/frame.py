@@ -16,6 +16,9 @@ BEFORE = "outcome_before"
 
 
 def model_frame(panel: AlliancePanel, spec: ModelSpec, model: Any) -> pd.DataFrame:
+    if getattr(model, "prior_outcome", None) == "auto":
+        # the columns (and the rows the Mundlak means use) follow the decided model, as spec does
+        model = model.resolve(panel)
     data = panel.data
     roles = panel.roles
     outcome = data[roles["outcome"]].to_numpy(dtype=float)

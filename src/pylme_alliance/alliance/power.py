@@ -28,6 +28,10 @@ How the replicates are fitted
   ``between`` through :func:`~.between.between_effect` (the report's level model,
   lmerTest's Satterthwaite t), one fit per replicate. Engines other than lme4 are
   fitted one replicate at a time through ``model.fit()``.
+* Convergence: as :class:`AllianceModel` judges it, including its bobyqa check of a
+  boundary fit that lme4 flags (:mod:`.second_opinion`). A boundary fit that only
+  lmerTest's Hessian check would flag (the batch does not run lmerTest) keeps lme4's
+  optimum, which ``model.fit()`` may replace by a slightly better bobyqa optimum.
 
 Reproducibility: ``numpy.random.SeedSequence(seed).spawn(total)`` gives every
 (design point, replicate) its seed before the work is cut into chunks, so serial runs,
