@@ -59,7 +59,10 @@ def test_seed_recorded_per_replicate_redraws_the_trial(small):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = AllianceModel().fit(panel)
-    assert fit.fixef_values["alliance_within"] == pytest.approx(row["estimate"], rel=1e-7)
+    # equal, unless a lmerTest-only flag moved model.fit to bobyqa's optimum (see power())
+    moved = "bobyqa's fit is used" in fit.stats.get("convergence_check", "")
+    assert fit.fixef_values["alliance_within"] == pytest.approx(row["estimate"], **(
+        {"abs": 0.05} if moved else {"rel": 1e-7}))
 
 
 def test_batch_in_r_matches_the_public_fit(small):
