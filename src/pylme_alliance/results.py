@@ -13,7 +13,6 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import PylmeError
 
@@ -216,6 +215,8 @@ class MixedFit:
         first = next(t for t in self.fixef_values.index if weights.get(t, 0.0) != 0.0)
         df = float(self.fixed_table.set_index("term").loc[first, "df"])
         statistic = estimate / se
+        from scipy import stats  # lazy: scipy.stats costs ~1 s to import (every worker paid it)
+
         p = 2 * (stats.t.sf(abs(statistic), df) if np.isfinite(df) else stats.norm.sf(abs(statistic)))
         return {"estimate": estimate, "std_error": se, "df": df, "statistic": statistic, "p_value": float(p)}
 
@@ -306,6 +307,8 @@ def wald_interval(estimate: Any, std_error: Any, df: Any, conf_level: float) -> 
     """Wald bounds: t quantiles where ``df`` is finite, normal quantiles where it is not."""
     if not 0 < conf_level < 1:
         raise PylmeError("conf_level must be between 0 and 1")
+    from scipy import stats  # lazy, see contrast()
+
     df = pd.to_numeric(pd.Series(np.asarray(df, dtype=object)), errors="coerce").to_numpy(dtype=float)
     q = np.where(np.isfinite(df), stats.t.ppf(0.5 + conf_level / 2, np.where(np.isfinite(df), df, 1.0)),
                  stats.norm.ppf(0.5 + conf_level / 2))
