@@ -90,3 +90,46 @@ def outcome_leads(
         values[found] = outcome[position[found]]
         result[k] = values
     return result
+
+
+def previous_positions(patient: object, session: np.ndarray) -> np.ndarray | None:
+    """Row position of session ``t - 1`` of the same patient, for every row (-1: none).
+
+    ``patient`` may be any ids (a pandas Categorical uses its codes); ``session`` must
+    hold integer session numbers. Returns None when this fast path does not apply
+    (non-integer or missing session numbers, duplicated (patient, session) pairs, keys
+    that would overflow): the caller then matches rows by a merge. Rows sorted by
+    patient then session (a prepared panel) are matched to their neighbour, in O(n);
+    any other order through a hash index on the packed key.
+    """
+    session = np.asarray(session)
+    n = len(session)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    if session.dtype.kind == "f":
+        if not (np.isfinite(session).all() and (session == np.floor(session)).all()):
+            return None
+    elif session.dtype.kind not in "iu":
+        return None
+    sessions = session.astype(np.int64)
+    if isinstance(patient, (pd.Series, pd.Index)):
+        patient = patient.array
+    if isinstance(patient, pd.Categorical):
+        codes = patient.codes.astype(np.int64) + 1  # -1 (missing) matches missing, as merge does
+    else:
+        codes = pd.factorize(np.asarray(patient) if isinstance(patient, (list, tuple)) else patient,
+                             use_na_sentinel=False)[0].astype(np.int64)
+    low = int(sessions.min())
+    span = int(sessions.max()) - low + 2  # + 2: session t - 1 of the first session stays unmatched
+    if (int(codes.max()) + 1) * span >= _PACKED_KEY_LIMIT:
+        return None
+    key = codes * span + (sessions - low)
+    step = np.diff(key)
+    if (step > 0).all():
+        # sorted, unique keys: session t - 1 of the same patient can only be the row before
+        found = np.r_[False, step == 1]
+        return np.where(found, np.arange(n) - 1, -1)
+    index = pd.Index(key)
+    if not index.is_unique:
+        return None
+    return index.get_indexer(key - 1).astype(np.int64, copy=False)

@@ -224,8 +224,10 @@ def _batch(model: AllianceModel, reps: list[_Replicate], tested: list[str], slop
     groups: dict[str, tuple[Any, list[pd.DataFrame], list[_Replicate]]] = {}
     for rep in reps:
         try:
-            spec = model.spec(rep.panel)
-            frame = _frame(model, spec, rep.panel)
+            # prior_outcome="auto" decided once: spec() and model_frame() would each decide it
+            resolved = model.resolve(rep.panel)
+            spec = resolved.spec(rep.panel)
+            frame = _frame(resolved, spec, rep.panel)
         except Exception as exc:  # noqa: BLE001
             out[rep.replicate] = _Numbers(error=_message(exc))
             continue

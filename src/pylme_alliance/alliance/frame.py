@@ -58,6 +58,18 @@ def model_frame(panel: AlliancePanel, spec: ModelSpec, model: Any) -> pd.DataFra
 def outcome_before(patient: Any, session: np.ndarray, outcome: np.ndarray) -> np.ndarray:
     """The outcome at session t - 1 of the same patient (by session NUMBER; NaN when that
     session was not attended), as METHODS.md requires of every lag."""
+    from ._leads import previous_positions
+
+    position = previous_positions(patient, session)
+    if position is not None:
+        values = np.asarray(outcome, dtype=float)
+        return np.where(position >= 0, values[np.maximum(position, 0)], np.nan)
+    return _outcome_before_merge(patient, session, outcome)
+
+
+def _outcome_before_merge(patient: Any, session: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+    """:func:`outcome_before` by a merge on (patient, session + 1): any ids and session
+    numbers, and the reference the fast path is tested against."""
     rows = pd.DataFrame({"patient": patient, "session": session, "outcome": outcome})
     earlier = rows.assign(session=rows["session"] + 1)
     merged = rows[["patient", "session"]].merge(earlier, on=["patient", "session"], how="left",

@@ -53,6 +53,12 @@ NICKELL_MIN_T = 20
 PRIOR_MIN_ROWS = 3
 
 
+def _patient_codes(panel: AlliancePanel) -> tuple[np.ndarray, int]:
+    """Integer codes of the panel's patients in sorted-id order (-1: no id), and how many."""
+    codes, uniques = pd.factorize(panel.data[panel.roles["patient"]].array, sort=True)
+    return np.asarray(codes, dtype=np.int64), len(uniques)
+
+
 class NickellWarning(UserWarning):
     """The lagged-outcome slope of a decomposed-control fit carries dynamic-panel bias."""
 
@@ -233,9 +239,10 @@ class AllianceModel:
         if self.control_outcome is False or self.lead == 0:
             return float("inf")
         kept = self.replace(prior_outcome=True)._kept_rows(panel)
-        patient = panel.data[panel.roles["patient"]].to_numpy()
-        counts = pd.Series(kept).groupby(patient).sum()
-        return float(counts.median()) if len(counts) else 0.0
+        codes, n_patients = _patient_codes(panel)
+        known = codes >= 0  # as groupby: rows without a patient id are no group
+        counts = np.bincount(codes[known], weights=kept[known], minlength=n_patients)
+        return float(np.median(counts)) if n_patients else 0.0
 
     def _kept_rows(self, panel: AlliancePanel) -> np.ndarray:
         """Rows the engine will fit (before moderators' own missing values)."""
@@ -251,7 +258,7 @@ class AllianceModel:
             if column is not None and column in data:
                 kept &= data[column].notna().to_numpy()
         if self.prior_outcome is True and self.control_outcome is not False:
-            kept &= np.isfinite(_outcome_before(data[roles["patient"]].to_numpy(), session, outcome))
+            kept &= np.isfinite(_outcome_before(data[roles["patient"]], session, outcome))
         return kept
 
     def _session_terms(self, panel: AlliancePanel) -> list[str]:
@@ -270,7 +277,12 @@ class AllianceModel:
         data, roles = panel.data, panel.roles
         session = data[roles["session"]].to_numpy(dtype=float)
         kept = self._kept_rows(panel)
-        means = pd.Series(session[kept]).groupby(data[roles["patient"]].to_numpy()[kept]).mean()
+        codes, n_patients = _patient_codes(panel)
+        kept &= codes >= 0
+        # the patients' mean sessions in sorted-id order (as a groupby gives them)
+        count = np.bincount(codes[kept], minlength=n_patients)
+        present = count > 0
+        means = np.bincount(codes[kept], weights=session[kept], minlength=n_patients)[present] / count[present]
         return bool(len(means) > 1 and means.max() - means.min() > 1e-9 * max(1.0, abs(means.mean())))
 
     def control_bias(self) -> str:

@@ -1,0 +1,145 @@
+"""power()'s fast path builds the same model frames as the general path.
+
+power() makes a model frame for every replicate, so the Python work per replicate was cut
+(issue 12): ``outcome_before`` matches rows by packed integer keys instead of a pandas
+merge, ``AllianceModel._prior_rows`` / ``_mean_session_varies`` count and average with
+``numpy.bincount`` instead of groupby, and the batch decides ``prior_outcome="auto"``
+once per replicate. These tests hold the new code to the old one: the reference
+implementations below are the code before that change, and every frame and formula
+must be equal to the last bit.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pylme_alliance as pa
+from pylme_alliance.alliance import _power_fit, frame as frame_module, model as model_module
+from pylme_alliance.alliance.frame import _outcome_before_merge, outcome_before
+from pylme_alliance.alliance.model import AllianceModel
+
+
+# ----------------------------------------------------------------------- the references
+def _prior_rows_reference(self, panel):
+    if self.control_outcome is False or self.lead == 0:
+        return float("inf")
+    kept = self.replace(prior_outcome=True)._kept_rows(panel)
+    patient = panel.data[panel.roles["patient"]].to_numpy()
+    counts = pd.Series(kept).groupby(patient).sum()
+    return float(counts.median()) if len(counts) else 0.0
+
+
+def _mean_session_varies_reference(self, panel):
+    data, roles = panel.data, panel.roles
+    session = data[roles["session"]].to_numpy(dtype=float)
+    kept = self._kept_rows(panel)
+    means = pd.Series(session[kept]).groupby(data[roles["patient"]].to_numpy()[kept]).mean()
+    return bool(len(means) > 1 and means.max() - means.min() > 1e-9 * max(1.0, abs(means.mean())))
+
+
+@pytest.fixture
+def reference(monkeypatch):
+    """Switch the model and frame code to the general (pre-issue-12) implementations."""
+
+    def switch():
+        monkeypatch.setattr(frame_module, "outcome_before", _outcome_before_merge)
+        monkeypatch.setattr(model_module, "_outcome_before", _outcome_before_merge)
+        monkeypatch.setattr(AllianceModel, "_prior_rows", _prior_rows_reference)
+        monkeypatch.setattr(AllianceModel, "_mean_session_varies", _mean_session_varies_reference)
+
+    return switch
+
+
+# ----------------------------------------------------------------------- panels, models
+def _panels():
+    """simulate() trials with dropout and missed sessions, long and short series."""
+    out = []
+    for seed, extra in [(1, {}), (2, {"sessions_median": 3}), (3, {"missed": 0.3, "dropout": 0.5}),
+                        (4, {"feedback": -0.01, "alliance_ar": 0.3})]:
+        sim = pa.simulate(n_patients=48, n_therapists=8, seed=seed, **extra)
+        out.append(pa.prepare(sim.data, patient="patient", session="session", alliance="alliance",
+                              outcome="outcome", therapist="therapist", time="day", leads=(1, 2),
+                              moderators=("severity", "arm"), outcome_better="lower"))
+    return out
+
+
+PANELS = _panels()
+MODELS = [AllianceModel(prior_outcome=prior, control_outcome=control, lead=lead, effect=effect)
+          for prior, control, lead, effect in itertools.product(
+              ("auto", True, False), ("decomposed", "raw", False), (1, 2), ("total", "direct"))]
+MODELS += [AllianceModel(moderators=("severity",)), AllianceModel(moderators=("arm",), therapist="crossed"),
+           AllianceModel(random_slope=False, session_trend=False)]
+
+
+def _general(model, panel):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.spec(panel), model.model_frame(panel), model.resolve(panel)
+
+
+def _fast(model, panel):
+    """What power()'s batch does (_power_fit._batch)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resolved = model.resolve(panel)
+        spec = resolved.spec(panel)
+        return spec, _power_fit._frame(resolved, spec, panel), resolved
+
+
+def test_short_series_panel_resolves_auto_both_ways():
+    # the panels cover prior_outcome="auto" deciding True and deciding False
+    decided = {AllianceModel().resolve(panel).prior_outcome for panel in PANELS}
+    assert decided == {True, False}
+
+
+@pytest.mark.parametrize("p", range(len(PANELS)))
+def test_fast_frames_equal_general_frames(p, reference):
+    panel = PANELS[p]
+    fast = [_fast(model, panel) for model in MODELS]
+    reference()
+    for model, (spec, frame, resolved) in zip(MODELS, fast):
+        ref_spec, ref_frame, ref_resolved = _general(model, panel)
+        assert resolved == ref_resolved, model
+        assert spec == ref_spec, model
+        pd.testing.assert_frame_equal(frame, ref_frame, check_exact=True, obj=repr(model))
+
+
+@pytest.mark.parametrize("p", range(len(PANELS)))
+def test_row_rules_equal_the_reference(p):
+    panel = PANELS[p]
+    for model in MODELS:
+        assert model._prior_rows(panel) == _prior_rows_reference(model, panel)
+        resolved = model.resolve(panel)
+        assert resolved._mean_session_varies(panel) == _mean_session_varies_reference(resolved, panel)
+
+
+def test_outcome_before_equals_the_merge_on_any_input():
+    rng = np.random.default_rng(12)
+    for trial in range(300):
+        n = int(rng.integers(0, 50))
+        ids = rng.choice(np.array(["a", "b", "c", None, "e"], dtype=object), n)
+        rows = pd.DataFrame({"p": ids, "s": rng.integers(0, 12, n)}).drop_duplicates()
+        if trial % 3 == 0:
+            rows = rows.sort_values(["p", "s"], na_position="last")
+        y = rng.normal(size=len(rows)).round(1)
+        y[rng.random(len(rows)) < 0.2] = np.nan
+        patients = [rows["p"].to_numpy(), rows["p"], pd.Categorical(rows["p"]),
+                    rows["p"].astype("category"), rows["p"].fillna("z").astype(str)]
+        for patient, session in itertools.product(patients, (rows["s"].to_numpy(), rows["s"].to_numpy(float),
+                                                             rows["s"] + 3)):
+            fast = outcome_before(patient, session, y)
+            slow = _outcome_before_merge(patient, session, y)
+            assert fast.dtype == slow.dtype == np.float64
+            np.testing.assert_array_equal(fast, slow)
+
+
+def test_outcome_before_general_cases_use_the_merge():
+    # non-integer sessions and duplicated keys are left to the merge (which refuses duplicates)
+    fast = outcome_before(np.array(["a", "a"]), np.array([1.5, 2.5]), np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(fast, [np.nan, 1.0])
+    with pytest.raises(pd.errors.MergeError):
+        outcome_before(np.array(["a", "a"]), np.array([1, 1]), np.array([1.0, 2.0]))
