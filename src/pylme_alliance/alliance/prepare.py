@@ -297,11 +297,13 @@ def prepare(
     sizes = _centering.group_sizes(group, n_patients)
 
     out = data.iloc[kept].reset_index(drop=True)
-    out[session] = sessions[kept]
     a = alliance_values[kept]
     y = outcome_values[kept]
-    out[alliance] = a
-    out[outcome] = y
+    for name, values in ((session, sessions[kept]), (alliance, a), (outcome, y)):
+        _set_checked(out, name, values)
+    # the derived columns, added to ``out`` at once before the moderators (a pandas
+    # column insert costs ~0.1 ms, which power() pays for every simulated trial)
+    new: dict[str, np.ndarray] = {}
     notes: list[str] = []
     if np.ptp(a) == 0:
         raise PylmeError(
@@ -328,8 +330,8 @@ def prepare(
                 "cannot be detrended; the person mean is used for them"
             )
     grand_mean = float(parts.level.mean())
-    out["alliance_between"] = parts.level[group] - grand_mean
-    out["alliance_within"] = parts.within
+    new["alliance_between"] = parts.level[group] - grand_mean
+    new["alliance_within"] = parts.within
 
     # ---- therapists ------------------------------------------------------------
     multi = pd.Index(kept_patient_ids[:0])
@@ -353,30 +355,31 @@ def prepare(
                 th_mean = np.bincount(pair_therapist, weights=parts.level[pair_group], minlength=n_th) / per_th
             # centred on the same patient grand mean, so the two parts add up to
             # alliance_between for patients with one therapist
-            out["alliance_between_therapist"] = th_mean[th] - grand_mean
-            out["alliance_between_patient"] = parts.level[group] - th_mean[th]
+            new["alliance_between_therapist"] = th_mean[th] - grand_mean
+            new["alliance_between_patient"] = parts.level[group] - th_mean[th]
 
-    if not np.any(out["alliance_within"].to_numpy() != 0):
+    if not np.any(new["alliance_within"] != 0):
         notes.append(f"alliance {alliance!r} never varies within a patient: alliance_within is 0 "
                      "throughout, so no within-patient alliance effect can be estimated")
 
     # ---- outcome: between and within (the lagged-outcome control, decomposed) ----
     outcome_level = _centering.group_mean(group, y, n_patients)
     outcome_grand_mean = float(outcome_level.mean())
-    out["outcome_between"] = outcome_level[group] - outcome_grand_mean
-    out["outcome_within"] = y - outcome_level[group]
+    new["outcome_between"] = outcome_level[group] - outcome_grand_mean
+    new["outcome_within"] = y - outcome_level[group]
 
     # ---- leads, and what the direct lead models need ---------------------------
     for k in outcome_lead_distances:
-        out[f"outcome_lead{k}"] = lead_values[k][kept]
+        new[f"outcome_lead{k}"] = lead_values[k][kept]
     kept_sessions = sessions[kept]
-    within_values = out["alliance_within"].to_numpy(dtype=np.float64)
+    within_values = new["alliance_within"].astype(np.float64, copy=False)
     for j in alliance_lead_distances:  # a few distances, not patients
         # among KEPT sessions: a session without alliance has no deviation to carry
         position = lead_positions(group, kept_sessions, j)
         values = np.full(len(kept), np.nan)
         values[position >= 0] = within_values[position[position >= 0]]
-        out[f"alliance_within_lead{j}"] = values
+        new[f"alliance_within_lead{j}"] = values
+    out = _with_columns(out, new)
     scales = _scales(out, group, n_patients, parts.level, outcome_level, y)
 
     # ---- moderators ---------------------------------------------------------
@@ -417,6 +420,24 @@ def prepare(
         outcome_label=outcome_label,
         early_sessions=early_sessions,
     )
+
+
+def _set_checked(out: pd.DataFrame, name: Hashable, values: np.ndarray) -> None:
+    """``out[name] = values``, skipped when the column already holds exactly these values
+    in this dtype (int64 sessions, float64 scores: the usual input; both 8 bytes wide)."""
+    current = out[name]
+    if current.dtype == values.dtype:
+        held = current.to_numpy()
+        if held.dtype == values.dtype and np.array_equal(held.view(np.int64), values.view(np.int64)):
+            return
+    out[name] = values
+
+
+def _with_columns(out: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``out`` with the columns ``new`` appended in order (as ``out[k] = v`` one by one)."""
+    if not new:
+        return out
+    return pd.concat([out, pd.DataFrame(new, index=out.index)], axis=1)
 
 
 def _scales(out: pd.DataFrame, group: np.ndarray, n_patients: int, alliance_level: np.ndarray,
