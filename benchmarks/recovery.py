@@ -39,6 +39,9 @@ DESIGNS: dict[str, dict[str, Any]] = {
     "fb005_T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0, "feedback": -0.005},
     "fb015_T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0, "feedback": -0.015},
     "noslope": {"slope_sd": 0.0},
+    # heterogeneity the data can show: a slope SD of 3 on 20 sessions each (the default
+    # SD of 1 is below what 547 patients x 7 sessions can resolve; see README)
+    "hetero_T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0, "slope_sd": 3.0},
 }
 
 Z95 = 1.959963984540054
@@ -50,8 +53,15 @@ def _row(estimator: str, quantity: str, estimate: float, se: float, truth: float
             "singular": bool(fit.singular)}
 
 
-def _lagged_model(control: str, prior: Any = "auto", name: str | None = None) -> Callable[..., list[dict[str, Any]]]:
-    """Within effect, slope SD and share from AllianceModel(control_outcome=control)."""
+def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
+                  slope_lrt: bool = False) -> Callable[..., list[dict[str, Any]]]:
+    """Within effect, slope SD and share from AllianceModel(control_outcome=control).
+
+    With ``slope_lrt`` also the random-slope likelihood-ratio test at alpha = 0.05 (the
+    test the report states heterogeneity by): its row's estimate is 1 when it rejects, so
+    the table's mean estimate is the rejection rate (power when the truth is 1, size when
+    the design has no slope variance, truth 0).
+    """
 
     def run(panel: Any, truth: dict[str, Any], engine: str) -> list[dict[str, Any]]:
         from pylme_alliance.alliance.model import AllianceModel
@@ -66,11 +76,18 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None) ->
         tau = float(tau_rows.iloc[0]) if len(tau_rows) else float("nan")
         share = (0.5 * math.erfc(beta / tau / math.sqrt(2.0)) if tau > 0
                  else float(beta < 0))
-        return [
+        rows = [
             _row(name or control, "within", beta, se, truth["within"][1], fit),
             _row(name or control, "slope_sd", tau, float("nan"), truth["slope_sd"], fit),
             _row(name or control, "share", share, float("nan"), truth["share_beneficial"], fit),
         ]
+        if slope_lrt:
+            from pylme_alliance.alliance.slope_test import slope_test
+
+            rejected = slope_test(fit).significant(0.05)
+            rows.append(_row(name or control, "slope_lrt_rejects", float(rejected), float("nan"),
+                             float(truth["slope_sd"] > 0), fit))
+        return rows
 
     return run
 
@@ -93,7 +110,7 @@ def _between(adjust: bool) -> Callable[..., list[dict[str, Any]]]:
 
 #: Pluggable estimators: name -> function(panel, truth, engine) -> rows.
 ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
-    "decomposed": _lagged_model("decomposed"),                  # the default model
+    "decomposed": _lagged_model("decomposed", slope_lrt=True),  # the default model
     "decomposed_t": _lagged_model("decomposed", False, "decomposed_t"),  # without the outcome before
     "raw": _lagged_model("raw", False),                         # the model before issue 9
     "between": _between(False),

@@ -137,8 +137,15 @@ def test_mundlak_terms_are_means_over_the_fitted_rows(small_panel):
     outcome before is the outcome at session t - 1 by number (NaN after a missed session)."""
     frame = pa.AllianceModel().model_frame(small_panel).dropna(subset=["outcome_within"])
     assert len(frame) > 0
-    means = frame.groupby("patient", observed=True)[["outcome_within"]].mean()
+    means = frame.groupby("patient", observed=True)[["outcome_within", "alliance_within"]].mean()
     np.testing.assert_allclose(means.to_numpy(), 0.0, atol=1e-9)
+    # the alliance is split over the same rows: within + between is the alliance itself
+    # (up to the grand mean), and the between part is constant within patient
+    data = small_panel.data.loc[frame.index]
+    total = frame["alliance_within"] + frame["alliance_between"]
+    shift = data["alliance"] - total
+    np.testing.assert_allclose(shift, shift.iloc[0], atol=1e-9)
+    assert frame.groupby("patient", observed=True)["alliance_between"].nunique().max() == 1
     data = small_panel.data
     full = pa.AllianceModel().model_frame(small_panel)
     np.testing.assert_array_equal(np.isnan(full["outcome_before"]), np.isnan(_before(data)))

@@ -281,5 +281,9 @@ def test_outcome_direction_and_random_slope_options_reach_the_analysis(trial_csv
     assert seen["random_slope"] == "false" and seen["leads"] == (0, 1)
     assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r2")]) == 0
     assert seen["panel"].outcome_better is None and seen["random_slope"] == "auto"
+    assert seen["control_outcome"] == "decomposed" and seen["prior_outcome"] == "auto"
+    assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r4"),
+                 "--control-outcome", "none", "--prior-outcome", "false"]) == 0
+    assert seen["control_outcome"] == "none" and seen["prior_outcome"] == "false"
     assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r3"),
                  "--outcome-better", "sideways"]) == 2

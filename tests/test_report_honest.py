@@ -187,7 +187,12 @@ def test_heterogeneity_claimed_only_when_the_test_supports_it(lower):
         fake = dataclasses.replace(lower, settings={**lower.settings, "heterogeneity": {
             **info, "degenerate": False, "test": {**info["test"], "p_value": p_new}}})
         assert expected in heterogeneity_text(fake)
-    assert "shrunken" in text
+        # BLUPs are described as shrunken whenever the slopes are interpreted at all
+        assert "shrunken" in heterogeneity_text(fake)
+    if info["degenerate"]:
+        assert "not interpreted" in text and "shrunken" not in text
+    else:
+        assert "shrunken" in text
 
 
 def test_profile_warnings_sit_beside_the_interval(panel_small, monkeypatch):
@@ -343,3 +348,30 @@ def test_duration_headline_marks_flagged_fits_in_words_not_with_a_star():
     assert "*" not in line
     assert line.count("(flagged)") == 1 and "t+1: -1.600 [-2.800, -0.500] (flagged)" in line
     assert any("flagged: from a fit that did not converge" in x for x in lines)
+
+
+def test_control_options_reach_every_lagged_model(panel_small, monkeypatch):
+    seen = []
+    real = AllianceModel.fit
+
+    def recording(self, panel):
+        seen.append(self)
+        return real(self, panel)
+
+    monkeypatch.setattr(AllianceModel, "fit", recording)
+    report = _quiet(pa.analyze, panel_small, leads=(0, 1, 2), random_slope=False, progress=False, checks=(),
+                    control_outcome="raw", prior_outcome="false")
+    assert report.settings["control_outcome"] == "raw" and report.settings["prior_outcome"] is False
+    assert "outcome" in set(report.tables["fixed_effects"]["term"])
+    lagged = [m for m in seen if m.lead > 0]
+    assert {m.lead for m in lagged} == {1, 2}
+    assert all(m.control_outcome == "raw" and m.prior_outcome is False for m in lagged)
+    assert all(m.control_outcome is False for m in seen if m.lead == 0)  # nothing to control at lead 0
+    assert report.provenance["arguments"]["control_outcome"] == "raw"
+
+
+def test_control_options_are_checked_before_any_fit(panel_small):
+    with pytest.raises(pa.PylmeError, match="control_outcome"):
+        pa.analyze(panel_small, control_outcome="lagged", progress=False)
+    with pytest.raises(pa.PylmeError, match="prior_outcome"):
+        pa.analyze(panel_small, prior_outcome="maybe", progress=False)

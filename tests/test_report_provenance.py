@@ -54,7 +54,8 @@ def test_provenance_record(report):
     assert made["source"] == {"file": "trial <1>.csv",
                               "sha256": hashlib.sha256(b"patient,session\n1,1\n").hexdigest()}
     assert made["arguments"] == {"leads": [1, 2], "moderators": ["arm"], "engine": "lme4", "residual": "iid",
-                                 "therapist": None, "random_slope": False, "progress": False,
+                                 "therapist": None, "random_slope": False, "control_outcome": "decomposed",
+                                 "prior_outcome": "auto", "progress": False,
                                  "checks": ["ar1"], "executor": "none (this process)"}
     assert made["command"][-3:] == ["--leads", "1", "2"]
     assert pd.Timestamp(made["date"]).tzinfo is not None

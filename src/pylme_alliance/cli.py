@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--random-slope", choices=("auto", "true", "false"), default="auto",
                        help="random within-patient alliance slope; auto drops it (and says why) when the data "
                             "cannot support it (default: auto)")
+    model.add_argument("--control-outcome", choices=("decomposed", "raw", "none"), default="decomposed",
+                       help="how the lagged models control the current outcome: decomposed (patient mean + "
+                            "deviation, the default), raw, or none")
+    model.add_argument("--prior-outcome", choices=("auto", "true", "false"), default="auto",
+                       help="also control the outcome of the session before; auto decides from the rows it "
+                            "would leave (default: auto)")
     cols_out = p.add_argument_group("outcome")
     cols_out.add_argument("--outcome-better", choices=("lower", "higher"), default=None,
                           help="which outcome direction is better (e.g. lower for symptom scores); without it "

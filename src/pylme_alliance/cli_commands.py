@@ -79,6 +79,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     # Ctrl-C during the work leaves nothing behind
     report = analyze(panel, leads=leads, moderators=moderators, engine=args.engine,
                      residual=args.residual, random_slope=getattr(args, "random_slope", "auto"),
+                     control_outcome=getattr(args, "control_outcome", "decomposed"),
+                     prior_outcome=getattr(args, "prior_outcome", "auto"),
                      progress=sys.stderr.isatty(), source=args.data, command=sys.argv)
     out = _save(report, args)
     _print_summary(report)

@@ -72,7 +72,8 @@ def _main_lead(leads: tuple[int, ...]) -> int:
 
 def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderators: Iterable[Any] = (),
             engine: str = "lme4", residual: str = "iid", therapist: str | None = None,
-            random_slope: Any = "auto", progress: bool = True, source: str | Path | None = None,
+            random_slope: Any = "auto", control_outcome: Any = "decomposed", prior_outcome: Any = "auto",
+            progress: bool = True, source: str | Path | None = None,
             command: Sequence[str] | None = None, executor: Any = None,
             checks: Iterable[str] = CHECKS) -> Report:
     """Run the alliance-outcome analysis and return a :class:`Report`.
@@ -102,6 +103,13 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         The random within-patient alliance slope. ``"auto"`` (default) drops it, and
         says why, when the model has no more observations than random effects or when
         the slope fit is degenerate (a random SD ~ 0 or a correlation at +/-1).
+    control_outcome : {"decomposed", "raw", False}
+        How every lagged model controls the current outcome (:class:`AllianceModel`;
+        "decomposed", the default, keeps the within effect the fixed-effects estimate
+        under symptom->alliance feedback). The concurrent model (lead 0) has none.
+    prior_outcome : {"auto", True, False}
+        Whether the lagged models also control the outcome of the session before
+        (:class:`AllianceModel`); "auto" decides per lead from the rows it would leave.
     progress : bool
         A progress bar over the steps, each named as it runs ("main model", "lead 2 of 3",
         "moderator severity", "AR(1) check: nlme ar1"); shown on a terminal or notebook.
@@ -140,9 +148,11 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     moderators = moderators if isinstance(moderators, str) else list(moderators)
     checks = _check_checks(checks)
     arguments = {"leads": leads, "moderators": moderators, "engine": engine, "residual": residual,
-                 "therapist": therapist, "random_slope": random_slope, "progress": progress,
+                 "therapist": therapist, "random_slope": random_slope,
+                 "control_outcome": control_outcome, "prior_outcome": prior_outcome, "progress": progress,
                  "checks": list(checks), "executor": _executor_name(executor)}
     random_slope = design.check_random_slope(random_slope)
+    control_outcome, prior_outcome = _check_control(control_outcome, prior_outcome)
     leads = check_leads(panel, leads, "analyze()")
     moderators = [m for m in ([moderators] if isinstance(moderators, str) else list(moderators))]
     unknown = [m for m in moderators if m not in panel.moderators]
@@ -170,7 +180,8 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         if not capable:
             slope_note = f"Random slope dropped (random_slope='auto'): {reason}."
     main_model = lead_model(main_lead, therapist=therapist, residual=residual, engine=engine,
-                            random_slope=bool(slope))
+                            random_slope=bool(slope), control_outcome=control_outcome,
+                            prior_outcome=prior_outcome)
     outcome_better = panel.outcome_better
     tables: dict[str, pd.DataFrame] = {"data_summary": panel.summary().reset_index()}
     figs: dict[str, Any] = {}
@@ -234,7 +245,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         bar.advance()
         main_fit = state["main"]
         base = main_fit.model
-        options = _options(base)
+        options = _options(base, control_outcome, prior_outcome)
         fit_rows = flag_rows(fits)
         # (part, result): a part runs in run_part (here or on the executor); a step done
         # here already has its result
@@ -365,10 +376,23 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     return Report(tables=tables, figures=figs, notes=notes, settings=settings, provenance=made)
 
 
-def _options(model: AllianceModel) -> dict[str, Any]:
-    # not control_outcome: lead_model() drops the control at lead 0 only, whatever the main lead
+def _options(model: AllianceModel, control_outcome: Any, prior_outcome: Any) -> dict[str, Any]:
+    # the user's control, not the main model's: lead_model() drops it at lead 0 only, and
+    # prior_outcome="auto" is decided again for each lead's own rows
     return {"therapist": model.therapist, "residual": model.residual, "engine": model.engine,
-            "random_slope": model.random_slope}
+            "random_slope": model.random_slope, "control_outcome": control_outcome,
+            "prior_outcome": prior_outcome}
+
+
+def _check_control(control_outcome: Any, prior_outcome: Any) -> tuple[Any, Any]:
+    """The CLI's words ("none", "true", "false") as AllianceModel's values, checked there."""
+    words = {"none": False, "false": False, "true": True}
+    if isinstance(control_outcome, str) and control_outcome.lower() in ("none", "false"):
+        control_outcome = False
+    if isinstance(prior_outcome, str) and prior_outcome.lower() in words:
+        prior_outcome = words[prior_outcome.lower()]
+    AllianceModel(control_outcome=control_outcome, prior_outcome=prior_outcome)  # raises on bad values
+    return control_outcome, prior_outcome
 
 
 def _check_checks(checks: Any) -> tuple[str, ...]:
