@@ -143,3 +143,34 @@ def test_outcome_before_general_cases_use_the_merge():
     np.testing.assert_array_equal(fast, [np.nan, 1.0])
     with pytest.raises(pd.errors.MergeError):
         outcome_before(np.array(["a", "a"]), np.array([1, 1]), np.array([1.0, 2.0]))
+
+
+def test_frames_reach_r_as_the_general_conversion_makes_them():
+    from pylme_alliance import bridge
+    from pylme_alliance.bridge.rload import rinterface
+    from pylme_alliance.engines._common import parse_formula
+    from pylme_alliance.engines._names import NameMap
+    from pylme_alliance.engines.datacheck import model_columns
+
+    bridge.private_env()  # starts R
+    identical = rinterface().baseenv["identical"]
+    for model in (AllianceModel(), AllianceModel(moderators=("arm",)), AllianceModel(effect="direct", lead=2),
+                  AllianceModel(control_outcome="raw", therapist="crossed")):
+        for panel in PANELS:
+            spec, frame, _ = _fast(model, panel)
+            columns = [c for c in frame.columns if c in parse_formula(spec.formula).variables]
+            names = NameMap(columns)
+            fast = _power_fit._frames_to_r([frame, frame], columns, names)
+            general = bridge.to_r(names.frame_to_r(model_columns(frame, columns)))
+            assert identical(fast[0], general)[0] and identical(fast[1], general)[0], model
+
+
+def test_frames_to_r_refuses_what_model_columns_refuses():
+    from pylme_alliance.engines._names import NameMap
+
+    frame = pd.DataFrame({"y": [1.0, np.inf, 3.0], "x": [1.0, 2.0, 3.0]})
+    with pytest.raises(pa.PylmeError, match="infinite"):
+        _power_fit._frames_to_r([frame], ["y", "x"], NameMap(["y", "x"]))
+    text = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": pd.Series(["a", "b", "a"], dtype=object)})
+    r_frame = _power_fit._frames_to_r([text], ["y", "x"], NameMap(["y", "x"]))[0]
+    assert [str(c) for c in r_frame.rclass] == ["data.frame"]

@@ -268,15 +268,17 @@ def _batch_call(model: AllianceModel, spec: Any, frames: list[pd.DataFrame], kep
         for name in tested:
             column, suffixes = _moderator_terms(spec, [rep.panel for rep in kept], name)
             tests.append([f"{r[WITHIN]}:{r[column]}{s}" for s in suffixes])
-        frames = [model_columns(f, columns) for f in frames]
+        reml = True if model.reml is None else bool(model.reml)
+        # refit needs the designs compared; a REML batch never refits (see r/power.R)
+        refit = not reml and same_design([model_columns(f, columns) for f in frames], spec.response)
+        r_frames = _frames_to_r(frames, columns, names)
         reduced = model.replace(random_slope=False).spec(kept[0].panel).formula if slope else None
         group = None
         if slope:
             group = (f"{r['therapist']}:{r['patient']}" if model.therapist == "nested" else r["patient"])
-        reml = True if model.reml is None else bool(model.reml)
-        value, _ = bridge.call("pylme_power_fits", [names.frame_to_r(f) for f in frames], spec.formula,
+        value, _ = bridge.call("pylme_power_fits", r_frames, spec.formula,
                                names.r_names(), reml, tests, reduced=reduced,
-                               refit=not reml and same_design(frames, spec.response),
+                               refit=refit,
                                slope=r[WITHIN] if slope else None,
                                slope_group=group,
                                check={"loglik": LOGLIK_TOL, "fixef": FIXEF_TOL})
@@ -312,6 +314,48 @@ def _batch_call(model: AllianceModel, spec: Any, frames: list[pd.DataFrame], kep
             reduced_error=None if red is None or red is pd.NA else names.to_user(str(red)),
             slope_sd=float(scalars["slope_sd"][i]))
     return out
+
+
+def _frames_to_r(frames: list[pd.DataFrame], columns: list[str], names: Any) -> list[Any]:
+    """The model frames as R data.frames under their generated names.
+
+    The same R objects as ``bridge.to_r(names.frame_to_r(model_columns(f, columns)))``:
+    when every used column is a numpy number or a categorical (what ``model_frame``
+    makes), ``model_columns`` would only check the numbers and copy, so the columns go
+    to R directly after that check (the two pandas copies cost as much as the
+    conversion). Anything else, or a number it would refuse, takes that general path
+    (which raises its error).
+    """
+    from .. import bridge
+    from ..bridge import convert
+    from ..engines.datacheck import MAX_ABS_VALUE, model_columns
+
+    out = []
+    with bridge.lock:
+        bridge.private_env()  # R started before R vectors are made
+        for frame in frames:
+            vectors = _direct_vectors(frame, columns, names, convert, MAX_ABS_VALUE)
+            if vectors is None:
+                out.append(convert.to_r(names.frame_to_r(model_columns(frame, columns))))
+            else:
+                out.append(convert.data_frame(vectors, len(frame)))
+    return out
+
+
+def _direct_vectors(frame: pd.DataFrame, columns: list[str], names: Any, convert: Any,
+                    limit: float) -> dict[str, Any] | None:
+    if not frame.columns.is_unique or any(c not in frame.columns for c in columns):
+        return None
+    for column in columns:
+        dtype = frame[column].dtype
+        if isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
+            continue
+        if not (isinstance(dtype, np.dtype) and dtype.kind == "f"):
+            return None
+        values = frame[column].to_numpy()
+        if (~np.isnan(values) & ~(np.abs(values) <= limit)).any():
+            return None
+    return {names.to_r[c]: convert._column_to_r(frame[c], names.to_r[c]) for c in columns}
 
 
 def same_design(frames: list[pd.DataFrame], response: str) -> bool:
