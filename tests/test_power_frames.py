@@ -174,3 +174,52 @@ def test_frames_to_r_refuses_what_model_columns_refuses():
     text = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": pd.Series(["a", "b", "a"], dtype=object)})
     r_frame = _power_fit._frames_to_r([text], ["y", "x"], NameMap(["y", "x"]))[0]
     assert [str(c) for c in r_frame.rclass] == ["data.frame"]
+
+
+def _calibrate_dropout_reference(z, can_drop, target, slope):
+    """simulate()'s dropout calibration over the whole n x T grid (before issue 12)."""
+    if target <= 0 or not can_drop.any():
+        return -np.inf
+    lo, hi = -20.0, 20.0
+    zz = np.where(can_drop, z, 0.0)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        h = np.where(can_drop, 1.0 / (1.0 + np.exp(-(mid + slope * zz))), 0.0)
+        share = float(np.mean(1.0 - np.exp(np.log1p(-np.minimum(h, 1 - 1e-12)).sum(axis=1))))
+        if share < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def test_dropout_calibration_equals_the_whole_grid_version():
+    from pylme_alliance.alliance import _generate
+
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        n, T = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+        z = rng.normal(scale=float(rng.uniform(0.1, 4)), size=(n, T))
+        can_drop = rng.random((n, T)) < rng.uniform(0, 1)
+        target, slope = float(rng.uniform(0, 0.9)), float(rng.normal(scale=3))
+        fast = _generate._calibrate_dropout(z, can_drop, target, slope)
+        slow = _calibrate_dropout_reference(z, can_drop, target, slope)
+        assert np.float64(fast).view(np.int64) == np.float64(slow).view(np.int64), trial
+
+
+def test_lean_truth_leaves_the_data_and_the_rest_of_the_truth_unchanged():
+    from pylme_alliance.alliance._generate import lean_truth
+
+    for kwargs in ({}, {"feedback": -0.01, "moderation": {"severity": 0.02}}):
+        full = pa.simulate(n_patients=60, n_therapists=10, seed=4, **kwargs)
+        with lean_truth(between=False):
+            lean = pa.simulate(n_patients=60, n_therapists=10, seed=4, **kwargs)
+        with lean_truth(between=True):
+            between = pa.simulate(n_patients=60, n_therapists=10, seed=4, **kwargs)
+        pd.testing.assert_frame_equal(lean.data, full.data, check_exact=True)
+        pd.testing.assert_frame_equal(between.data, full.data, check_exact=True)
+        assert set(full.truth) - set(lean.truth) == {"within_expected", "between_level"}
+        assert set(full.truth) - set(between.truth) == {"within_expected"}
+        assert repr({k: full.truth[k] for k in lean.truth}) == repr(lean.truth)
+        assert repr(between.truth["between_level"]) == repr(full.truth["between_level"])
+    assert "between_level" in pa.simulate(n_patients=20, n_therapists=4, seed=1).truth  # the block ended

@@ -8,15 +8,33 @@ the between-patient level effect is in :func:`_between_level`.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ._simchecks import ARMS, COLUMNS
 
-__all__ = ["generate"]
+__all__ = ["generate", "lean_truth"]
+
+# Set by power(), which simulates thousands of trials and reads only some of the truth.
+_LEAN: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVar("pylme_lean_truth", default=None)
+
+
+@contextlib.contextmanager
+def lean_truth(*, between: bool) -> Iterator[None]:
+    """Within this block :func:`generate` leaves out the truth entries that take work
+    and that power() does not read: ``within_expected`` always, ``between_level``
+    unless ``between``. Every other entry, and the data, are unchanged (the truth uses
+    no random numbers)."""
+    token = _LEAN.set({"between": bool(between)})
+    try:
+        yield
+    finally:
+        _LEAN.reset(token)
 
 
 # ----------------------------------------------------------------------------
@@ -113,11 +131,18 @@ def _calibrate_dropout(z: np.ndarray, can_drop: np.ndarray, target: float, slope
     if target <= 0 or not can_drop.any():
         return -np.inf
     lo, hi = -20.0, 20.0
-    zz = np.where(can_drop, z, 0.0)
+    # The hazards are computed only where a patient can drop out (elsewhere h = 0 and
+    # log(1 - h) is -0.0): the same numbers as over the whole n x T grid, because each
+    # element's value does not depend on the others and the row sums still run over the
+    # full rows, but a quarter of the work (power() simulates thousands of trials).
+    # tests/test_power_frames.py holds it to the whole-grid version bit for bit.
+    slope_z = slope * z[can_drop]
+    logs = np.full(can_drop.shape, -0.0)
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        h = np.where(can_drop, 1.0 / (1.0 + np.exp(-(mid + slope * zz))), 0.0)
-        share = float(np.mean(1.0 - np.exp(np.log1p(-np.minimum(h, 1 - 1e-12)).sum(axis=1))))
+        h = 1.0 / (1.0 + np.exp(-(mid + slope_z)))
+        logs[can_drop] = np.log1p(-np.minimum(h, 1 - 1e-12))
+        share = float(np.mean(1.0 - np.exp(logs.sum(axis=1))))
         if share < target:
             lo = mid
         else:
@@ -403,14 +428,15 @@ def generate(p: dict[str, Any], mods: dict[str, Any], rng: np.random.Generator
     intake_signal = beta * level_term
     early_k = p["early_sessions"]
     slope_sd = p["slope_sd"]
+    lean = _LEAN.get()
     truth: dict[str, Any] = {
         "within": {k: float(v) for k, v in enumerate(b, start=1)},
         "within_direct": {k: float(v) for k, v in enumerate(b, start=1)},
         "within_total": _total_effects(b, rho, feedback if dynamic else 0.0, len(b)),
         "lag2_direct": float(b[1]) if len(b) > 1 else 0.0,
-        "within_expected": _expected_within(W, obs, lagpart, len(b)),
+        "within_expected": None if lean else _expected_within(W, obs, lagpart, len(b)),
         "between": float(beta),
-        "between_level": {
+        "between_level": None if lean and not lean["between"] else {
             "mean": _between_level(alliance_obs, obs, signal, intake_signal, early=None, adjust=False,
                                    **level_kw),
             "early": _between_level(alliance_obs, obs, signal, intake_signal, early=early_k, adjust=False,
@@ -442,4 +468,8 @@ def generate(p: dict[str, Any], mods: dict[str, Any], rng: np.random.Generator
         "missed_rate": float(1.0 - obs.sum() / np.minimum(last, T).sum()),
         "n_rows": int(len(data)),
     }
+    if lean:
+        for key in ("within_expected", "between_level"):
+            if truth[key] is None:
+                del truth[key]
     return data, truth

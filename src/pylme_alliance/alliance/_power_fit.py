@@ -63,6 +63,7 @@ def _prepare(data: pd.DataFrame, model: AllianceModel, moderators: tuple[str, ..
 
 
 def fit_chunk(chunk: Any) -> list[dict[str, Any]]:
+    from ._generate import lean_truth
     from .power import _sim_kwargs
     from .simulate import simulate
 
@@ -74,7 +75,9 @@ def fit_chunk(chunk: Any) -> list[dict[str, Any]]:
     for r, seed in zip(chunk.replicates, chunk.seeds):
         rep = _Replicate(replicate=r, seed=seed)
         try:
-            sim = simulate(**kwargs, seed=seed)
+            # the truth parts power() reads (the between-level derivation only for "between")
+            with lean_truth(between="between" in chunk.effects):
+                sim = simulate(**kwargs, seed=seed)
             rep.truth = sim.truth
             rep.panel = _prepare(sim.data, model, moderators)
         except Exception as exc:  # noqa: BLE001 - a failed replicate is recorded, never fatal
