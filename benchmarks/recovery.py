@@ -111,6 +111,7 @@ def _between(adjust: bool) -> Callable[..., list[dict[str, Any]]]:
 #: Pluggable estimators: name -> function(panel, truth, engine) -> rows.
 ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "decomposed": _lagged_model("decomposed", slope_lrt=True),  # the default model
+    "decomposed_nolrt": _lagged_model("decomposed", name="decomposed"),  # same, without the LRT refit
     "decomposed_t": _lagged_model("decomposed", False, "decomposed_t"),  # without the outcome before
     "raw": _lagged_model("raw", False),                         # the model before issue 9
     "between": _between(False),

@@ -12,7 +12,9 @@ from it (``outcome_within``), the Mundlak device, with the patient's mean sessio
 alliance rating (``outcome_before_within``) is controlled too, because under
 symptom->alliance feedback it is what shaped that alliance (METHODS.md, best practice 4;
 recovery numbers in benchmarks/README.md). Every mean is taken over the rows the model
-fits, so the Mundlak terms are those of the fixed-effects estimator on the same rows. ``control_outcome="raw"`` gives the former model
+fits, so the Mundlak terms are those of the fixed-effects estimator on the same rows; with
+the panel's person-mean decomposition the alliance, too, is split over those rows (its
+deviations average zero over them), so ``alliance_within`` is purely within-patient. ``control_outcome="raw"`` gives the former model
 with the raw lagged ``outcome``; ``effect="direct"`` controls the outcome just before
 t + k and the alliance deviations in between (see :func:`~.duration.duration`).
 
