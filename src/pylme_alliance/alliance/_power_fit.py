@@ -349,16 +349,23 @@ def _direct_vectors(frame: pd.DataFrame, columns: list[str], names: Any, convert
                     limit: float) -> dict[str, Any] | None:
     if not frame.columns.is_unique or any(c not in frame.columns for c in columns):
         return None
+    vectors: dict[str, Any] = {}
     for column in columns:
-        dtype = frame[column].dtype
-        if isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
-            continue
-        if not (isinstance(dtype, np.dtype) and dtype.kind == "f"):
+        series = frame[column]
+        dtype = series.dtype
+        name = names.to_r[column]
+        if dtype == np.float64:
+            values = series.to_numpy()
+            missing = np.isnan(values)
+            if (~missing & ~(np.abs(values) <= limit)).any():
+                return None
+            # what _column_to_r does with a float64 column, without the Series round trips
+            vectors[name] = convert._float_vector(convert._na_float(values, missing))
+        elif isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
+            vectors[name] = convert._column_to_r(series, name)
+        else:
             return None
-        values = frame[column].to_numpy()
-        if (~np.isnan(values) & ~(np.abs(values) <= limit)).any():
-            return None
-    return {names.to_r[c]: convert._column_to_r(frame[c], names.to_r[c]) for c in columns}
+    return vectors
 
 
 def same_design(frames: list[pd.DataFrame], response: str) -> bool:
