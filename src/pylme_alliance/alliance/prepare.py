@@ -379,8 +379,14 @@ def prepare(
         values = np.full(len(kept), np.nan)
         values[position >= 0] = within_values[position[position >= 0]]
         new[f"alliance_within_lead{j}"] = values
+    if time is not None:
+        t = days[kept]
+        time_days = t - t[_centering.group_starts(group)][group]
+        if not moderator_names:  # the last column either way
+            new["time_days"] = time_days
     out = _with_columns(out, new)
-    scales = _scales(out, group, n_patients, parts.level, outcome_level, y)
+    scales = _scales(len(out), n_patients, new["alliance_within"], new["outcome_within"], parts.level,
+                     outcome_level, y)
 
     # ---- moderators ---------------------------------------------------------
     moderator_info: dict[Hashable, ModeratorInfo] = {}
@@ -395,9 +401,8 @@ def prepare(
 
     # ---- calendar time ---------------------------------------------------------
     if time is not None:
-        t = days[kept]
-        starts = _centering.group_starts(group)
-        out["time_days"] = t - t[starts][group]
+        if moderator_names:
+            out["time_days"] = time_days
         backwards = np.r_[False, (np.diff(t) < 0) & ~new_patient[1:]]
         if backwards.any():
             n_back = len(np.unique(group[backwards]))
@@ -440,8 +445,8 @@ def _with_columns(out: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame
     return pd.concat([out, pd.DataFrame(new, index=out.index)], axis=1)
 
 
-def _scales(out: pd.DataFrame, group: np.ndarray, n_patients: int, alliance_level: np.ndarray,
-            outcome_level: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def _scales(n_rows: int, n_patients: int, alliance_within: np.ndarray, outcome_within: np.ndarray,
+            alliance_level: np.ndarray, outcome_level: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """The SDs that standardise effects (see ``AlliancePanel.scales``).
 
     Within-patient SDs are pooled: root of the sum of squared deviations from the
@@ -449,7 +454,7 @@ def _scales(out: pd.DataFrame, group: np.ndarray, n_patients: int, alliance_leve
     The same denominator for alliance and outcome keeps their ratio the ratio of
     root-mean-square deviations, which is how ``simulate()`` defines ``within_std``.
     """
-    df_within = len(out) - n_patients
+    df_within = n_rows - n_patients
 
     def pooled(values: np.ndarray) -> float:
         return float(np.sqrt(np.sum(values ** 2) / df_within)) if df_within > 0 else float("nan")
@@ -458,9 +463,9 @@ def _scales(out: pd.DataFrame, group: np.ndarray, n_patients: int, alliance_leve
         return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
     return {
-        "alliance_within": pooled(out["alliance_within"].to_numpy(dtype=np.float64)),
+        "alliance_within": pooled(alliance_within.astype(np.float64, copy=False)),
         "alliance_between": sd(alliance_level),
-        "outcome_within": pooled(out["outcome_within"].to_numpy(dtype=np.float64)),
+        "outcome_within": pooled(outcome_within.astype(np.float64, copy=False)),
         "outcome_between": sd(outcome_level),
         "outcome": sd(y),
     }
