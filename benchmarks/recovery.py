@@ -42,6 +42,9 @@ DESIGNS: dict[str, dict[str, Any]] = {
     # heterogeneity the data can show: a slope SD of 3 on 20 sessions each (the default
     # SD of 1 is below what 547 patients x 7 sessions can resolve; see README)
     "hetero_T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0, "slope_sd": 3.0},
+    # the random-slope test's size on balanced series
+    "noslope_T8": {"sessions": 8, "missed": 0.0, "dropout": 0.0, "slope_sd": 0.0},
+    "noslope_T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0, "slope_sd": 0.0},
 }
 
 Z95 = 1.959963984540054
@@ -114,6 +117,7 @@ ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "decomposed_nolrt": _lagged_model("decomposed", name="decomposed"),  # same, without the LRT refit
     "decomposed_t": _lagged_model("decomposed", False, "decomposed_t"),  # without the outcome before
     "raw": _lagged_model("raw", False),                         # the model before issue 9
+    "raw_lrt": _lagged_model("raw", False, "raw", slope_lrt=True),  # same, with the slope LRT
     "between": _between(False),
     "between_adj": _between(True),
 }

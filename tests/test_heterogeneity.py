@@ -345,3 +345,16 @@ def test_patient_interval_includes_the_moderated_fixed_part(hetero_data):
         fixed_se = fit.contrast(weights)["std_error"]
         got = het.patients.set_index("patient").loc[patient, "std_error"]
         assert got == pytest.approx(np.sqrt(cond[patient] ** 2 + fixed_se ** 2), rel=1e-6)
+
+
+def test_decomposed_control_test_carries_its_measured_caveat(hetero, hetero_fit):
+    """The recovery study found the LRT of the decomposed-control model over-rejecting
+    (13-31% at a true slope SD of 0): every verdict from it says so where it is stated."""
+    from pylme_alliance.alliance.slope_test import DECOMPOSED_CAVEAT
+
+    assert hetero.caveat == DECOMPOSED_CAVEAT
+    assert hetero.verdict == "supported" and "Caution: " + DECOMPOSED_CAVEAT in hetero.statement()
+    row = hetero.summary.set_index("statistic").loc["random-slope test", "note"]
+    assert "rejects too often" in row
+    raw = quiet(pa.AllianceModel(control_outcome="raw").fit, hetero_fit.panel)
+    assert quiet(raw.heterogeneity, interval=False, test=False).caveat == ""

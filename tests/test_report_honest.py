@@ -375,3 +375,14 @@ def test_control_options_are_checked_before_any_fit(panel_small):
         pa.analyze(panel_small, control_outcome="lagged", progress=False)
     with pytest.raises(pa.PylmeError, match="prior_outcome"):
         pa.analyze(panel_small, prior_outcome="maybe", progress=False)
+
+
+def test_supported_heterogeneity_carries_the_tests_caveat(lower):
+    from pylme_alliance.alliance.slope_test import DECOMPOSED_CAVEAT
+    from pylme_alliance.alliance.wording import heterogeneity_text
+
+    info = lower.settings["heterogeneity"]
+    assert info["caveat"] == DECOMPOSED_CAVEAT  # the report's model is the decomposed one
+    fake = dataclasses.replace(lower, settings={**lower.settings, "heterogeneity": {
+        **info, "degenerate": False, "test": {**info["test"], "p_value": 0.001}}})
+    assert "Caution: " + DECOMPOSED_CAVEAT in heterogeneity_text(fake)

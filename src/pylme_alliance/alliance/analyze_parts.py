@@ -197,7 +197,8 @@ def _heterogeneity(part: Part) -> dict[str, Any]:
     other = [t for t in diagnostics.boundary_terms(fit) if "alliance_within" not in t]
     state = {"test": test, "profile_warnings": [w for w in profile if report_tables._is_interval_warning(w)],
              "degenerate": slope_bad, "degenerate_other": other,
-             "shrinkage": float(getattr(het, "shrinkage", np.nan))}
+             "shrinkage": float(getattr(het, "shrinkage", np.nan)),
+             "caveat": getattr(het, "caveat", "")}
     tables = {"heterogeneity": report_tables.heterogeneity_table(het, test, fit, outcome_better, profile),
               "patient_slopes": report_tables.patient_categories(het.patients, outcome_better,
                                                                  assessable=not slope_bad)}

@@ -29,6 +29,7 @@ from scipy import stats
 from ..errors import PylmeError
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
     SlopeTest,
+    caveat_for,
     degenerate_reasons,
     fit_degenerate,
     mixture_p_value,
@@ -154,6 +155,10 @@ class Heterogeneity:
         "supported" (test p < alpha, slope not degenerate), "supported but degenerate",
         "not supported" (the data cannot distinguish heterogeneity from none) or "not
         tested" (test not run, or a log-likelihood missing, e.g. a non-converged fit).
+    caveat : str
+        What is known about the test's own reliability for this model ("" when nothing
+        is): with the decomposed outcome control it rejects too often
+        (:data:`~.slope_test.DECOMPOSED_CAVEAT`); :meth:`statement` says so.
     warnings : tuple of str
         Warnings met while computing this (the profile of tau: "non-monotonic profile",
         "bad spline fit", ...; the refit of the test), kept here so they are not lost.
@@ -184,6 +189,7 @@ class Heterogeneity:
     alpha: float = 0.05
     verdict: str = "not tested"
     warnings: tuple[str, ...] = ()
+    caveat: str = ""
 
     @property
     def supported(self) -> bool:
@@ -204,6 +210,8 @@ class Heterogeneity:
                    if np.isfinite(self.slope_sd_low) else "") + ".")
         if self.verdict == "supported but degenerate":
             text += f" The fit is degenerate ({self.degenerate_reason}), so the SD and shares are not reliable."
+        if self.caveat:
+            text += " Caution: " + self.caveat + "."
         return text
 
     def __str__(self) -> str:
@@ -401,7 +409,8 @@ def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float 
          "conf_low": np.nan, "conf_high": np.nan,
          "note": (f"{slope_test_result.criterion} LR, q = {slope_test_result.df}, "
                   f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.mixture}; "
-                  f"heterogeneity {verdict}") if slope_test_result else "not run"},
+                  f"heterogeneity {verdict}" + ("; rejects too often with the decomposed control (see caveat)"
+                                                if caveat_for(fit) else "")) if slope_test_result else "not run"},
         {"statistic": f"{pct} prediction interval", "estimate": mean, "conf_low": mean - z * spread,
          "conf_high": mean + z * spread, "note": "range of patient-specific within effects (model)"},
         {"statistic": words["share"], "estimate": share, "conf_low": share_low, "conf_high": share_high,
@@ -422,4 +431,4 @@ def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float 
         slope_sd_method=method, share=share, share_low=share_low, share_high=share_high,
         share_sign=words["share_sign"], share_label=words["share"], share_method=share_method,
         blup_sd=blup_sd, shrinkage=shrinkage, categories=categories, outcome_better=outcome_better,
-        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes))
+        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat_for(fit))

@@ -183,6 +183,8 @@ def heterogeneity_text(report: Any) -> str | None:
                 f"the within effect between patients cannot be assessed in these data ({lrt}).")
     elif np.isfinite(p) and p < ALPHA:
         head = f"The within-patient effect differs between patients ({lrt})."
+        if info.get("caveat"):
+            head += " Caution: " + info["caveat"] + "."
         if info.get("degenerate_other"):
             head += (" Other variance parameters of this fit are at the boundary ("
                      + ", ".join(info["degenerate_other"]) + "); the slope's are not.")
