@@ -369,18 +369,18 @@ def test_heterogeneity_other_engines(small_panel, engine, residual):
 
 
 def test_kept_means_equal_pandas_group_means():
-    from pylme_alliance.alliance.frame import _KeptMeans
+    from pylme_alliance.alliance.frame import KeptMeans, patient_codes
 
     rng = np.random.default_rng(3)
     patient = pd.Series(pd.Categorical(rng.choice(["a", "b", "c", "d"], 200), categories=["a", "b", "c", "d", "e"]))
     values = rng.normal(50, 10, 200)
     kept = rng.random(200) < 0.7
     kept[patient.to_numpy() == "d"] = False  # a patient without kept rows, and "e" without rows
-    per_row, grand = _KeptMeans(patient, kept).of(values)
+    per_row, grand = KeptMeans(patient_codes(patient), kept).of(values)
     series = pd.Series(values).where(kept)
     want = series.groupby(patient, observed=True).transform("mean").to_numpy()
     np.testing.assert_allclose(per_row[kept], want[kept], rtol=1e-13)
     assert np.isnan(per_row[patient.to_numpy() == "d"]).all()
     assert grand == pytest.approx(series[kept].groupby(patient[kept], observed=True).mean().mean(), rel=1e-13)
-    plain = _KeptMeans(pd.Series(patient.astype(str)), kept).of(values)[0]  # not categorical
+    plain = KeptMeans(patient_codes(pd.Series(patient.astype(str))), kept).of(values)[0]  # not categorical
     np.testing.assert_allclose(plain[kept], want[kept], rtol=1e-13)

@@ -38,7 +38,7 @@ from .fit import AllianceFit
 from .estimands import CONTROL_OUTCOME_BIAS
 from .prepare import AlliancePanel, direct_columns
 from .second_opinion import confirm_boundary_optimum
-from .frame import BEFORE, model_frame as _model_frame, outcome_before as _outcome_before
+from .frame import BEFORE, KeptMeans, model_frame as _model_frame, outcome_before as _outcome_before
 from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
 
 from .spec import model_name as _model_name
@@ -243,8 +243,8 @@ class AllianceModel:
             return float("inf")
         kept = self.replace(prior_outcome=True)._kept_rows(panel)
         codes, n_patients = _patient_codes(panel)
-        known = codes >= 0  # as groupby: rows without a patient id are no group
-        counts = np.bincount(codes[known], weights=kept[known], minlength=n_patients)
+        # every patient counts, those left with no row too (rows without an id: no group)
+        counts = KeptMeans(codes, kept, n_patients).counts
         return float(np.median(counts)) if n_patients else 0.0
 
     def _kept_rows(self, panel: AlliancePanel) -> np.ndarray:
@@ -281,11 +281,8 @@ class AllianceModel:
         session = data[roles["session"]].to_numpy(dtype=float)
         kept = self._kept_rows(panel)
         codes, n_patients = _patient_codes(panel)
-        kept &= codes >= 0
-        # the patients' mean sessions in sorted-id order (as a groupby gives them)
-        count = np.bincount(codes[kept], minlength=n_patients)
-        present = count > 0
-        means = np.bincount(codes[kept], weights=session[kept], minlength=n_patients)[present] / count[present]
+        by_patient = KeptMeans(codes, kept, n_patients)
+        means = by_patient.per_patient(session)[by_patient.present]
         return bool(len(means) > 1 and means.max() - means.min() > 1e-9 * max(1.0, abs(means.mean())))
 
     def control_bias(self) -> str:
