@@ -12,6 +12,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from ..errors import PylmeError
+from ._leads import packed_keys
 
 # -- argument checks --------------------------------------------------------------
 
@@ -187,13 +188,12 @@ def _check_duplicates(
     patient: Hashable, session: Hashable,
 ) -> None:
     p, s = codes[valid], sessions[valid]
-    if len(p) and int(s.min()) >= 0:
-        span = int(s.max()) + 1
-        if (int(p.max()) + 1) * span < 2**62:
-            # the usual case, no duplicates: one sort of packed keys says so
-            packed = np.sort(p * span + s)
-            if not (packed[1:] == packed[:-1]).any():
-                return
+    packed = packed_keys(p, s) if len(p) else None
+    if packed is not None:
+        # the usual case, no duplicates: one sort of packed keys says so
+        packed = np.sort(packed)
+        if not (packed[1:] == packed[:-1]).any():
+            return
     keys = pd.DataFrame({"p": p, "s": s})
     duplicated = keys.duplicated(keep=False).to_numpy()
     if duplicated.any():

@@ -18,6 +18,23 @@ import pandas as pd
 _PACKED_KEY_LIMIT = 2**62
 
 
+def packed_keys(patient: np.ndarray, session: np.ndarray, reach: int = 0) -> np.ndarray | None:
+    """(patient, session) packed into one int64 key per row, or None when it could overflow.
+
+    ``patient`` holds non-negative integer codes, ``session`` integer session numbers
+    (at least one row). Each patient owns a block of keys wide enough that session
+    ``t +- reach`` of a patient never lands in another patient's block, so ``key + k``
+    (|k| <= reach) is the key of session ``t + k`` of the same patient.
+    """
+    patient = np.asarray(patient, dtype=np.int64)
+    session = np.asarray(session, dtype=np.int64)
+    low = int(session.min())
+    span = int(session.max()) - low + abs(reach) + 1
+    if (int(patient.max()) + 1) * span >= _PACKED_KEY_LIMIT:
+        return None
+    return patient * span + (session - low)
+
+
 def lead_positions(patient: np.ndarray, session: np.ndarray, k: int) -> np.ndarray:
     """Row position of session ``t + k`` of the same patient, for every row.
 
@@ -41,10 +58,8 @@ def lead_positions(patient: np.ndarray, session: np.ndarray, k: int) -> np.ndarr
         return np.empty(0, dtype=np.int64)
     patient = np.asarray(patient, dtype=np.int64)
     session = np.asarray(session, dtype=np.int64)
-    span = int(session.max()) + k + 1
-    n_patients = int(patient.max()) + 1
-    if n_patients * span < _PACKED_KEY_LIMIT:
-        key = patient * span + session
+    key = packed_keys(patient, session, k)
+    if key is not None:
         # unique keys (duplicates are refused upstream), so get_indexer is a reindex
         return pd.Index(key).get_indexer(key + k).astype(np.int64, copy=False)
     # Sessions numbered so high that the packed key could overflow: merge on both columns.
@@ -119,11 +134,9 @@ def previous_positions(patient: object, session: np.ndarray) -> np.ndarray | Non
     else:
         codes = pd.factorize(np.asarray(patient) if isinstance(patient, (list, tuple)) else patient,
                              use_na_sentinel=False)[0].astype(np.int64)
-    low = int(sessions.min())
-    span = int(sessions.max()) - low + 2  # + 2: session t - 1 of the first session stays unmatched
-    if (int(codes.max()) + 1) * span >= _PACKED_KEY_LIMIT:
+    key = packed_keys(codes, sessions, 1)  # reach 1: session t - 1 of a first session stays unmatched
+    if key is None:
         return None
-    key = codes * span + (sessions - low)
     step = np.diff(key)
     if (step > 0).all():
         # sorted, unique keys: session t - 1 of the same patient can only be the row before
