@@ -152,7 +152,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
                  "control_outcome": control_outcome, "prior_outcome": prior_outcome, "progress": progress,
                  "checks": list(checks), "executor": _executor_name(executor)}
     random_slope = design.check_random_slope(random_slope)
-    control_outcome, prior_outcome = _check_control(control_outcome, prior_outcome)
+    control_outcome, prior_outcome = design.check_control(control_outcome, prior_outcome)
     leads = check_leads(panel, leads, "analyze()")
     moderators = [m for m in ([moderators] if isinstance(moderators, str) else list(moderators))]
     unknown = [m for m in moderators if m not in panel.moderators]
@@ -382,17 +382,6 @@ def _options(model: AllianceModel, control_outcome: Any, prior_outcome: Any) -> 
     return {"therapist": model.therapist, "residual": model.residual, "engine": model.engine,
             "random_slope": model.random_slope, "control_outcome": control_outcome,
             "prior_outcome": prior_outcome}
-
-
-def _check_control(control_outcome: Any, prior_outcome: Any) -> tuple[Any, Any]:
-    """The CLI's words ("none", "true", "false") as AllianceModel's values, checked there."""
-    words = {"none": False, "false": False, "true": True}
-    if isinstance(control_outcome, str) and control_outcome.lower() in ("none", "false"):
-        control_outcome = False
-    if isinstance(prior_outcome, str) and prior_outcome.lower() in words:
-        prior_outcome = words[prior_outcome.lower()]
-    AllianceModel(control_outcome=control_outcome, prior_outcome=prior_outcome)  # raises on bad values
-    return control_outcome, prior_outcome
 
 
 def _check_checks(checks: Any) -> tuple[str, ...]:

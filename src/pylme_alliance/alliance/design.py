@@ -72,10 +72,17 @@ def slope_capacity(panel: AlliancePanel, lead: int, therapist: str) -> tuple[boo
     return True, ""
 
 
+def _word(value: Any, words: dict[str, bool]) -> Any:
+    """The CLI's word for a boolean option (any case) as the bool; any other value as given."""
+    return words[value.lower()] if isinstance(value, str) and value.lower() in words else value
+
+
+_TRUE_FALSE = {"true": True, "false": False}
+
+
 def check_random_slope(value: Any) -> Any:
     """``random_slope`` as given ("auto", True or False; strings "true"/"false" too)."""
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        value = value.lower() == "true"
+    value = _word(value, _TRUE_FALSE)
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if value == "auto":
@@ -83,3 +90,14 @@ def check_random_slope(value: Any) -> Any:
     from ..errors import PylmeError
 
     raise PylmeError(f"random_slope must be 'auto', True or False, got {value!r}")
+
+
+def check_control(control_outcome: Any, prior_outcome: Any) -> tuple[Any, Any]:
+    """``control_outcome`` and ``prior_outcome`` as AllianceModel takes them, the CLI's
+    words ("none", "true", "false") included; AllianceModel refuses bad values."""
+    from .model import AllianceModel
+
+    control_outcome = _word(control_outcome, {"none": False, "false": False})
+    prior_outcome = _word(prior_outcome, {"none": False, **_TRUE_FALSE})
+    AllianceModel(control_outcome=control_outcome, prior_outcome=prior_outcome)
+    return control_outcome, prior_outcome

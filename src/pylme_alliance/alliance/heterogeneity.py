@@ -397,6 +397,7 @@ def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float 
     else:
         verdict = "supported but degenerate" if slope_degenerate else "supported"
 
+    caveat = caveat_for(fit)
     spread = np.sqrt(tau ** 2 + se ** 2)
     pct = f"{conf_level:.0%}"
     rows = [
@@ -410,7 +411,7 @@ def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float 
          "note": (f"{slope_test_result.criterion} LR, q = {slope_test_result.df}, "
                   f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.mixture}; "
                   f"heterogeneity {verdict}" + ("; rejects too often with the decomposed control (see caveat)"
-                                                if caveat_for(fit) else "")) if slope_test_result else "not run"},
+                                                if caveat else "")) if slope_test_result else "not run"},
         {"statistic": f"{pct} prediction interval", "estimate": mean, "conf_low": mean - z * spread,
          "conf_high": mean + z * spread, "note": "range of patient-specific within effects (model)"},
         {"statistic": words["share"], "estimate": share, "conf_low": share_low, "conf_high": share_high,
@@ -431,4 +432,4 @@ def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float 
         slope_sd_method=method, share=share, share_low=share_low, share_high=share_high,
         share_sign=words["share_sign"], share_label=words["share"], share_method=share_method,
         blup_sd=blup_sd, shrinkage=shrinkage, categories=categories, outcome_better=outcome_better,
-        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat_for(fit))
+        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat)
