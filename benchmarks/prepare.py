@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from pylme_alliance.alliance.prepare import prepare
+from pylme_alliance.panel.prepare import prepare
 
 N_PATIENTS = 50_000
 N_SESSIONS = 20

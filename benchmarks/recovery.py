@@ -67,7 +67,7 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
     """
 
     def run(panel: Any, truth: dict[str, Any], engine: str) -> list[dict[str, Any]]:
-        from pylme_alliance.alliance.model import AllianceModel
+        from pylme_alliance.models.model import AllianceModel
 
         residual = "ar1" if engine == "nlme" else "iid"
         fit = AllianceModel(control_outcome=control, prior_outcome=prior, engine=engine,
@@ -85,7 +85,7 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
             _row(name or control, "share", share, float("nan"), truth["share_beneficial"], fit),
         ]
         if slope_lrt:
-            from pylme_alliance.alliance.slope_test import slope_test
+            from pylme_alliance.models.slope_test import slope_test
 
             rejected = slope_test(fit).significant(0.05)
             rows.append(_row(name or control, "slope_lrt_rejects", float(rejected), float("nan"),
@@ -99,7 +99,7 @@ def _between(adjust: bool) -> Callable[..., list[dict[str, Any]]]:
     """Between level effect from between_effect() (H5), unadjusted or intake-adjusted."""
 
     def run(panel: Any, truth: dict[str, Any], engine: str) -> list[dict[str, Any]]:
-        from pylme_alliance.alliance.between import between_fit
+        from pylme_alliance.analyses.between import between_fit
 
         fit, info = between_fit(panel, adjust_intake=adjust, engine=engine)
         row = fit.fixed_table.set_index("term").loc["alliance_level"]
@@ -125,8 +125,8 @@ ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
 
 def replicate(design: str, seed: int, engine: str, estimators: tuple[str, ...]) -> list[dict[str, Any]]:
     """One replication: simulate, prepare, fit every estimator; failures become rows."""
-    from pylme_alliance.alliance.prepare import prepare
-    from pylme_alliance.alliance.simulate import simulate
+    from pylme_alliance.panel.prepare import prepare
+    from pylme_alliance.simulation.simulate import simulate
 
     sim = simulate(seed=seed, **DESIGNS[design])
     panel = prepare(sim.data, patient="patient", session="session", alliance="alliance",

@@ -39,7 +39,7 @@ def child(n_patients: int, engine: str) -> None:
     import warnings
 
     import pylme_alliance as pa
-    from pylme_alliance.alliance.model import AllianceModel
+    from pylme_alliance.models.model import AllianceModel
 
     warnings.simplefilter("ignore")
     cpu = time.process_time

@@ -164,7 +164,7 @@ def test_prior_outcome_values():
 
 
 def test_prior_outcome_auto_is_decided_by_the_rows_it_would_leave():
-    from pylme_alliance.alliance.model import PriorOutcomeWarning
+    from pylme_alliance.models.model import PriorOutcomeWarning
 
     short = pa.simulate(n_patients=40, n_therapists=8, sessions=3, max_sessions=3, within_effect=(-2.0, -1.0),
                         seed=6).data
@@ -198,7 +198,7 @@ def test_control_outcome_values():
 
 
 def test_nickell_warning_is_on_the_fit_that_uses_the_decomposed_control(small_panel):
-    from pylme_alliance.alliance.model import NickellWarning
+    from pylme_alliance.models.model import NickellWarning
 
     with pytest.warns(NickellWarning, match=r"outcome_within = .*-\(1\+rho\)/\(T-1\)") as record:
         fit = pa.AllianceModel(therapist="none").fit(small_panel)
@@ -343,7 +343,7 @@ def test_moderators_table(panel):
 
 
 def test_benjamini_hochberg_matches_r():
-    from pylme_alliance.alliance.moderation import benjamini_hochberg
+    from pylme_alliance.analyses.moderation import benjamini_hochberg
 
     p = [0.01, 0.04, 0.03, 0.2, np.nan, 0.001]
     got = benjamini_hochberg(p)
@@ -369,7 +369,7 @@ def test_heterogeneity_other_engines(small_panel, engine, residual):
 
 
 def test_kept_means_equal_pandas_group_means():
-    from pylme_alliance.alliance.frame import KeptMeans, patient_codes
+    from pylme_alliance.models.frame import KeptMeans, patient_codes
 
     rng = np.random.default_rng(3)
     patient = pd.Series(pd.Categorical(rng.choice(["a", "b", "c", "d"], 200), categories=["a", "b", "c", "d", "e"]))

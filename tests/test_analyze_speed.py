@@ -12,7 +12,7 @@ import pytest
 
 import pylme_alliance as pa
 from pylme_alliance import executors, progress
-from pylme_alliance.alliance.model import AllianceModel
+from pylme_alliance.models.model import AllianceModel
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
                therapist="therapist", time="day")
@@ -110,7 +110,7 @@ def test_duration_and_moderators_bars_name_their_steps(panel, monkeypatch):
 
 
 def test_lead_names_say_lead_and_place():
-    from pylme_alliance.alliance.duration import lead_step_names
+    from pylme_alliance.analyses.duration import lead_step_names
 
     assert lead_step_names((1, 2, 3)) == ["lead 1 of 3", "lead 2 of 3", "lead 3 of 3"]
     assert lead_step_names((0, 2)) == ["lead 0 (1 of 2)", "lead 2 (2 of 2)"]
@@ -179,7 +179,7 @@ def test_ar1_check_reuses_an_nlme_main_fit(panel, monkeypatch):
 
 
 def test_part_errors_propagate_and_pylme_errors_become_notes(panel, monkeypatch):
-    from pylme_alliance.alliance import analyze_parts
+    from pylme_alliance.report import parts as analyze_parts
 
     real_fit = AllianceModel.fit
 
@@ -204,7 +204,7 @@ def test_part_errors_propagate_and_pylme_errors_become_notes(panel, monkeypatch)
 def test_parts_never_carry_an_r_object(panel):
     import pickle
 
-    from pylme_alliance.alliance.analyze_parts import Part
+    from pylme_alliance.report.parts import Part
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -148,7 +148,7 @@ def test_read_data_by_extension(trial_csv, tmp_path):
 def no_work(monkeypatch):
     """Record any attempt to read data or fit a model."""
     from pylme_alliance import cli_commands
-    from pylme_alliance.alliance.model import AllianceModel
+    from pylme_alliance.models.model import AllianceModel
 
     calls = []
     monkeypatch.setattr(AllianceModel, "fit", lambda self, panel: calls.append("fit"))
@@ -177,7 +177,7 @@ def test_existing_report_needs_overwrite(trial_csv, tmp_path, capsys, no_work, m
     assert "report.html" in line and "--overwrite" in line
     assert no_work == [] and (out / "report.html").read_text() == "an earlier report"
     # with --overwrite the work runs and the report's own files are replaced
-    from pylme_alliance.alliance import analyze as analyze_module
+    from pylme_alliance.report import analyze as analyze_module
 
     monkeypatch.setattr(analyze_module, "analyze", lambda *a, **k: _tiny_report())
     assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out), "--overwrite"]) == 0
@@ -191,7 +191,7 @@ def _tiny_report():
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(trial_csv, tmp_path, capsys, monkeypatch):
-    from pylme_alliance.alliance import analyze as analyze_module
+    from pylme_alliance.report import analyze as analyze_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -201,7 +201,7 @@ def test_ctrl_c_exits_130_and_writes_nothing(trial_csv, tmp_path, capsys, monkey
     assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(out)]) == 130
     assert not out.exists()
     # interrupted while the files are being written: no partial report either
-    from pylme_alliance.alliance import outfiles
+    from pylme_alliance import outfiles
 
     monkeypatch.setattr(analyze_module, "analyze", lambda *a, **k: _tiny_report())
     monkeypatch.setattr(outfiles.os, "replace", interrupted)
@@ -266,7 +266,7 @@ def test_real_sigint_during_the_fits_exits_130_without_a_report(tmp_path):
 
 
 def test_outcome_direction_and_random_slope_options_reach_the_analysis(trial_csv, tmp_path, monkeypatch):
-    from pylme_alliance.alliance import analyze as analyze_module
+    from pylme_alliance.report import analyze as analyze_module
 
     seen = {}
 

@@ -7,8 +7,8 @@ import warnings
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import feasibility
-from pylme_alliance.alliance.model import AllianceModel
+from pylme_alliance.models import feasibility
+from pylme_alliance.models.model import AllianceModel
 from pylme_alliance.errors import PylmeWarning
 
 

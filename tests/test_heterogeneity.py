@@ -13,12 +13,8 @@ import pytest
 from scipy import stats
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import estimands
-from pylme_alliance.alliance.heterogeneity import (
-    degenerate_reasons,
-    mixture_p_value,
-    share_interval,
-)
+from pylme_alliance.models import estimands
+from pylme_alliance.models.heterogeneity import degenerate_reasons, mixture_p_value, share_interval
 from pylme_alliance.errors import PylmeError, RWarning
 
 
@@ -350,7 +346,7 @@ def test_patient_interval_includes_the_moderated_fixed_part(hetero_data):
 def test_decomposed_control_test_carries_its_measured_caveat(hetero, hetero_fit):
     """The recovery study found the LRT of the decomposed-control model over-rejecting
     (13-31% at a true slope SD of 0): every verdict from it says so where it is stated."""
-    from pylme_alliance.alliance.slope_test import DECOMPOSED_CAVEAT
+    from pylme_alliance.models.slope_test import DECOMPOSED_CAVEAT
 
     assert hetero.caveat == DECOMPOSED_CAVEAT
     assert hetero.verdict == "supported" and "Caution: " + DECOMPOSED_CAVEAT in hetero.statement()

@@ -2,7 +2,7 @@
 import pandas as pd
 
 import pylme_alliance as pa
-from pylme_alliance.alliance.report import Report
+from pylme_alliance.report.report import Report
 
 
 def _panel():

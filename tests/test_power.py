@@ -11,10 +11,10 @@ import pytest
 
 import pylme_alliance as pa
 from pylme_alliance import PylmeError
-from pylme_alliance.alliance import _power_fit
-from pylme_alliance.alliance.model import AllianceModel
-from pylme_alliance.alliance.power_result import wilson
-from pylme_alliance.alliance.slope_test import slope_test
+from pylme_alliance.simulation import _power_fit
+from pylme_alliance.models.model import AllianceModel
+from pylme_alliance.simulation.power_result import wilson
+from pylme_alliance.models.slope_test import slope_test
 from pylme_alliance.cli import main
 
 SMALL = dict(n_patients=(40,), design={"n_therapists": 8}, n_sims=4, progress=False)
@@ -143,7 +143,7 @@ def test_failed_replicate_is_recorded_not_fatal(monkeypatch):
 
 
 def test_simulation_failure_is_recorded(monkeypatch):
-    import pylme_alliance.alliance.simulate as sim_module
+    import pylme_alliance.simulation.simulate as sim_module
 
     original = sim_module.simulate
     seen = []

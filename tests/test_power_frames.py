@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import _power_fit, frame as frame_module, model as model_module
-from pylme_alliance.alliance.frame import _outcome_before_merge, outcome_before
-from pylme_alliance.alliance.model import AllianceModel
+from pylme_alliance.simulation import _power_fit
+from pylme_alliance.models import frame as frame_module, model as model_module
+from pylme_alliance.models.frame import _outcome_before_merge, outcome_before
+from pylme_alliance.models.model import AllianceModel
 
 
 # ----------------------------------------------------------------------- the references
@@ -194,7 +195,7 @@ def _calibrate_dropout_reference(z, can_drop, target, slope):
 
 
 def test_dropout_calibration_equals_the_whole_grid_version():
-    from pylme_alliance.alliance import _generate
+    from pylme_alliance.simulation import _generate
 
     rng = np.random.default_rng(7)
     for trial in range(200):
@@ -208,7 +209,7 @@ def test_dropout_calibration_equals_the_whole_grid_version():
 
 
 def test_lean_truth_leaves_the_data_and_the_rest_of_the_truth_unchanged():
-    from pylme_alliance.alliance._generate import lean_truth
+    from pylme_alliance.simulation._generate import lean_truth
 
     for kwargs in ({}, {"feedback": -0.01, "moderation": {"severity": 0.02}}):
         full = pa.simulate(n_patients=60, n_therapists=10, seed=4, **kwargs)

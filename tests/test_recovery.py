@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
-from pylme_alliance.alliance.model import AllianceModel
-from pylme_alliance.alliance.prepare import prepare
-from pylme_alliance.alliance.simulate import simulate
+from pylme_alliance.models.model import AllianceModel
+from pylme_alliance.panel.prepare import prepare
+from pylme_alliance.simulation.simulate import simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -10,9 +10,9 @@ import pytest
 from matplotlib.figure import Figure
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import diagnostics
-from pylme_alliance.alliance.model import AllianceModel
-from pylme_alliance.alliance.analyze import _choose_therapist
+from pylme_alliance.models import diagnostics
+from pylme_alliance.models.model import AllianceModel
+from pylme_alliance.report.analyze import _choose_therapist
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
                therapist="therapist", time="day")

@@ -16,9 +16,9 @@ import pytest
 from matplotlib.text import Text
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import diagnostics
-from pylme_alliance.alliance.fit import AllianceFit
-from pylme_alliance.alliance.model import AllianceModel
+from pylme_alliance.models import diagnostics
+from pylme_alliance.models.fit import AllianceFit
+from pylme_alliance.models.model import AllianceModel
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", therapist="therapist", time="day")
 ESTIMATE_TABLES = ("alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics", "duration",
@@ -101,7 +101,7 @@ def test_reversed_outcome_flips_every_sign_and_keeps_every_share(lower, higher):
     # the sentences say the same thing: only "lower"/"higher" swap, "(better)"/"(worse)" stay
     swap = {"lower": "higher", "higher": "lower"}
     for key in ("a", "b", "h"):
-        from pylme_alliance.alliance.wording import lead_ins
+        from pylme_alliance.report.wording import lead_ins
 
         text_a, text_b = lead_ins(lower)[key], lead_ins(higher)[key]
         flipped = re.sub(r"(points |direction \()(lower|higher)", lambda m: m.group(1) + swap[m.group(2)], text_a)
@@ -146,7 +146,7 @@ def test_every_estimate_row_carries_an_estimand(lower):
 def test_between_association_comes_from_the_level_model(lower, trial):
     panel = pa.prepare(trial, **COLUMNS, outcome="score", leads=(1, 2), moderators=["severity"],
                        outcome_better="lower")
-    from pylme_alliance.alliance.between import between_effect
+    from pylme_alliance.analyses.between import between_effect
 
     expected = _quiet(between_effect, panel, therapist="nested")
     row = lower.tables["alliance_effects"].set_index("term").loc["alliance_level"]
@@ -163,7 +163,7 @@ def test_between_association_comes_from_the_level_model(lower, trial):
 def test_duration_total_and_direct_and_how_long_from_direct(lower):
     dur = lower.tables["duration"]
     assert set(zip(dur["effect"], dur["lead"])) >= {("total", 1), ("total", 2), ("direct", 1), ("direct", 2)}
-    from pylme_alliance.alliance.wording import lead_ins
+    from pylme_alliance.report.wording import lead_ins
 
     text = lead_ins(lower)["b"]
     assert "Total effect" in text and "Direct effect" in text and "How long it lasts (direct effect)" in text
@@ -171,7 +171,7 @@ def test_duration_total_and_direct_and_how_long_from_direct(lower):
 
 
 def test_heterogeneity_claimed_only_when_the_test_supports_it(lower):
-    from pylme_alliance.alliance.wording import heterogeneity_text
+    from pylme_alliance.report.wording import heterogeneity_text
 
     info = lower.settings["heterogeneity"]
     p = float(info["test"]["p_value"])
@@ -211,7 +211,7 @@ def test_profile_warnings_sit_beside_the_interval(panel_small, monkeypatch):
     het = report.tables["heterogeneity"].set_index("statistic")
     note = het.loc["random-slope SD", "note"]
     assert "non-monotonic profile" in note and "bad spline fit" in note
-    from pylme_alliance.alliance.wording import heterogeneity_text
+    from pylme_alliance.report.wording import heterogeneity_text
 
     if not report.settings["heterogeneity"]["degenerate"]:
         assert "non-monotonic profile" in heterogeneity_text(report)
@@ -237,7 +237,7 @@ def test_non_converged_fit_is_marked_where_the_number_is(panel_small, monkeypatc
     effects = report.tables["alliance_effects"].set_index("term")
     assert "did not converge" in effects.loc["alliance_within", "status"]
     assert "did not converge" in str(report).splitlines()[1]
-    from pylme_alliance.alliance.wording import lead_ins
+    from pylme_alliance.report.wording import lead_ins
 
     assert "Caution" in lead_ins(report)["a"] and "did not converge" in lead_ins(report)["a"]
     dur = report.tables["duration"]
@@ -299,7 +299,7 @@ def test_concurrent_lead_zero(panel_small):
 
 
 def test_closing_note_quotes_the_headline_sentences(lower):
-    from pylme_alliance.alliance import wording
+    from pylme_alliance.report import wording
 
     md, page = lower.to_markdown(), lower.to_html()
     closing = md[md.index("## Closing note"):]
@@ -336,7 +336,7 @@ def test_duration_headline_marks_flagged_fits_in_words_not_with_a_star():
     and a missing status (NaN) counted as a flag."""
     import types
 
-    from pylme_alliance.alliance.wording import headline
+    from pylme_alliance.report.wording import headline
 
     duration = pd.DataFrame({
         "lead": [1, 2, 3], "effect": "direct", "term": "alliance_within",
@@ -378,8 +378,8 @@ def test_control_options_are_checked_before_any_fit(panel_small):
 
 
 def test_supported_heterogeneity_carries_the_tests_caveat(lower):
-    from pylme_alliance.alliance.slope_test import DECOMPOSED_CAVEAT
-    from pylme_alliance.alliance.wording import heterogeneity_text
+    from pylme_alliance.models.slope_test import DECOMPOSED_CAVEAT
+    from pylme_alliance.report.wording import heterogeneity_text
 
     info = lower.settings["heterogeneity"]
     assert info["caveat"] == DECOMPOSED_CAVEAT  # the report's model is the decomposed one

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import provenance
+from pylme_alliance.report import provenance
 from pylme_alliance.cli import main
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
@@ -121,13 +121,13 @@ def test_load_refuses_foreign_json(tmp_path):
 
 
 def pa_report():
-    from pylme_alliance.alliance.report import Report
+    from pylme_alliance.report.report import Report
 
     return Report
 
 
 def test_headings_are_words(report):
-    from pylme_alliance.alliance.render import heading
+    from pylme_alliance.report.render import heading
 
     assert heading("data_summary") == "Data summary"
     assert heading("simple_slopes_arm") == "Simple slopes by arm"

@@ -15,9 +15,9 @@ import pytest
 from matplotlib.figure import Figure
 
 import pylme_alliance as pa
-from pylme_alliance.alliance import outfiles
-from pylme_alliance.alliance.figures import new_figure
-from pylme_alliance.alliance.outfiles import check_directory, slug, unique_slugs
+from pylme_alliance import outfiles
+from pylme_alliance.report.figures import new_figure
+from pylme_alliance.outfiles import check_directory, slug, unique_slugs
 
 HOSTILE = 'x"><img src=x onerror=alert(1)>'
 SLASHED = "a/../b"
@@ -213,8 +213,8 @@ def test_save_round_trip_still_complete(tmp_path):
 
 
 def test_dollar_signs_in_a_moderator_name_draw(tmp_path):
-    from pylme_alliance.alliance.analyze import _plain
-    from pylme_alliance.alliance.figures import simple_slopes_plot
+    from pylme_alliance.report.analyze import _plain
+    from pylme_alliance.report.figures import simple_slopes_plot
 
     slopes = pd.DataFrame({"term": ["alliance_within"] * 2, "label": ["a", "b"], "estimate": [-0.2, 0.1],
                            "conf_low": [-0.4, -0.1], "conf_high": [0.0, 0.3]})

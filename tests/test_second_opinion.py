@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.alliance.second_opinion import confirm_boundary_optimum
+from pylme_alliance.models.second_opinion import confirm_boundary_optimum
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_default_model_on_the_default_trial_is_checked_not_just_flagged():
 def test_structural_singularity_is_named_as_such():
     """The decomposed model's intercept SDs are ~0 by design (the Mundlak mean carries the
     patient level): the flag stays, and says why; any other boundary is not excused."""
-    from pylme_alliance.alliance.diagnostics import fit_status
+    from pylme_alliance.models.diagnostics import fit_status
 
     sim = pa.simulate(n_patients=150, n_therapists=15, seed=2)
     panel = pa.prepare(sim.data, patient="patient", session="session", alliance="alliance",

@@ -19,7 +19,7 @@ DEMO_MODERATORS = ("severity", "n_sessions", "integrative", "arm")
 
 
 def _panel(args: argparse.Namespace, leads: Any) -> Any:
-    from .alliance.prepare import prepare
+    from .panel.prepare import prepare
 
     data = read_data(args.data, sep=getattr(args, "sep", None), decimal=getattr(args, "decimal", None))
     # lead 0 (the same session) needs no lead column: prepare() makes columns for k >= 1
@@ -56,8 +56,8 @@ def _print_summary(report: Any) -> None:
 def _check_out(args: argparse.Namespace, moderators: tuple[str, ...]) -> None:
     """Refuse an unusable --out (a file, under a file, unwritable, or holding report
     files without --overwrite) before reading data or fitting anything."""
-    from .alliance.analyze import planned_files
-    from .alliance.outfiles import check_directory
+    from .report.analyze import planned_files
+    from .outfiles import check_directory
 
     check_directory(args.out, files=planned_files(moderators), overwrite=getattr(args, "overwrite", False))
 
@@ -67,7 +67,7 @@ def _save(report: Any, args: argparse.Namespace) -> Path:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from .alliance.analyze import analyze
+    from .report.analyze import analyze
 
     leads = tuple(dict.fromkeys(int(k) for k in (args.leads or (1, 2, 3))))
     if any(k < 0 for k in leads):
@@ -89,9 +89,9 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .alliance.analyze import analyze
-    from .alliance.prepare import prepare
-    from .alliance.simulate import load_example
+    from .report.analyze import analyze
+    from .panel.prepare import prepare
+    from .simulation.simulate import load_example
 
     _check_out(args, DEMO_MODERATORS)
     data = load_example()
@@ -108,7 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from .alliance.simulate import simulate
+    from .simulation.simulate import simulate
 
     if args.patients < 1:
         raise PylmeError(f"--patients must be at least 1, got {args.patients}")
@@ -125,8 +125,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_crosscheck(args: argparse.Namespace) -> int:
-    from .alliance.crosscheck import crosscheck
-    from .alliance.model import AllianceModel
+    from .analyses.crosscheck import crosscheck
+    from .models.model import AllianceModel
 
     panel = _panel(args, (1,))
     therapist = "none"
@@ -143,9 +143,9 @@ def run_crosscheck(args: argparse.Namespace) -> int:
 
 
 def run_power(args: argparse.Namespace) -> int:
-    from .alliance.outfiles import check_directory
-    from .alliance.power import power
-    from .alliance.power_result import FILES
+    from .outfiles import check_directory
+    from .simulation.power import power
+    from .simulation.power_result import FILES
 
     if args.workers < 1:
         raise PylmeError(f"--workers must be at least 1, got {args.workers}")
