@@ -79,8 +79,8 @@ def _design(patients: int) -> dict:
 def _frames(result, patients: int) -> tuple[pd.DataFrame, str]:
     """The model frames power() fitted, one block per replicate, and the formula."""
     from pylme_alliance import simulate
-    from pylme_alliance.simulation._power_fit import _prepare
     from pylme_alliance.models.model import AllianceModel
+    from pylme_alliance.simulation._power_fit import _prepare
 
     model = AllianceModel()
     blocks, formula = [], ""

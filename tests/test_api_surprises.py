@@ -11,6 +11,8 @@ import pytest
 import pylme_alliance as pa
 from pylme_alliance.errors import PylmeError
 from pylme_alliance.report.render import display
+
+
 def test_augment_refuses_to_overwrite_a_users_fitted_column():
     import pylme_alliance as pa
 

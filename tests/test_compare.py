@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 import pylme_alliance as pa
-from golden_cases import case, data_for
-
 from pylme_alliance.comparison import COLUMNS
+
+from golden_cases import case, data_for
 
 ML_SLOPES = case("sleepstudy_slopes_ml")["glance"]        # Reaction ~ Days + (Days | Subject), ML
 REML_SLOPES = case("sleepstudy_slopes_reml")["glance"]    # same, REML

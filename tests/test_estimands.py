@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.models import estimands
 from pylme_alliance.analyses.between import between_effect
 from pylme_alliance.errors import PylmeError
+from pylme_alliance.models import estimands
 
 BETA, RHO, GAMMA = -2.0, 0.5, -0.05
 

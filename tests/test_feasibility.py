@@ -7,9 +7,9 @@ import warnings
 import pytest
 
 import pylme_alliance as pa
+from pylme_alliance.errors import PylmeWarning
 from pylme_alliance.models import feasibility
 from pylme_alliance.models.model import AllianceModel
-from pylme_alliance.errors import PylmeWarning
 
 
 def test_estimate_follows_the_measured_power_law():

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
+
 from golden_cases import case, data_for
 
 smf = pytest.importorskip("statsmodels.formula.api")

@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 
 import pylme_alliance as pa
+from pylme_alliance.errors import PylmeError, RWarning
 from pylme_alliance.models import estimands
 from pylme_alliance.models.heterogeneity import degenerate_reasons, mixture_p_value, share_interval
-from pylme_alliance.errors import PylmeError, RWarning
 
 
 def quiet(func, *args, **kwargs):

@@ -13,8 +13,8 @@ from matplotlib.patches import Polygon, Rectangle
 from matplotlib.text import Text
 
 import pylme_alliance as pa
-from pylme_alliance.report import figures
 from pylme_alliance.models.heterogeneity import heterogeneity
+from pylme_alliance.report import figures
 
 
 def quiet(func, *args, **kwargs):

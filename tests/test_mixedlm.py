@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from golden_cases import case, data_for
 from pylme_alliance.results import TIDY_COLUMNS
+
+from golden_cases import case, data_for
 
 
 def _fit(*args, **kwargs):

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from pylme_alliance.requirements import CONDA_PACKAGES, R_PACKAGES
 

@@ -11,11 +11,11 @@ import pytest
 
 import pylme_alliance as pa
 from pylme_alliance import PylmeError
-from pylme_alliance.simulation import _power_fit
-from pylme_alliance.models.model import AllianceModel
-from pylme_alliance.simulation.power_result import wilson
-from pylme_alliance.models.slope_test import slope_test
 from pylme_alliance.cli import main
+from pylme_alliance.models.model import AllianceModel
+from pylme_alliance.models.slope_test import slope_test
+from pylme_alliance.simulation import _power_fit
+from pylme_alliance.simulation.power_result import wilson
 
 SMALL = dict(n_patients=(40,), design={"n_therapists": 8}, n_sims=4, progress=False)
 EFFECTS = ("within", "slope", "moderator:severity")

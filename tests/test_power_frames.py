@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.simulation import _power_fit
-from pylme_alliance.models import frame as frame_module, model as model_module
+from pylme_alliance.models import frame as frame_module
+from pylme_alliance.models import model as model_module
 from pylme_alliance.models.frame import _outcome_before_merge, outcome_before
 from pylme_alliance.models.model import AllianceModel
+from pylme_alliance.simulation import _power_fit
 
 
 # ----------------------------------------------------------------------- the references

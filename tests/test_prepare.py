@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pylme_alliance.errors import PylmeError
 from pylme_alliance.panel import _leads
 from pylme_alliance.panel.prepare import AlliancePanel, ModeratorInfo, prepare
-from pylme_alliance.errors import PylmeError
 
 ROLES = dict(patient="patient", session="session", alliance="alliance", outcome="outcome")
 

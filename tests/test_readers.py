@@ -119,7 +119,7 @@ def test_caller_gets_same_frame_from_every_format(sessions, tmp_path):
 
 def test_sessions_counted_from_zero_give_the_same_panel():
     from pylme_alliance.panel.prepare import prepare
-    from pylme_alliance.simulation.simulate import load_example
+    from pylme_alliance.simulation.example import load_example
 
     trial = load_example()
     shifted = trial.assign(session=trial["session"] - trial["session"].min())
@@ -134,9 +134,9 @@ def test_sessions_counted_from_zero_give_the_same_panel():
 
 
 def test_cli_reads_a_semicolon_file_with_decimal_commas(tmp_path):
-    from pylme_alliance.simulation.simulate import load_example
     from pylme_alliance.cli import build_parser
     from pylme_alliance.cli_commands import _panel
+    from pylme_alliance.simulation.example import load_example
 
     trial = load_example().head(400)
     path = tmp_path / "trial.csv"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import pylme_alliance as pa
-from pylme_alliance.report import provenance
 from pylme_alliance.cli import main
+from pylme_alliance.report import provenance
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
                therapist="therapist", time="day")

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 
 import pylme_alliance as pa
 from pylme_alliance import outfiles
-from pylme_alliance.report.figures import new_figure
 from pylme_alliance.outfiles import check_directory, slug, unique_slugs
+from pylme_alliance.report.figures import new_figure
 
 HOSTILE = 'x"><img src=x onerror=alert(1)>'
 SLASHED = "a/../b"

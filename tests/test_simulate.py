@@ -7,16 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pylme_alliance.simulation.simulate import (
-    ARMS,
-    EXAMPLE_MODERATION,
-    EXAMPLE_SEED,
-    Simulation,
-    load_example,
-    simulate,
-    write_example,
-)
 from pylme_alliance.errors import PylmeError
+from pylme_alliance.simulation.example import EXAMPLE_MODERATION, EXAMPLE_SEED, load_example, write_example
+from pylme_alliance.simulation.simulate import ARMS, Simulation, simulate
 
 COLUMNS = ["patient", "therapist", "arm", "session", "day", "alliance", "outcome",
            "severity", "n_sessions", "integrative"]
@@ -213,7 +206,7 @@ def test_example_matches_regeneration(tmp_path) -> None:
     assert str(ex["session"].dtype) == "int64"
     path = write_example(tmp_path / "ex.csv")
     assert path.stat().st_size < 3_000_000
-    from pylme_alliance.simulation.simulate import _read_trial_csv
+    from pylme_alliance.simulation.example import _read_trial_csv
 
     regenerated = _read_trial_csv(path)
     pd.testing.assert_frame_equal(ex, regenerated, check_exact=False, atol=1e-9, rtol=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import EngineCannotExpress, PylmeError, RError, RWarning
+from .errors import EngineCannotExpress, PylmeError, RError, RWarning  # noqa: F401 (public)
 
 __version__ = "0.1.0"
 
@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "duration": ".analyses.duration",
     "between_effect": ".analyses.between",
     "moderators": ".analyses.moderation",
-    "analyze": ".report.report",
+    "analyze": ".report.analyze",
     "Report": ".report.report",
     "crosscheck": ".analyses.crosscheck",
     "from_statsmodels": ".sm_crosscheck",
@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     "fit_many": ".batch",
     "simulate": ".simulation.simulate",
     "Simulation": ".simulation.simulate",
-    "load_example": ".simulation.simulate",
+    "load_example": ".simulation.example",
     "power": ".simulation.power",
     "PowerResult": ".simulation.power_result",
     "read_data": ".readers",

@@ -6,6 +6,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from .warmup import warm_worker
+
 
 class WarmR(WorkerPlugin):
     """Start R and load the engines' packages on each worker, including workers that
@@ -19,8 +21,6 @@ class WarmR(WorkerPlugin):
     idempotent = True  # registering again (a reused client) does not warm twice
 
     def setup(self, worker: Any) -> Any:
-        from .executors import warm_worker
-
         executor = getattr(worker, "executors", {}).get("default")
         if executor is None:
             warm_worker()

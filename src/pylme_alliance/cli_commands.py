@@ -56,8 +56,8 @@ def _print_summary(report: Any) -> None:
 def _check_out(args: argparse.Namespace, moderators: tuple[str, ...]) -> None:
     """Refuse an unusable --out (a file, under a file, unwritable, or holding report
     files without --overwrite) before reading data or fitting anything."""
-    from .report.analyze import planned_files
     from .outfiles import check_directory
+    from .report.analyze import planned_files
 
     check_directory(args.out, files=planned_files(moderators), overwrite=getattr(args, "overwrite", False))
 
@@ -89,9 +89,9 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .report.analyze import analyze
     from .panel.prepare import prepare
-    from .simulation.simulate import load_example
+    from .report.analyze import analyze
+    from .simulation.example import load_example
 
     _check_out(args, DEMO_MODERATORS)
     data = load_example()

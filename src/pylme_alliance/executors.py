@@ -32,13 +32,13 @@ import math
 import multiprocessing
 import os
 import tempfile
-import threading
 from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
 from .errors import PylmeError
 from .progress import Counter
+from .warmup import WARM_PACKAGES, warm_worker  # noqa: F401 (public here: pools' initializer)
 
 try:  # BrokenExecutor (3.8+) covers BrokenProcessPool and BrokenThreadPool
     from concurrent.futures import BrokenExecutor
@@ -48,13 +48,8 @@ except ImportError:  # pragma: no cover
 __all__ = ["run_chunks", "warm_worker", "process_pool", "fresh_pool", "worker_count", "chunked",
            "chunk_size_for", "is_dask_client", "WorkerLostError"]
 
-#: The R packages a worker loads when it warms up (the engines the package calls).
-WARM_PACKAGES = ("lme4", "lmerTest", "nlme", "glmmTMB")
 #: Fresh pools that break before anything runs in them, in a row, before the rest is given up.
 MAX_STALLS = 3
-
-_warm_lock = threading.Lock()
-_warmed = False
 
 
 class WorkerLostError(PylmeError):
@@ -72,32 +67,6 @@ class WorkerLostError(PylmeError):
         super().__init__(message)
         self.lost = lost
         self.results = results
-
-
-def warm_worker() -> None:
-    """Start R in this process and load lme4, lmerTest, nlme and glmmTMB (once).
-
-    The initializer of worker processes: a worker pays R's start-up (3-4 s of CPU) once
-    and keeps its R for every chunk it runs after. Idempotent and cheap after the first
-    call.
-    """
-    global _warmed
-    if _warmed:
-        return
-    with _warm_lock:
-        if _warmed:
-            return
-        from .bridge import session
-
-        env = session.private_env()  # starts R and sources the package's r/*.R
-        ri = session.rinterface()
-        with session.lock:
-            load = ri.baseenv["loadNamespace"]
-            for name in WARM_PACKAGES:
-                # a package name from our constant, passed as a value, never as code
-                load(ri.StrSexpVector([name]))
-        del env
-        _warmed = True
 
 
 def process_pool(max_workers: int | None = None) -> ProcessPoolExecutor:

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
-from ..results import MixedFit
+from ..models.estimands import BETWEEN_LEVEL_EARLY, BETWEEN_LEVEL_MEAN
 from ..panel import _centering
 from ..panel._checks import _numeric_values
-from ..models.estimands import BETWEEN_LEVEL_EARLY, BETWEEN_LEVEL_MEAN
 from ..panel.data import AlliancePanel
+from ..results import MixedFit
 
 __all__ = ["between_effect", "between_fit", "LEVELS"]
 

@@ -11,9 +11,9 @@ import warnings
 from typing import Any
 
 from ..errors import EngineCannotExpress, PylmeError
-from ..sm_crosscheck import Crosscheck, crosscheck_result
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
+from ..sm_crosscheck import Crosscheck, crosscheck_result
 
 #: The constant grouping column statsmodels needs to cross therapists with patients.
 _ONE_GROUP = "crosscheck_all"

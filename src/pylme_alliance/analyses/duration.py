@@ -7,10 +7,10 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..errors import PylmeError
-from ..progress import named_steps
 from ..models.estimands import for_term
 from ..models.model import EFFECTS, AllianceModel
 from ..panel.prepare import AlliancePanel
+from ..progress import named_steps
 
 TERMS = ("alliance_within", "alliance_between")
 COLUMNS = ["lead", "effect", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low",

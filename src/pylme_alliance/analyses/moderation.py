@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
-from ..progress import named_steps
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
+from ..progress import named_steps
 
 COLUMNS = ["moderator", "kind", "term", "at", "label", "estimate", "std_error", "df", "statistic",
            "p_value", "conf_low", "conf_high", "p_adjusted", "n"]

@@ -13,9 +13,9 @@ import pandas as pd
 from .. import bridge
 from ..errors import PylmeError, RError
 from ..results import MixedFit
+from ._names import NameMap
 from .datacheck import model_columns
 from .flags import fit_flags
-from ._names import NameMap
 
 #: Functions a formula may call without ``allow_calls=``. Anything else (``system``,
 #: ``eval``, ``get``, ``::``) is refused before model.frame() could run it.

@@ -7,8 +7,7 @@ import pandas as pd
 
 from ..errors import PylmeError
 from ..results import MixedFit
-from ._common import (RBackend, check_data, fit_in_r, make_fit, parse_formula, r_terms, refuse_nul,
-                      require_response)
+from ._common import RBackend, check_data, fit_in_r, make_fit, parse_formula, r_terms, refuse_nul, require_response
 from ._control import check_control
 from ._names import NameMap
 from .correlation import Correlation

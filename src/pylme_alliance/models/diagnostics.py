@@ -9,8 +9,8 @@ import pandas as pd
 
 from ..engines.flags import boundary_parameters
 from ..errors import PylmeError
-from .model import AllianceModel
 from ..panel.prepare import AlliancePanel
+from .model import AllianceModel
 
 FIT_COLUMNS = ["model", "engine", "lead", "moderator", "nobs", "converged", "singular", "degenerate", "status",
                "n_warnings", "warnings"]

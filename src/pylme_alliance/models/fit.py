@@ -5,22 +5,20 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
+from ..panel.prepare import AlliancePanel
 from ..results import MixedFit, wald_interval
 from . import estimands
 from .heterogeneity import Heterogeneity
 from .heterogeneity import heterogeneity as _heterogeneity
 from .johnson_neyman import johnson_neyman as _johnson_neyman
-from ..panel.prepare import AlliancePanel
+from .protocols import AllianceModelLike
 from .spec import ModelSpec
-
-if TYPE_CHECKING:
-    from .model import AllianceModel
 
 WITHIN, BETWEEN = "alliance_within", "alliance_between"
 
@@ -29,12 +27,12 @@ WITHIN, BETWEEN = "alliance_within", "alliance_between"
 class AllianceFit(MixedFit):
     """The fitted alliance-outcome model (a :class:`~pylme_alliance.MixedFit`)."""
 
-    model: AllianceModel | None = None
+    model: AllianceModelLike | None = None
     spec: ModelSpec | None = None
     panel: AlliancePanel | None = None
 
     @classmethod
-    def from_fit(cls, fit: MixedFit, *, model: AllianceModel, spec: ModelSpec,
+    def from_fit(cls, fit: MixedFit, *, model: AllianceModelLike, spec: ModelSpec,
                  panel: AlliancePanel) -> "AllianceFit":
         values = {f.name: getattr(fit, f.name) for f in fields(MixedFit)}
         renames = {k: str(v) for k, v in spec.moderator_names.items() if k != str(v)}

@@ -20,13 +20,13 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..errors import PylmeError
+from .protocols import FittedAllianceModel
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
     SlopeTest,
     caveat_for,
@@ -36,9 +36,6 @@ from .slope_test import (  # noqa: F401 (re-exported: the test's names belong wi
     mixture_text,
     slope_test,
 )
-
-if TYPE_CHECKING:
-    from .fit import AllianceFit
 
 WITHIN = "alliance_within"
 #: Monte Carlo draws for the share interval; a local generator keeps it reproducible.
@@ -244,7 +241,7 @@ class Heterogeneity:
 
 
 # ---------------------------------------------------------------------- computation
-def slope_group(fit: "AllianceFit") -> str:
+def slope_group(fit: FittedAllianceModel) -> str:
     rows = fit.ran_pars_table[fit.ran_pars_table["term"] == f"sd__{WITHIN}"]
     if rows.empty and (fit.ran_pars_table["group"].astype(str) == "patient_slope").any():
         raise PylmeError("statsmodels with a therapist term holds the slope as a variance component "
@@ -256,7 +253,7 @@ def slope_group(fit: "AllianceFit") -> str:
     return str(rows["group"].iloc[0])
 
 
-def _tau_interval(fit: "AllianceFit", group: str, conf_level: float) -> tuple[float, float, str, list[str]]:
+def _tau_interval(fit: FittedAllianceModel, group: str, conf_level: float) -> tuple[float, float, str, list[str]]:
     """The interval of tau with the engine's warnings kept (they are raised too)."""
     method = {"lme4": "profile likelihood (lme4 confint)", "nlme": "nlme intervals() (Wald on log SD)",
               "glmmTMB": "Wald on the log SD (glmmTMB confint)"}.get(fit.engine, "")
@@ -282,7 +279,7 @@ def _tau_interval(fit: "AllianceFit", group: str, conf_level: float) -> tuple[fl
     return float(low), float(high), method, found
 
 
-def _fixed_slope_se(fit: "AllianceFit", first: pd.DataFrame) -> np.ndarray:
+def _fixed_slope_se(fit: FittedAllianceModel, first: pd.DataFrame) -> np.ndarray:
     """SE of the fixed part of each patient's slope (beta plus moderator interactions)."""
     try:
         V = fit.vcov()
@@ -308,7 +305,7 @@ def _fixed_slope_se(fit: "AllianceFit", first: pd.DataFrame) -> np.ndarray:
     return np.sqrt(np.einsum("ij,jk,ik->i", L, Vm, L))
 
 
-def patient_slopes(fit: "AllianceFit", group: str, z: float, outcome_better: str | None) -> pd.DataFrame:
+def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_better: str | None) -> pd.DataFrame:
     data = fit.data
     first = data.drop_duplicates("patient").reset_index(drop=True)
     # The conditional slope is the change in the prediction when alliance_within moves by
@@ -335,7 +332,7 @@ def patient_slopes(fit: "AllianceFit", group: str, z: float, outcome_better: str
     return out.sort_values("slope").reset_index(drop=True)
 
 
-def heterogeneity(fit: "AllianceFit", *, conf_level: float = 0.95, alpha: float = 0.05,
+def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: float = 0.05,
                   interval: bool = True, test: bool = True,
                   outcome_better: str | None = None) -> Heterogeneity:
     """See :meth:`~.fit.AllianceFit.heterogeneity`."""

@@ -7,16 +7,14 @@ boundary has p = alpha exactly.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..errors import PylmeError
-
-if TYPE_CHECKING:
-    from .fit import AllianceFit
+from .protocols import FittedAllianceModel
 
 #: Iterations of the boundary search when the df change with the moderator (Satterthwaite).
 MAX_DF_ITERATIONS = 8
@@ -39,7 +37,7 @@ def _roots(b: float, c: float, vbb: float, vbc: float, vcc: float, t2: float) ->
     return np.sort(np.array([(-B - root) / (2 * A), (-B + root) / (2 * A)]))
 
 
-def johnson_neyman(fit: "AllianceFit", moderator: Any, *, alpha: float = 0.05,
+def johnson_neyman(fit: FittedAllianceModel, moderator: Any, *, alpha: float = 0.05,
                    term: str = "alliance_within") -> pd.DataFrame:
     """See :meth:`~.fit.AllianceFit.johnson_neyman`."""
     if not 0 < alpha < 1:

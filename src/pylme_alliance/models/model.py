@@ -34,13 +34,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EngineCannotExpress, PylmeError, user_stacklevel
-from .fit import AllianceFit
-from .estimands import CONTROL_OUTCOME_BIAS
 from ..panel.prepare import AlliancePanel, direct_columns
+from .estimands import CONTROL_OUTCOME_BIAS
+from .fit import AllianceFit
+from .frame import BEFORE, KeptMeans
+from .frame import model_frame as _model_frame
+from .frame import outcome_before as _outcome_before
 from .second_opinion import confirm_boundary_optimum
-from .frame import BEFORE, KeptMeans, model_frame as _model_frame, outcome_before as _outcome_before
 from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
-
 from .spec import model_name as _model_name
 
 __all__ = ["AllianceModel", "AllianceFit", "ModelSpec", "NickellWarning"]

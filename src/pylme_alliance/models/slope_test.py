@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,9 +13,7 @@ from scipy import stats
 
 from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters, residual_sd
 from ..errors import PylmeError
-
-if TYPE_CHECKING:
-    from .fit import AllianceFit
+from .protocols import FittedAllianceModel
 
 
 # ---------------------------------------------------------------------- the test
@@ -93,7 +91,7 @@ def caveat_for(fit: Any) -> str:
         else ""
 
 
-def slope_test(fit: "AllianceFit") -> SlopeTest:
+def slope_test(fit: FittedAllianceModel) -> SlopeTest:
     """Refit ``fit``'s model without the random slope and compare the two likelihoods."""
     if fit.model is None or fit.panel is None:
         raise PylmeError("the slope test refits the model; this fit holds no model and panel")

@@ -314,7 +314,6 @@ def prepare(
     group = np.cumsum(new_patient) - 1  # dense 0..P-1
     n_patients = int(group[-1]) + 1
     kept_patient_ids = patient_ids[kept_codes[new_patient]]
-    sizes = _centering.group_sizes(group, n_patients)
 
     out = data.iloc[kept].reset_index(drop=True)
     a = alliance_values[kept]

@@ -5,22 +5,23 @@ from __future__ import annotations
 import time
 import warnings as _warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..analyses.duration import check_leads, lead_model, lead_rows, lead_step_names
+from ..analyses.moderation import adjust
 from ..errors import PylmeError
-from ..progress import Counter
 from ..models import design, diagnostics, feasibility
-from . import figures, provenance, tables as report_tables, wording
+from ..models.diagnostics import fit_status
+from ..models.model import AllianceModel
+from ..panel.prepare import AlliancePanel
+from ..progress import Counter
+from . import figures, provenance, wording
+from . import tables as report_tables
 from .parts import COST, GRID_POINTS, Part, flag_rows, flags_table, run_part  # noqa: F401
 from .parts import heterogeneity_of as _heterogeneity  # noqa: F401 (its former home)
-from ..models.diagnostics import fit_status
-from ..analyses.duration import check_leads, lead_model, lead_rows, lead_step_names
-from ..models.model import AllianceModel
-from ..analyses.moderation import adjust
-from ..panel.prepare import AlliancePanel
 from .report import SECTIONS, Report
 
 __all__ = ["analyze", "planned_files"]

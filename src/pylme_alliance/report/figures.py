@@ -13,18 +13,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ..canvas import new_figure
 
 TERM_LABELS = {"alliance_within": "Within-patient alliance", "alliance_between": "Between-patient alliance"}
 COLOURS = {"alliance_within": "#1f5fa8", "alliance_between": "#c0502b"}
-
-
-def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
-    """A Figure with its own Agg canvas (no pyplot)."""
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _plain(text: Any) -> str:

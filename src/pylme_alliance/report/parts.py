@@ -19,15 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..analyses.between import between_effect
+from ..analyses.duration import lead_model, lead_rows
+from ..analyses.moderation import moderator_rows
 from ..errors import PylmeError
 from ..models import diagnostics
-from . import tables as report_tables
-from ..analyses.between import between_effect
 from ..models.diagnostics import fit_status
-from ..analyses.duration import lead_model, lead_rows
 from ..models.model import AllianceModel
-from ..analyses.moderation import moderator_rows
 from ..panel.prepare import AlliancePanel
+from . import tables as report_tables
 
 __all__ = ["GRID_POINTS", "Part", "run_part", "moderator_grid", "heterogeneity_of", "flag_rows"]
 

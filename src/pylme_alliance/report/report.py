@@ -1,7 +1,7 @@
 """The alliance-outcome :class:`Report`: tables, figures and notes, and how it is saved.
 
 :func:`analyze` (in :mod:`.analyze`) builds it; :mod:`.render` turns it into Markdown
-and HTML; :mod:`.outfiles` writes it. ``analyze`` stays importable from here.
+and HTML; :mod:`~pylme_alliance.outfiles` writes it.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from ..errors import PylmeError
-from . import render, results_json, wording
 from ..outfiles import check_directory, unique_slugs, write_files
+from . import render, results_json, wording
 
-__all__ = ["Report", "analyze", "SECTIONS", "REPORT_FILES"]
+__all__ = ["Report", "SECTIONS", "REPORT_FILES"]
 
 SECTIONS = [
     ("data", "Data", ["data_summary"], []),
@@ -225,11 +225,3 @@ class Report:
         contents["results.json"] = results_json.dumps(self).encode("utf-8")
         return write_files(directory, contents, overwrite=overwrite)
 
-
-def __getattr__(name: str) -> Any:
-    # analyze() lives in .analyze, which imports this module: resolve it on first use
-    if name == "analyze":
-        from .analyze import analyze
-
-        return analyze
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

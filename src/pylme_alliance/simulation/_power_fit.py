@@ -6,8 +6,9 @@ Every failure stays with its replicate.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from scipy import stats
 from ..errors import PylmeError, RError
 from ..models.model import AllianceModel
 from ..models.slope_test import mixture_p_value, slope_test
+from . import simulate as _simulator  # looked up at each call (tests stand in for it)
 
 WITHIN = "alliance_within"
 NAN = float("nan")
@@ -64,11 +66,9 @@ def _prepare(data: pd.DataFrame, model: AllianceModel, moderators: tuple[str, ..
 
 def fit_chunk(chunk: Any) -> list[dict[str, Any]]:
     from ._generate import lean_truth
-    from .power import _sim_kwargs
-    from .simulate import simulate
 
     model: AllianceModel = chunk.model
-    kwargs = _sim_kwargs(dict(chunk.design))
+    kwargs = sim_kwargs(dict(chunk.design))
     wanted = [e.split(":", 1)[1] for e in chunk.effects if e.startswith("moderator:")]
     moderators = tuple(dict.fromkeys((*model.moderators, *wanted)))
     reps: list[_Replicate] = []
@@ -77,7 +77,7 @@ def fit_chunk(chunk: Any) -> list[dict[str, Any]]:
         try:
             # the truth parts power() reads (the between-level derivation only for "between")
             with lean_truth(between="between" in chunk.effects):
-                sim = simulate(**kwargs, seed=seed)
+                sim = _simulator.simulate(**kwargs, seed=seed)
             rep.truth = sim.truth
             rep.panel = _prepare(sim.data, model, moderators)
         except Exception as exc:  # noqa: BLE001 - a failed replicate is recorded, never fatal
@@ -142,7 +142,6 @@ def _within_truth(model: AllianceModel, truth: dict[str, Any]) -> float:
 
 
 def _wald_row(num: _Numbers, index: int, truth: float, alpha: float) -> dict[str, Any]:
-    from .power import wald
 
     if num.error is not None:
         return _failed(num.error)
@@ -428,3 +427,28 @@ def _one_test(table: pd.DataFrame, terms: list[str], beta: pd.Series,
     b = beta[present].to_numpy(dtype=float)
     V = vcov.loc[present, present].to_numpy(dtype=float)
     return NAN, NAN, float(b @ np.linalg.solve(V, b)), len(present)
+
+
+def _within_value(value: Any) -> tuple[float, ...]:
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        default = inspect.signature(_simulator.simulate).parameters["within_effect"].default
+        return (float(value), *tuple(default)[1:])
+    return tuple(value)
+
+
+def sim_kwargs(design: Mapping[str, Any]) -> dict[str, Any]:
+    """_simulator.simulate()'s keywords for a design point (a bare within effect fills the lag-2 default)."""
+    kwargs = dict(design)
+    if "within_effect" in kwargs:
+        kwargs["within_effect"] = _within_value(kwargs["within_effect"])
+    return kwargs
+
+
+def wald(estimate: float, se: float, alpha: float) -> dict[str, float]:
+    """Wald z test and the (1 - alpha) interval."""
+    if not (np.isfinite(estimate) and np.isfinite(se) and se > 0):
+        return {"statistic": np.nan, "p_value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    z = estimate / se
+    q = float(stats.norm.ppf(1 - alpha / 2))
+    return {"statistic": z, "p_value": float(2 * stats.norm.sf(abs(z))),
+            "ci_low": estimate - q * se, "ci_high": estimate + q * se}

@@ -4,19 +4,21 @@ The example is ``simulate(seed=EXAMPLE_SEED, moderation=EXAMPLE_MODERATION)``
 with every other argument at its default (no symptom->alliance feedback,
 independent alliance deviations: the static process). Regenerate it with::
 
-    python -m pylme_alliance.simulation.simulate            # writes the package CSV
-    python -m pylme_alliance.simulation.simulate out.csv    # or anywhere else
+    python -m pylme_alliance.simulation.example            # writes the package CSV
+    python -m pylme_alliance.simulation.example out.csv    # or anywhere else
 """
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from ..errors import PylmeError
 from ._simchecks import ARMS, COLUMNS
+from .simulate import simulate
 
 __all__ = ["EXAMPLE_MODERATION", "EXAMPLE_SEED", "load_example", "write_example"]
 
@@ -40,8 +42,6 @@ def _example_path() -> Any:
 
 
 def _example_data() -> pd.DataFrame:
-    from .simulate import simulate  # the API module imports this one
-
     return simulate(seed=EXAMPLE_SEED, moderation=EXAMPLE_MODERATION).data
 
 
@@ -99,6 +99,16 @@ def load_example() -> pd.DataFrame:
     if not path.is_file():
         raise PylmeError(
             "the example trial data/example_trial.csv is missing from the installed package; "
-            "regenerate it with `python -m pylme_alliance.simulation.simulate`")
+            "regenerate it with `python -m pylme_alliance.simulation.example`")
     with path.open("r", encoding="utf-8") as fh:
         return _read_trial_csv(fh)
+
+
+def _main(argv: Sequence[str]) -> int:
+    out = write_example(argv[0] if argv else None)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

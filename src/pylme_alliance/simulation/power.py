@@ -48,13 +48,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import PylmeError
-from ._simchecks import MODERATORS
 from ..models.model import AllianceModel
+from . import simulate as _simulator  # looked up at each call (tests stand in for it)
+from ._power_fit import _failed, fit_chunk, sim_kwargs
+from ._simchecks import MODERATORS
 from .power_result import PowerResult
-from .simulate import simulate as _simulate_signature
 
 __all__ = ["power", "PowerResult", "EFFECTS", "CHUNK_MAX"]
 
@@ -63,7 +63,7 @@ EFFECTS = ("within", "between", "slope")
 #: Replicates per chunk at most (a chunk is one task and, for lme4, one R call).
 CHUNK_MAX = 20
 
-_SIM_KEYWORDS = tuple(inspect.signature(_simulate_signature).parameters)
+_SIM_KEYWORDS = tuple(inspect.signature(_simulator.simulate).parameters)
 # keywords whose single value is itself a sequence / mapping: a list of them is a sweep
 _SEQUENCE_VALUED = {"within_effect"}
 _MAPPING_VALUED = {"moderation"}
@@ -104,19 +104,6 @@ def _as_values(key: str, value: Any) -> list[Any]:
             raise PylmeError(f"power(): design[{key!r}] is an empty list")
         return values
     return [value]
-
-
-def _within_value(value: Any) -> tuple[float, ...]:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        default = inspect.signature(_simulate()).parameters["within_effect"].default
-        return (float(value), *tuple(default)[1:])
-    return tuple(value)
-
-
-def _simulate() -> Any:
-    from .simulate import simulate
-
-    return simulate
 
 
 def _design_points(design: Mapping[str, Any] | None, n_patients: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -188,20 +175,12 @@ def _check_sims(n_sims: Any) -> int:
     return int(n_sims)
 
 
-def _sim_kwargs(design: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs = dict(design)
-    if "within_effect" in kwargs:
-        kwargs["within_effect"] = _within_value(kwargs["within_effect"])
-    return kwargs
-
-
 def _check_points(points: list[dict[str, Any]]) -> None:
     """simulate() checks its arguments before it draws: run it once per design point on
     the smallest input so a bad keyword value fails here, not in every replicate."""
-    simulate = _simulate()
     for point in points:
         try:
-            simulate(**_sim_kwargs(point), seed=0)
+            _simulator.simulate(**sim_kwargs(point), seed=0)
         except PylmeError as exc:
             raise PylmeError(f"power(): design point {point}: {exc}") from None
         except TypeError as exc:
@@ -321,7 +300,6 @@ def _run(chunks: list[_Chunk], *, executor: Any, progress: bool, desc: str) -> l
 
 def _lost_chunk(index: int, chunk: _Chunk) -> list[dict[str, Any]]:
     """The rows of a chunk whose worker died twice running it: every replicate failed."""
-    from ._power_fit import _failed
 
     error = "WorkerLost: the worker process died twice while running this chunk of replicates"
     return [{"point": chunk.point, "replicate": r, "seed": s, "effect": e, **_failed(error)}
@@ -342,20 +320,9 @@ def _run_local(chunks: list[_Chunk], *, executor: Any, progress: bool, desc: str
 def run_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
     """Simulate, prepare and fit the replicates of one chunk; one row per replicate and
     effect (plain Python values: the result crosses process boundaries)."""
-    from ._power_fit import fit_chunk
 
     with warnings.catch_warnings():
         # a power study fits thousands of models: their warnings are counted in the
         # table (converged/singular) and kept per replicate, not printed
         warnings.simplefilter("ignore")
         return fit_chunk(chunk)
-
-
-def wald(estimate: float, se: float, alpha: float) -> dict[str, float]:
-    """Wald z test and the (1 - alpha) interval."""
-    if not (np.isfinite(estimate) and np.isfinite(se) and se > 0):
-        return {"statistic": np.nan, "p_value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-    z = estimate / se
-    q = float(stats.norm.ppf(1 - alpha / 2))
-    return {"statistic": z, "p_value": float(2 * stats.norm.sf(abs(z))),
-            "ci_low": estimate - q * se, "ci_high": estimate + q * se}

@@ -153,7 +153,7 @@ class PowerResult:
         """Power curves: power against n_patients, one panel per effect, one line per
         value of the other swept keywords, the Monte-Carlo interval as a band and alpha
         as a dashed line. A matplotlib Figure (no pyplot)."""
-        from ..report.figures import new_figure
+        from ..canvas import new_figure  # matplotlib only when a figure is asked for
 
         effects = list(dict.fromkeys(self.table["effect"]))
         fig = new_figure(width=max(4.5 * len(effects), 5.0), height=4.0)

@@ -4,14 +4,8 @@ The simulator produces session-level data shaped like the trial in METHODS.md
 (547 outpatients, 40 therapists, 5 feedback arms, weekly sessions with gaps and
 early dropout) and a ``truth`` dict naming each estimand the package reports,
 so that recovery studies (``benchmarks/recovery.py``) mean something. The
-engine is in ``_generate.py``; the bundled example in ``example.py`` (both
-re-exported here).
-
-The bundled example trial (``data/example_trial.csv``) is
-``simulate(seed=2015, moderation=EXAMPLE_MODERATION)``. Regenerate it with::
-
-    python -m pylme_alliance.simulation.simulate            # writes the package CSV
-    python -m pylme_alliance.simulation.simulate out.csv    # or anywhere else
+engine is in ``_generate.py``; the bundled example trial, made by this simulator, in
+``example.py``.
 
 Data-generating process
 -----------------------
@@ -92,7 +86,6 @@ patient random intercept has a much larger one (benchmarks/README.md).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -102,19 +95,8 @@ import pandas as pd
 from ..errors import PylmeError
 from ._generate import generate
 from ._simchecks import ARMS, PROCESSES, check_effects, check_float, check_int, check_moderation
-from .example import EXAMPLE_MODERATION, EXAMPLE_SEED, _read_trial_csv, load_example, write_example
 
-__all__ = [
-    "ARMS",
-    "EXAMPLE_MODERATION",
-    "EXAMPLE_SEED",
-    "Simulation",
-    "load_example",
-    "simulate",
-    "write_example",
-]
-
-_ = _read_trial_csv  # re-exported for tests reading a written CSV back
+__all__ = ["ARMS", "Simulation", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -367,12 +349,3 @@ def simulate(
     data, truth = generate(params, mods, np.random.default_rng(seed))
     return Simulation(data=data, truth=truth, params=params)
 
-
-def _main(argv: Sequence[str]) -> int:
-    out = write_example(argv[0] if argv else None)
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
