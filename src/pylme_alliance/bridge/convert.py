@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from ..errors import PylmeError
+from . import _rpy2compat
 from .rload import rinterface
 
 # the guarded import: a broken rpy2 raises one PylmeError that says how to fix it
 ri = rinterface()
-from rpy2.rinterface_lib import bufferprotocol, openrlib  # noqa: E402 - after the guard
 
 _NA_INT = np.iinfo(np.int32).min  # R's NA_integer_ and NA (logical) bit pattern
 _INT32_MAX = np.iinfo(np.int32).max
@@ -220,22 +221,15 @@ def _attr(obj: Any, name: str) -> Any:
 def _numeric_array(vec: Any, dtype: Any) -> np.ndarray:
     """Copy an R integer/logical/double vector into a new numpy array.
 
-    Not ``vec.memoryview()``: in rpy2 3.5 that call goes through the C helper
-    ``_bufferprotocol.memoryview_swapstrides``, which returns ``None`` without taking a
-    reference, so every call drops one reference to Python's ``None`` and a long loop
-    (~20,000 conversions) ends in "Fatal Python error: none_dealloc". We read the
-    vector's data pointer (R's REAL/INTEGER/LOGICAL, which rpy2 exposes as
-    ``_R_GET_PTR``) through a plain cffi buffer instead and copy it at once, so numpy
-    never holds memory that R may free.
+    Through :func:`._rpy2compat.vector_bytes` (a plain cffi buffer on R's data pointer),
+    never ``vec.memoryview()``, which leaks references to ``None`` in rpy2 3.5; the copy
+    is made at once, so numpy never holds memory that R may free.
     """
     dtype = np.dtype(dtype)
-    n = len(vec)
-    if n == 0:
+    if len(vec) == 0:
         return np.array([], dtype=dtype)
-    cdata = vec.__sexp__._cdata
-    raw = openrlib.ffi.buffer(vec._R_GET_PTR(cdata), dtype.itemsize * n)
+    raw, shape = _rpy2compat.vector_bytes(vec, dtype.itemsize)
     values = np.frombuffer(raw, dtype=dtype).copy()
-    shape = bufferprotocol.getshape(cdata)
     # a matrix or array comes back with its dim, column-major as R stores it
     return values.reshape(shape, order="F") if len(shape) > 1 else values
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PylmeError, RError, RWarning, user_stacklevel
+from . import _rpy2compat
 from .interrupt import RInterruptible
 from .rload import rinterface, start_r
 
@@ -102,7 +103,7 @@ def call_raw(function: str, /, *args: Any, **kwargs: Any) -> tuple[Any, list[str
         r_args = ri.ListSexpVector([to_r_value(a) for a in (*args, *kwargs.values())])
         names = [""] * len(args) + list(kwargs)
         r_args.do_slot_assign("names", ri.StrSexpVector(names))
-        with RInterruptible(ri.openrlib.rlib):
+        with RInterruptible(_rpy2compat.r_interrupt_flag()):
             result = env.find("pylme_call")(fun, r_args)
             fields = dict(zip([str(n) for n in result.do_slot("names")], result))
             if "interrupted" in fields:
