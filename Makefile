@@ -7,10 +7,10 @@ VPY := $(VENV)/bin/python
 WITH_ENV = if [ -x "$(CURDIR)/.conda-env/bin/Rscript" ]; then export PATH="$(CURDIR)/.conda-env/bin:$$PATH"; fi;
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo doctor bench golden wheel clean distclean help
+.PHONY: setup test lint demo doctor bench golden wheel clean distclean help
 
 help:
-	@echo "make demo | test | setup | doctor | bench | golden | wheel | clean | distclean"
+	@echo "make demo | test | lint | setup | doctor | bench | golden | wheel | clean | distclean"
 
 setup:
 	@PYTHON="$(PYTHON)" bash scripts/setup.sh
@@ -19,6 +19,11 @@ test: setup
 	@$(WITH_ENV) timeout=""; \
 	if $(VPY) -c "import pytest_timeout" 2>/dev/null; then timeout="--timeout=900"; fi; \
 	$(VPY) -m pytest -q $$timeout $(PYTEST_ARGS)
+
+# ruff (rules in pyproject.toml) and the architecture contracts (import-linter: layers, no cycles)
+lint: setup
+	@$(VENV)/bin/ruff check src tests benchmarks
+	@$(VENV)/bin/lint-imports
 
 demo: setup
 	@$(WITH_ENV) $(VENV)/bin/pylme-alliance demo --out demo-report

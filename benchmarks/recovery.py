@@ -24,8 +24,9 @@ import multiprocessing
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 from . import executors
 from .errors import PylmeError, RError

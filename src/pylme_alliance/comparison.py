@@ -9,7 +9,8 @@ table says so in its ``refit_ml`` column.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

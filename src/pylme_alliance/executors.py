@@ -32,9 +32,10 @@ import math
 import multiprocessing
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import PylmeError
 from .progress import Counter

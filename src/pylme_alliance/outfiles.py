@@ -10,8 +10,8 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .errors import PylmeError
 

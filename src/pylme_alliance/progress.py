@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Iterator, Sequence, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -117,7 +118,7 @@ class Counter:
         if self.enabled and self.failed:
             print(f"{self.desc}: {self.done} of {self.total} done, {self.failed} failed", file=sys.stderr)
 
-    def __enter__(self) -> "Counter":
+    def __enter__(self) -> Counter:
         return self
 
     def __exit__(self, *exc: object) -> None:

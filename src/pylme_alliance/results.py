@@ -8,8 +8,9 @@ by :meth:`MixedFit.detach` so that a fit can travel between processes without R.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -238,7 +239,7 @@ class MixedFit:
     def singular(self) -> bool:
         return bool(self.stats.get("singular", False))
 
-    def detach(self) -> "MixedFit":
+    def detach(self) -> MixedFit:
         """A copy that holds every table and flag but no engine object (picklable)."""
         if isinstance(self.backend, DetachedBackend):
             return self

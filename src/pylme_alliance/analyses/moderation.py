@@ -2,7 +2,8 @@
 (objective c), one model per candidate, Benjamini-Hochberg adjusted."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

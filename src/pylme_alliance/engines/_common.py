@@ -4,8 +4,9 @@ runs anything, send only the columns the model uses, and turn R's answer into a
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import PylmeError
 

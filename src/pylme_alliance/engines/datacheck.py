@@ -27,7 +27,7 @@ rows with a missing value are dropped before the fit either way).
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -112,9 +112,9 @@ def _clean(series: pd.Series, name: str, target: str) -> pd.Series:
         return _numbers(series, name, target)
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _seconds(series) if target == "statsmodels" else series
-    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_string_dtype(dtype) and dtype != object:
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_string_dtype(dtype) and dtype != object:  # noqa: E721
         return _strings(series, target)
-    if dtype == object:
+    if dtype == object:  # noqa: E721 (a numpy dtype equals the type object)
         return _object(series, name, target)
     raise PylmeError(f"column {name!r} has dtype {dtype}, which no engine can fit; convert it to "
                      "numbers or strings first")

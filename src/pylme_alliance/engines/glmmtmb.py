@@ -1,7 +1,8 @@
 """glmmtmb(): linear mixed models with glmmTMB, including ar1() residual structures."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 

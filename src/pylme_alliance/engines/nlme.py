@@ -1,7 +1,7 @@
 """lme(): linear mixed models with nlme, including residual correlation structures."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 

@@ -1,1 +1,11 @@
-"""models"""
+"""models: one alliance-outcome model, specified, fitted and interrogated.
+
+Owns :class:`~.model.AllianceModel` (its engine spec ``spec``, model frame ``frame``),
+:class:`~.fit.AllianceFit`, what each coefficient estimates (``estimands``), fit
+diagnostics and design checks (``diagnostics``, ``design``, ``feasibility``,
+``second_opinion``), and what is computed from one fitted model: heterogeneity of the
+within effect and the random-slope test (``heterogeneity``, ``slope_test``) and
+Johnson-Neyman regions (``johnson_neyman``); these read the fit through ``protocols``,
+so ``fit`` can offer them as methods without a cycle.
+May import: panel, engines, results, errors, progress. Never analyses, report or simulation.
+"""

@@ -2,7 +2,8 @@
 session number, and the AR(1) alternative to independent residuals."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -16,8 +16,9 @@ same as iid), crossed therapists, moderators, other data shapes.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import PylmeWarning
 

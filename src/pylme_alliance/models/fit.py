@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ class AllianceFit(MixedFit):
 
     @classmethod
     def from_fit(cls, fit: MixedFit, *, model: AllianceModelLike, spec: ModelSpec,
-                 panel: AlliancePanel) -> "AllianceFit":
+                 panel: AlliancePanel) -> AllianceFit:
         values = {f.name: getattr(fit, f.name) for f in fields(MixedFit)}
         renames = {k: str(v) for k, v in spec.moderator_names.items() if k != str(v)}
         if renames:

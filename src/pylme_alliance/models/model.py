@@ -190,7 +190,7 @@ class AllianceModel:
                 "cannot also be its own control: use AllianceModel(lead=0, control_outcome=False)")
         self._check_expressible()
 
-    def replace(self, **changes: Any) -> "AllianceModel":
+    def replace(self, **changes: Any) -> AllianceModel:
         """A copy with some options changed."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
@@ -232,7 +232,7 @@ class AllianceModel:
         deviation = "outcome_within" if prior is None else prior.replace("outcome_", "outcome_within_")
         return [deviation, "outcome_between", *(f"{b}_within" for b in before)]
 
-    def resolve(self, panel: AlliancePanel) -> "AllianceModel":
+    def resolve(self, panel: AlliancePanel) -> AllianceModel:
         """This model with ``prior_outcome="auto"`` decided for ``panel`` (itself otherwise)."""
         if self.prior_outcome != "auto":
             return self
@@ -378,7 +378,7 @@ class AllianceModel:
         model = self.resolve(panel)
         return _model_frame(panel, model.spec(panel), model)
 
-    def fit(self, panel: AlliancePanel) -> "AllianceFit":
+    def fit(self, panel: AlliancePanel) -> AllianceFit:
         """Fit the model to a prepared panel.
 
         Returns

@@ -13,7 +13,7 @@ checked; when bobyqa finds a better optimum, its fit is used; otherwise nothing 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 THERAPIST = ("nested", "crossed", "none")
 RESIDUAL = ("iid", "ar1", "car1")

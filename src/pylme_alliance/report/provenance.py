@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import platform
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 R_PACKAGES = ("lme4", "nlme", "glmmTMB")
 

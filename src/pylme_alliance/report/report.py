@@ -158,7 +158,7 @@ class Report:
                 + list(REPORT_FILES))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Report":
+    def load(cls, directory: str | Path) -> Report:
         """Read a report back from the ``results.json`` that :meth:`save` wrote.
 
         The tables equal the saved ones (values, column order and dtypes); settings,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -10,9 +10,10 @@ independent alliance deviations: the static process). Regenerate it with::
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ def _rate(values: pd.Series) -> float:
 
 
 def build_result(rows: list[dict[str, Any]], *, points: list[dict[str, Any]], swept: list[str],
-                 effects: Sequence[str], n_sims: int, alpha: float, seed: Any, model: Any) -> "PowerResult":
+                 effects: Sequence[str], n_sims: int, alpha: float, seed: Any, model: Any) -> PowerResult:
     """Assemble the replicate rows of every chunk into a :class:`PowerResult`."""
     reps = pd.DataFrame(rows)
     for key in reversed(swept):

@@ -7,7 +7,8 @@ the reasons for disagreement), :mod:`.result` (the :class:`Crosscheck` result).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
