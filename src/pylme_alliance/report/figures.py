@@ -109,59 +109,12 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
     rows = slopes[slopes["term"] == "alliance_within"]
     fig = new_figure(7.0, 4.5)
     ax = fig.subplots()
-    colour = COLOURS["alliance_within"]
     remark = None
     if kind == "numeric":
-        x = rows["at"].to_numpy(dtype=float)
-        order = np.argsort(x)
-        x = x[order]
-        est = rows["estimate"].to_numpy(dtype=float)[order]
-        low = rows["conf_low"].to_numpy(dtype=float)[order]
-        high = rows["conf_high"].to_numpy(dtype=float)[order]
-        _zero_line(ax)
-        ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0, label="95% CI")
-        ax.plot(x, est, color=colour, linewidth=2, label="within-patient effect")
-        if jn is not None and len(jn):
-            if significant is False:
-                p_text = f" (adjusted p = {adjusted_p:.3g})" if adjusted_p is not None else ""
-                remark = ("Interaction not significant after the multiplicity correction"
-                          f"{p_text}:\nno Johnson-Neyman region is shown.")
-            else:
-                shown = jn[jn["significant"]]
-                if "extrapolated" in shown:
-                    shown = shown[~shown["extrapolated"].astype(bool)]
-                labelled: set[str] = set()
-                for _, region in shown.iterrows():
-                    lo, hi = max(float(region["from"]), x.min()), min(float(region["to"]), x.max())
-                    sign = str(region.get("sign", ""))
-                    if hi > lo:
-                        words = _region_words(sign, outcome_better)
-                        ax.axvspan(lo, hi, color=_REGION_COLOURS.get(sign, "0.85"), alpha=0.35, zorder=0,
-                                   label=f"effect significantly {words} (Johnson-Neyman)"
-                                   if words not in labelled else None)
-                        labelled.add(words)
-                if significant is None:
-                    remark = "Johnson-Neyman regions not corrected for multiplicity."
-                elif not len(shown):
-                    remark = "No region of the observed range where the effect is significant."
-        if observed is not None and len(observed):
-            ymin = float(np.nanmin(low))
-            ax.plot(observed, np.full(len(observed), ymin), "|", color="0.3", markersize=8, alpha=0.4,
-                    label="patients' values")
-        ax.set_xlim(x.min(), x.max())
-        ax.set_xlabel(f"{moderator} (moderator, observed range)")
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        remark = _numeric_slopes(ax, rows, moderator, observed=observed, jn=jn, significant=significant,
+                                 adjusted_p=adjusted_p, outcome_better=outcome_better)
     else:
-        labels = rows["label"].astype(str).tolist()
-        pos = np.arange(len(labels))
-        est = rows["estimate"].to_numpy(dtype=float)
-        low, high = rows["conf_low"].to_numpy(dtype=float), rows["conf_high"].to_numpy(dtype=float)
-        _zero_line(ax)
-        ax.errorbar(pos, est, yerr=[est - low, high - est], fmt="o", color=colour, capsize=5, markersize=7)
-        ax.set_xticks(pos)
-        ax.set_xticklabels(labels)
-        ax.set_xlim(-0.6, len(labels) - 0.4)
-        ax.set_xlabel(f"{moderator} (level)")
+        _categorical_slopes(ax, rows, moderator)
     if remark:
         ax.text(0.01, 0.99, remark, transform=ax.transAxes, ha="left", va="top", fontsize=8, color="#8c2d04")
     ax.set_ylabel(f"Within-patient effect ({_units(outcome_label)})")
@@ -169,6 +122,78 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
                  fontsize=11)
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def _numeric_slopes(ax: Any, rows: pd.DataFrame, moderator: str, *, observed: np.ndarray | None,
+                    jn: pd.DataFrame | None, significant: bool | None, adjusted_p: float | None,
+                    outcome_better: str | None) -> str | None:
+    """The effect line with its CI band over a numeric moderator, the Johnson-Neyman
+    shading and a rug of the patients' values; returns the remark to print, if any."""
+    colour = COLOURS["alliance_within"]
+    x = rows["at"].to_numpy(dtype=float)
+    order = np.argsort(x)
+    x = x[order]
+    est = rows["estimate"].to_numpy(dtype=float)[order]
+    low = rows["conf_low"].to_numpy(dtype=float)[order]
+    high = rows["conf_high"].to_numpy(dtype=float)[order]
+    _zero_line(ax)
+    ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0, label="95% CI")
+    ax.plot(x, est, color=colour, linewidth=2, label="within-patient effect")
+    remark = None
+    if jn is not None and len(jn):
+        if significant is False:
+            p_text = f" (adjusted p = {adjusted_p:.3g})" if adjusted_p is not None else ""
+            remark = ("Interaction not significant after the multiplicity correction"
+                      f"{p_text}:\nno Johnson-Neyman region is shown.")
+        else:
+            remark = _shade_regions(ax, jn, x, significant, outcome_better)
+    if observed is not None and len(observed):
+        ymin = float(np.nanmin(low))
+        ax.plot(observed, np.full(len(observed), ymin), "|", color="0.3", markersize=8, alpha=0.4,
+                label="patients' values")
+    ax.set_xlim(x.min(), x.max())
+    ax.set_xlabel(f"{moderator} (moderator, observed range)")
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    return remark
+
+
+def _shade_regions(ax: Any, jn: pd.DataFrame, x: np.ndarray, significant: bool | None,
+                   outcome_better: str | None) -> str | None:
+    """Shade the observed (never extrapolated) Johnson-Neyman regions where the effect is
+    significant, each sign labelled once; returns the remark to print, if any."""
+    shown = jn[jn["significant"]]
+    if "extrapolated" in shown:
+        shown = shown[~shown["extrapolated"].astype(bool)]
+    labelled: set[str] = set()
+    for _, region in shown.iterrows():
+        lo, hi = max(float(region["from"]), x.min()), min(float(region["to"]), x.max())
+        sign = str(region.get("sign", ""))
+        if hi > lo:
+            words = _region_words(sign, outcome_better)
+            ax.axvspan(lo, hi, color=_REGION_COLOURS.get(sign, "0.85"), alpha=0.35, zorder=0,
+                       label=f"effect significantly {words} (Johnson-Neyman)"
+                       if words not in labelled else None)
+            labelled.add(words)
+    if significant is None:
+        return "Johnson-Neyman regions not corrected for multiplicity."
+    if not len(shown):
+        return "No region of the observed range where the effect is significant."
+    return None
+
+
+def _categorical_slopes(ax: Any, rows: pd.DataFrame, moderator: str) -> None:
+    """One point with its 95% error bar per level of a categorical moderator."""
+    labels = rows["label"].astype(str).tolist()
+    pos = np.arange(len(labels))
+    est = rows["estimate"].to_numpy(dtype=float)
+    low, high = rows["conf_low"].to_numpy(dtype=float), rows["conf_high"].to_numpy(dtype=float)
+    _zero_line(ax)
+    ax.errorbar(pos, est, yerr=[est - low, high - est], fmt="o", color=COLOURS["alliance_within"], capsize=5,
+                markersize=7)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(labels)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_xlabel(f"{moderator} (level)")
 
 
 _REGION_COLOURS = {"negative": "#c6dbef", "positive": "#fdd0a2"}
