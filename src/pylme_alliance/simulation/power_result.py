@@ -183,7 +183,7 @@ class PowerResult:
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write power.csv, replicates.csv and power.png into ``directory``.
 
-        As :meth:`Report.save <pylme_alliance.Report.save>` (``alliance/outfiles.py``):
+        As :meth:`Report.save <pylme_alliance.Report.save>` (:mod:`pylme_alliance.outfiles`):
         everything is rendered first, then each file is written whole (temporary file
         and rename); an existing file (a symlink counts) is refused unless
         ``overwrite``, and a symlink is then replaced, never written through. A
