@@ -7,10 +7,10 @@ VPY := $(VENV)/bin/python
 WITH_ENV = if [ -x "$(CURDIR)/.conda-env/bin/Rscript" ]; then export PATH="$(CURDIR)/.conda-env/bin:$$PATH"; fi;
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo doctor bench golden wheel clean distclean help
+.PHONY: setup test test-debian13 lint demo doctor bench golden wheel clean distclean help
 
 help:
-	@echo "make demo | test | lint | setup | doctor | bench | golden | wheel | clean | distclean"
+	@echo "make demo | test | test-debian13 | lint | setup | doctor | bench | golden | wheel | clean | distclean"
 
 setup:
 	@PYTHON="$(PYTHON)" bash scripts/setup.sh
@@ -24,6 +24,11 @@ test: setup
 lint: setup
 	@$(VENV)/bin/ruff check src tests benchmarks
 	@$(VENV)/bin/lint-imports
+
+# The second lane: the suite on Debian 13 (R 4.5, rpy2 3.6, Python 3.13) in a cached debootstrap
+# root (needs root; first run builds it, a few minutes). Tests the committed HEAD.
+test-debian13:
+	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-debian13.sh
 
 demo: setup
 	@$(WITH_ENV) $(VENV)/bin/pylme-alliance demo --out demo-report

@@ -221,13 +221,40 @@ def test_start_restores_the_users_environment():
 
 # ------------------------------------------------------------------ guarded rpy2 import
 
+def _r_version() -> tuple[int, int]:
+    out = subprocess.run(["Rscript", "--vanilla", "-e", "cat(R.version$major, R.version$minor)"],
+                         capture_output=True, text=True, timeout=60)
+    major, minor = out.stdout.split()
+    return int(major), int(minor.split(".")[0])
+
+
+def _wrong_rpy2_for_this_r() -> dict:
+    """The rpy2 series that does NOT fit this machine's R, and the advice doctor must give.
+
+    R < 4.5 (Debian 12): rpy2 3.6.9 over rpy2-rinterface 3.6.7, which fails with
+    "symbol 'R_getVar' not found"; the fix is the 3.5 series. R >= 4.5 (Debian 13): an
+    rpy2 3.5.17 left from before the R upgrade; the fix is 3.6.7 or later.
+    """
+    from pylme_alliance.requirements import rpy2_requirement
+
+    want = rpy2_requirement(_r_version())
+    if want.startswith("rpy2>=3.6"):
+        return {"dists": {"rpy2": "3.5.17"}, "shown": "rpy2 3.5.17", "want": want,
+                # (+ the real rpy2-rinterface/-robjects, when their dist-info shows beside the fake)
+                "uninstall": f"{sys.executable} -m pip uninstall -y rpy2"}
+    return {"dists": {"rpy2": "3.6.9", "rpy2_rinterface": "3.6.7"},
+            "shown": "rpy2 3.6.9 (rpy2-rinterface 3.6.7)", "want": want,
+            "uninstall": f"{sys.executable} -m pip uninstall -y rpy2 rpy2-rinterface &&"}
+
+
 def _fake_rpy2(root: Path, error: str) -> Path:
-    """An rpy2 3.6.9 over rpy2-rinterface 3.6.7 whose import fails like on R < 4.5."""
+    """An rpy2 of the series that does not fit this R, whose import fails with ``error``."""
     pkg = root / "rpy2"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text("__version__ = '3.6.9'\n")
+    dists = _wrong_rpy2_for_this_r()["dists"]
+    (pkg / "__init__.py").write_text(f"__version__ = '{dists['rpy2']}'\n")
     (pkg / "rinterface.py").write_text(error)
-    for name, version in (("rpy2", "3.6.9"), ("rpy2_rinterface", "3.6.7")):
+    for name, version in dists.items():
         info = root / f"{name}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n")
@@ -246,6 +273,7 @@ _FFI_ERROR = ("import _cffi_backend\n"
 ])
 def test_a_broken_rpy2_gives_one_paragraph_with_the_fix(tmp_path, error, shown):
     fake = _fake_rpy2(tmp_path, error)
+    wrong = _wrong_rpy2_for_this_r()
     out = _run_child("""
         import pandas as pd
         import pylme_alliance as pa
@@ -261,9 +289,9 @@ def test_a_broken_rpy2_gives_one_paragraph_with_the_fix(tmp_path, error, shown):
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0] == lines[1], out.stdout
     text = lines[0]
-    assert "rpy2 3.6.9 (rpy2-rinterface 3.6.7)" in text and "R 4." in text
-    assert f"{sys.executable} -m pip uninstall -y rpy2 rpy2-rinterface" in text
-    assert "pip install 'rpy2>=3.5.11,<3.6'" in text and "needs R >= 4.5" in text
+    assert wrong["shown"] in text and "R 4." in text
+    assert wrong["uninstall"] in text
+    assert f"pip install '{wrong['want']}'" in text and "needs R >= 4.5" in text
     assert shown in text
 
 
@@ -273,7 +301,7 @@ def test_a_broken_rpy2_in_the_cli_is_one_line(tmp_path):
                          timeout=300, env=_child_env(PYTHONPATH=os.pathsep.join([str(fake), SRC])), cwd=tmp_path)
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
-    assert "pip install 'rpy2>=3.5.11,<3.6'" in out.stderr
+    assert f"pip install '{_wrong_rpy2_for_this_r()['want']}'" in out.stderr
 
 
 def test_every_bridge_entry_goes_through_the_guard(monkeypatch):

@@ -183,14 +183,56 @@ def test_source_checkout_is_found_only_beside_a_makefile(tmp_path, monkeypatch):
     assert doctor._source_checkout() == root
 
 
-def test_explanation_is_one_paragraph_with_versions_and_the_fix(monkeypatch):
-    monkeypatch.setattr(doctor, "_dist_version", lambda name: {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}.get(name))
+def _pretend_r(monkeypatch, version):
+    """explain_rpy2_failure sees R ``version`` whatever R this machine has (both lanes)."""
+    def check_r(report, req):
+        report.r_version, report.r_home = version, "/usr/lib/R"
+        return True
+    monkeypatch.setattr(doctor, "_check_r", check_r)
+
+
+@pytest.mark.parametrize(("r_version", "installed", "want", "uninstall"), [
+    # rpy2 3.6 on Debian 12's R 4.2: back to the 3.5 series, split packages removed first
+    ((4, 2, 2), {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}, "rpy2>=3.5.11,<3.6", "rpy2 rpy2-rinterface"),
+    # rpy2 3.5 left over after R was upgraded to 4.5 (Debian 13): up to 3.6, 3.5 removed first
+    ((4, 5, 0), {"rpy2": "3.5.17"}, "rpy2>=3.6.7", "rpy2"),
+    # an rpy2 3.6 meta package that pulled an rpy2-rinterface too old for R 4.5
+    ((4, 5, 0), {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.5"}, "rpy2>=3.6.7", "rpy2 rpy2-rinterface"),
+])
+def test_explanation_is_one_paragraph_with_versions_and_the_fix(monkeypatch, r_version, installed, want,
+                                                                 uninstall):
+    _pretend_r(monkeypatch, r_version)
+    monkeypatch.setattr(doctor, "_dist_version", lambda name: installed.get(name))
     text = doctor.explain_rpy2_failure(RuntimeError("symbol 'R_getVar' not found"))
     assert "\n" not in text
-    assert "rpy2 3.6.9 (rpy2-rinterface 3.6.7)" in text and "R 4." in text
-    assert "needs rpy2>=3.5.11,<3.6" in text and "needs R >= 4.5" in text
-    assert f"{sys.executable} -m pip install 'rpy2>=3.5.11,<3.6'" in text
+    assert f"rpy2 {installed['rpy2']}" in text and f"R {'.'.join(map(str, r_version))}" in text
+    assert f"needs {want}" in text and "needs R >= 4.5" in text
+    assert f"{sys.executable} -m pip uninstall -y {uninstall} && " in text
+    assert f"{sys.executable} -m pip install '{want}'" in text
     assert "R_getVar" in text
+
+
+def test_a_working_installation_is_not_told_to_reinstall(monkeypatch):
+    # rpy2 3.6 fits R 4.5 and starts it in a fresh process, but the bridge's own start-up
+    # failed (rpy2 3.6 has no initr_simple): reinstalling rpy2 would not help, so no pip advice
+    _pretend_r(monkeypatch, (4, 5, 0))
+    monkeypatch.setattr(doctor, "_dist_version",
+                        lambda name: {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}.get(name))
+    monkeypatch.setattr(doctor, "_probe_rpy2", lambda: (True, ""))
+    text = doctor.explain_rpy2_failure(AttributeError("module 'rpy2.rinterface' has no attribute 'initr_simple'"),
+                                       starting=True)
+    assert "\n" not in text and "pip install" not in text and "will not help" in text
+    assert "rpy2 3.6.9 (rpy2-rinterface 3.6.7) fits R 4.5" in text and "initr_simple" in text
+
+
+def test_a_broken_build_is_told_to_rebuild(monkeypatch):
+    _pretend_r(monkeypatch, (4, 5, 0))
+    monkeypatch.setattr(doctor, "_dist_version",
+                        lambda name: {"rpy2": "3.6.9", "rpy2-rinterface": "3.6.7"}.get(name))
+    monkeypatch.setattr(doctor, "_probe_rpy2", lambda: (False, "undefined symbol: R_ParentEnv"))
+    text = doctor.explain_rpy2_failure(ImportError("undefined symbol: R_ParentEnv"), starting=True)
+    assert "compiled against another R" in text
+    assert "--force-reinstall --no-cache-dir 'rpy2>=3.6.7'" in text
 
 
 def test_explanation_without_r_says_install_r(monkeypatch):

@@ -244,9 +244,14 @@ def _rpy2_fit(r_version: tuple[int, ...] | None, req: dict) -> _Rpy2Fit:
     elif requirement is not None and r_version is not None:
         r_text = f"R {r_version[0]}.{r_version[1]}"
         new_r = ".".join(map(str, req.get("R_VERSION_FOR_NEW_RPY2", (4, 5))))
+        why = f"({req.get('RPY2_FOR_NEW_R', 'rpy2>=3.6.7')} needs R >= {new_r}, older R needs the 3.5 series)"
+        # From 3.6 on, the compiled part is rpy2-rinterface, whose version floats apart from
+        # the rpy2 meta package's: both must fit (rpy2 3.6.5 pulls rpy2-rinterface 3.6.7).
+        compiled = _dist_version("rpy2-rinterface") if split else None
         if not _fits(requirement, version):
-            problem = (f"{r_text} needs {requirement} "
-                       f"({req.get('RPY2_FOR_NEW_R', 'rpy2>=3.6.7')} needs R >= {new_r})")
+            problem = f"{r_text} needs {requirement} {why}"
+        elif compiled is not None and not _fits(requirement, compiled):
+            problem = f"{r_text} needs {requirement} and rpy2-rinterface is {compiled} {why}"
         elif split and _fits(requirement, "3.5.17"):
             problem = f"rpy2 3.6's split packages left beside rpy2 {version} shadow its modules"
     return _Rpy2Fit(version, detail, requirement, problem, split)
@@ -254,7 +259,27 @@ def _rpy2_fit(r_version: tuple[int, ...] | None, req: dict) -> _Rpy2Fit:
 
 def _rpy2_plan(fit: _Rpy2Fit, rebuild: bool = False) -> list[list[str]]:
     uninstall = ["rpy2", *fit.split] if fit.split else None
-    return _pip_plan(fit.requirement or "rpy2", uninstall=uninstall, rebuild=rebuild and not fit.split)
+    if uninstall is None and fit.version and fit.requirement and not _fits(fit.requirement, fit.version):
+        # 3.5 -> 3.6: the split packages write into the rpy2/ that 3.5 owns; remove it first
+        uninstall = ["rpy2"]
+    # a rebuild must not reuse pip's cached wheel (built against the old R): --no-cache-dir
+    return _pip_plan(fit.requirement or "rpy2", uninstall=uninstall, rebuild=rebuild)
+
+
+_PROBE = "import rpy2.rinterface as ri; ri.initr(); print('ok')"
+
+
+def _probe_rpy2() -> tuple[bool, str]:
+    """Import rpy2 and start R in a fresh child process: (worked, last line of its error).
+
+    ``rinterface.initr()`` is the start-up both rpy2 series offer, so this asks the
+    installation itself, independent of how the bridge starts R.
+    """
+    probe = _run([sys.executable, "-c", _PROBE], timeout=120)
+    if probe is not None and probe.returncode == 0 and "ok" in probe.stdout:
+        return True, ""
+    err = (probe.stderr if probe else "could not run").strip().splitlines()
+    return False, err[-1] if err else "unknown error"
 
 
 def _check_rpy2(report: DoctorReport, req: dict) -> None:
@@ -271,23 +296,23 @@ def _check_rpy2(report: DoctorReport, req: dict) -> None:
         else:
             report.add("rpy2 fits R", True, f"{fit.detail} fits {fit.requirement}")
     # Does it actually load this R?  (catches "undefined symbol" and missing libR)
-    probe = _run([sys.executable, "-c", "import rpy2.rinterface as ri; ri.initr(); print('ok')"], timeout=120)
-    if probe is not None and probe.returncode == 0 and "ok" in probe.stdout:
+    loads, last = _probe_rpy2()
+    if loads:
         report.add("rpy2 loads R", True, "import rpy2.rinterface and start R: ok")
     else:
-        err = (probe.stderr if probe else "could not run").strip().splitlines()
-        last = err[-1] if err else "unknown error"
         if not report.pip_plan:
             report.pip_plan = _rpy2_plan(fit, rebuild=True)
         fix = " && ".join(shlex.join(c) for c in report.pip_plan)
         report.add("rpy2 loads R", False, f"import failed: {last}", fix)
 
 
-def explain_rpy2_failure(exc: BaseException) -> str:
+def explain_rpy2_failure(exc: BaseException, *, starting: bool = False) -> str:
     """One paragraph for a failed rpy2 load: what was found, why it fails, the fix.
 
-    Used by the bridge's guarded import (``bridge/rload.py``); asks R for its version
-    through ``Rscript``, never through rpy2.
+    Used by the bridge's guarded import and start (``bridge/rload.py``); asks R for its
+    version through ``Rscript``, never through rpy2. ``starting``: rpy2 imported fine and
+    starting R failed; if rpy2 then starts R in a fresh process, the installation is not
+    the problem and the paragraph says so instead of advising a reinstall.
     """
     req = _requirements()
     probe = DoctorReport()
@@ -305,6 +330,15 @@ def explain_rpy2_failure(exc: BaseException) -> str:
     if fit.problem:
         why = fit.problem
         cmd = " && ".join(shlex.join(c) for c in _rpy2_plan(fit))
+    elif starting and fit.version is not None and _probe_rpy2()[0]:
+        # The installation is fine: rpy2 starts this R in a fresh process. Reinstalling
+        # would not help (rpy2 3.6 once failed here on pylme_alliance's own start-up call).
+        return (f"pylme_alliance could not start R in this Python ({sys.executable}), although "
+                f"{fit.detail} fits {r_text} and starts it in a fresh process (checked just now), "
+                f"so rpy2 and R are installed correctly and reinstalling them will not help. "
+                f"The problem is in pylme_alliance's start-up of R or in this process (R started "
+                f"another way before, a changed R_HOME): try a fresh Python; if it persists, report "
+                f"it with this message and the output of `pylme-alliance doctor`. (The error was {error}.)")
     else:
         why = (f"rpy2 {fit.version} should fit this R ({fit.requirement}) but does not load it, "
                "usually because it was compiled against another R: rebuild it against this one")

@@ -19,11 +19,11 @@ _ri: ModuleType | None = None
 _guard = threading.Lock()
 
 
-def _load_failure(exc: BaseException) -> RpyLoadError:
+def _load_failure(exc: BaseException, *, starting: bool = False) -> RpyLoadError:
     # doctor knows the versions and the fix; it imports nothing heavy (no rpy2)
     from ..doctor import explain_rpy2_failure
 
-    return RpyLoadError(explain_rpy2_failure(exc), exc)
+    return RpyLoadError(explain_rpy2_failure(exc, starting=starting), exc)
 
 
 def rinterface() -> ModuleType:
@@ -56,5 +56,5 @@ def start_r() -> ModuleType:
     try:
         _rpy2compat.start_embedded_r(ri)
     except Exception as exc:  # noqa: BLE001 - e.g. R_HOME not found, libR missing symbols
-        raise _load_failure(exc) from None
+        raise _load_failure(exc, starting=True) from None
     return ri
