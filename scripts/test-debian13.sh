@@ -131,4 +131,9 @@ rm -rf "$ROOT/src"
 git clone -q --no-hardlinks "$CHECKOUT" "$ROOT/src"
 log "testing $(git -C "$ROOT/src" log -1 --format='%h %s' | cut -c1-80)"
 CMD=${PYLME_DEBIAN13_CMD:-make test PYTEST_ARGS="\$PYTEST_ARGS"}
-in_root "export PIP_CERT=/usr/local/share/pylme/host-ca.crt; [ -f \$PIP_CERT ] || unset PIP_CERT; cd /src && $CMD"
+# The suite checks Ctrl-C handling: started from a background job (nohup, `cmd &`), SIGINT
+# arrives ignored and stays ignored in every child, which a shell cannot undo. Python can:
+# give the run the default disposition, as an interactive terminal would.
+in_root "exec python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
+os.execv(\"/bin/bash\", [\"bash\", \"-c\", sys.argv[1]])' \
+'export PIP_CERT=/usr/local/share/pylme/host-ca.crt; [ -f \$PIP_CERT ] || unset PIP_CERT; cd /src && $CMD'"
