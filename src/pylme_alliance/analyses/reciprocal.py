@@ -183,9 +183,19 @@ def reciprocal(panel: AlliancePanel, *, method: str = "riclpm", waves: int | Non
         return _mlm_fit(panel, ratings, leads=leads, conf_level=conf_level, units=units, **mlm_options)
     W, wave_note = choose_waves(ratings, waves, max_waves=max_waves)
     wide, outside = wide_ratings(ratings, W)
+    outside["patients_not_prepared"] = _unprepared_patients(panel)
     return _sem_fit(ratings, wide, W, method=method, slopes=slopes, leads=leads, conf_level=conf_level,
                     fit_measures=fit_measures, units=units, outside=outside,
                     notes=[wave_note, *_panel_notes(panel, method)])
+
+
+def _unprepared_patients(panel: AlliancePanel) -> int:
+    """Patients of the input that prepare() dropped entirely (e.g. too few usable sessions)."""
+    column = panel.roles["patient"]
+    if column not in panel.dropped:
+        return 0
+    ids = panel.dropped[column].dropna()
+    return int(ids[~ids.isin(panel.data[column])].nunique())
 
 
 def _panel_notes(panel: AlliancePanel, method: str) -> list[str]:

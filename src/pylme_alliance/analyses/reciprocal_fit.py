@@ -55,7 +55,8 @@ class ReciprocalFit:
         ``alliance`` and ``outcome``: the within-person SDs ``std_estimate`` uses.
     outside : dict
         What the waves leave out: ``sessions`` (rows after wave W), ``patients`` (no
-        rating in waves 1..W) and ``patients_beyond`` (patients with sessions after W).
+        rating in waves 1..W), ``patients_beyond`` (patients with sessions after W) and
+        ``patients_not_prepared`` (input patients prepare() dropped entirely).
     converged, admissible : bool
         Optimiser convergence; admissibility (no negative variance, positive definite
         latent covariance).
@@ -144,7 +145,8 @@ class ReciprocalFit:
         if self.outside:
             lines.append(f"outside the waves: {self.outside.get('sessions', 0)} sessions after wave "
                          f"{self.waves} (of {self.outside.get('patients_beyond', 0)} patients), "
-                         f"{self.outside.get('patients', 0)} patients with no rating in the waves")
+                         f"{self.outside.get('patients', 0)} patients with no rating in the waves, "
+                         f"{self.outside.get('patients_not_prepared', 0)} patients dropped by prepare()")
         return lines
 
     def summary(self) -> str:
