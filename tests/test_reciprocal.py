@@ -12,6 +12,7 @@ import reciprocal_data as rd
 import pylme_alliance as pa
 from pylme_alliance import bridge
 from pylme_alliance.analyses import impulse
+from pylme_alliance.analyses.duration import lead_model
 from pylme_alliance.analyses.reciprocal import choose_waves, session_ratings, wide_ratings
 
 TRUTH = rd.Dynamics()
@@ -198,3 +199,24 @@ def test_bundled_example_gives_both_paths_with_intervals():
     assert fit.converged
     assert any("therapist level is not modelled" in note for note in fit.notes)
     assert any(note.startswith("waves=None") for note in fit.notes)
+
+
+# ----------------------------------------------------------------------- duration
+def test_duration_total_is_the_impulse_response_and_lead_regression_keeps_its_label():
+    panel = pa.prepare(rd.generate(200, seed=14), patient="patient", session="session", alliance="alliance",
+                       outcome="outcome", leads=(1, 2, 3))
+    total = pa.duration(panel, leads=(1, 2, 3))
+    fit = pa.reciprocal(panel)
+    ir = fit.impulse.query("source == 'alliance' and response == 'outcome'")
+    np.testing.assert_allclose(total["estimate"], ir["estimate"], rtol=1e-10)
+    np.testing.assert_allclose(total["conf_low"], ir["conf_low"], rtol=1e-10)
+    assert list(total["lead"]) == [1, 2, 3] and set(total["effect"]) == {"total"}
+    assert total["estimand"].str.contains("impulse response").all()
+    assert any(note.startswith("waves=None") for note in total.attrs["notes"])
+    regression = pa.duration(panel, leads=(2,), effect="lead_regression", therapist="none")
+    assert set(regression["effect"]) == {"lead_regression"}
+    assert regression["estimand"].str.contains("71% short at lead 3").all()
+    same = lead_model(2, therapist="none").fit(panel).fixef()["alliance_within"]
+    assert regression.query("term == 'alliance_within'")["estimate"].iloc[0] == pytest.approx(same)
+    with pytest.raises(pa.PylmeError, match="lead_regression"):
+        pa.duration(panel, leads=(1,), effect="indirect")
