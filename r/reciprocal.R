@@ -49,13 +49,15 @@ pylme_reciprocal_riclpm_syntax <- function(waves, slopes = FALSE, zero_slopes = 
     lines <- c(lines,
       paste0("Sa =~ ", paste0(load, a, collapse = " + ")),
       paste0("Sy =~ ", paste0(load, y, collapse = " + ")),
-      "Sa ~~ Sa", "Sy ~~ Sy", "Sa ~~ Sy", "RIa ~~ Sa", "RIa ~~ Sy", "RIy ~~ Sa", "RIy ~~ Sy",
       "Sa ~~ 0*wa1", "Sa ~~ 0*wy1", "Sy ~~ 0*wa1", "Sy ~~ 0*wy1")
-    # a slope whose variance came out negative is refitted as fixed (no variance, no
-    # covariances): later lines override the free ones above
-    for (s in intersect(zero_slopes, c("Sa", "Sy"))) {
-      other <- setdiff(c("RIa", "RIy", "Sa", "Sy"), s)
-      lines <- c(lines, paste0(s, " ~~ 0*", s), paste0(s, " ~~ 0*", other))
+    # a slope whose variance came out negative is refitted as fixed: no variance and no
+    # covariances with the other patient-level terms
+    zero <- intersect(zero_slopes, c("Sa", "Sy"))
+    pairs <- list(c("Sa", "Sa"), c("Sy", "Sy"), c("Sa", "Sy"), c("RIa", "Sa"), c("RIa", "Sy"),
+                  c("RIy", "Sa"), c("RIy", "Sy"))
+    for (p in pairs) {
+      fixed <- any(p %in% zero)
+      lines <- c(lines, paste0(p[1], " ~~ ", if (fixed) "0*" else "", p[2]))
     }
   }
   paste(lines, collapse = "\n")
@@ -129,6 +131,11 @@ pylme_reciprocal_summary <- function(fit, method) {
   variances <- pe[pe$op == "~~" & pe$lhs == pe$rhs, ]
   negative <- variances$lhs[variances$est < 0]
   lv <- tryCatch(lavaan::lavInspect(fit, "cov.lv"), error = function(e) NULL)
+  if (!is.null(lv) && length(lv) > 0L) {
+    # a slope fixed at 0 on refit (zero_slopes) is a zero row by design, not a defect
+    keep_lv <- diag(lv) != 0
+    lv <- lv[keep_lv, keep_lv, drop = FALSE]
+  }
   min_eigen <- if (is.null(lv) || length(lv) == 0L) NA_real_ else
     min(eigen(lv, symmetric = TRUE, only.values = TRUE)$values)
   list(params = pe, paths_vcov = paths_vcov, converged = converged,

@@ -220,3 +220,23 @@ def test_duration_total_is_the_impulse_response_and_lead_regression_keeps_its_la
     assert regression.query("term == 'alliance_within'")["estimate"].iloc[0] == pytest.approx(same)
     with pytest.raises(pa.PylmeError, match="lead_regression"):
         pa.duration(panel, leads=(1,), effect="indirect")
+
+
+# ------------------------------------------------------------------ random slopes
+def test_slopes_refit_fixes_a_negative_slope_variance_at_zero_and_says_so():
+    # no true alliance slope variance to speak of (SD 0.01 a session): its estimate comes out negative
+    panel = prepared(rd.generate(400, seed=1))
+    with pytest.warns(pa.RWarning, match="negative"):
+        fit = pa.reciprocal(panel, slopes=True, waves=10)
+    assert any("alliance slope variance negative: refitted with it fixed at 0" in p for p in fit.problems)
+    assert "Sa ~~ 0*Sa" in fit.syntax and "RIa ~~ 0*Sa" in fit.syntax and "Sy ~~ Sy" in fit.syntax
+    assert fit.admissible and fit.converged
+    assert fit.path("alliance->outcome")["conf_low"] < TRUTH.c_ay < fit.path("alliance->outcome")["conf_high"]
+
+
+def test_slope_syntax_frees_what_is_not_fixed():
+    text, _ = bridge.call("pylme_reciprocal_riclpm_syntax", 4, True, ["Sy"])
+    lines = text.splitlines()
+    assert "Sy ~~ 0*Sy" in lines and "Sa ~~ Sa" in lines and "Sa ~~ 0*Sy" in lines and "RIa ~~ Sa" in lines
+    plain, _ = bridge.call("pylme_reciprocal_riclpm_syntax", 4)
+    assert "Sa" not in plain
