@@ -240,3 +240,22 @@ def test_slope_syntax_frees_what_is_not_fixed():
     assert "Sy ~~ 0*Sy" in lines and "Sa ~~ Sa" in lines and "Sa ~~ 0*Sy" in lines and "RIa ~~ Sa" in lines
     plain, _ = bridge.call("pylme_reciprocal_riclpm_syntax", 4)
     assert "Sa" not in plain
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_reciprocal_writes_effects_impulse_and_summary(tmp_path, capsys):
+    from pylme_alliance.cli import main
+
+    data = rd.generate(150, seed=15).rename(columns={"outcome": "OQ total"})
+    path = tmp_path / "trial.csv"
+    data.to_csv(path, index=False)
+    args = ["reciprocal", str(path), "--patient", "patient", "--session", "session", "--alliance", "alliance",
+            "--outcome", "OQ total", "--waves", "6", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    effects = pd.read_csv(tmp_path / "out" / "effects.csv")
+    assert list(effects["direction"]) == DIRECTIONS
+    assert len(pd.read_csv(tmp_path / "out" / "impulse.csv")) == 12
+    assert "waves=6" in (tmp_path / "out" / "summary.txt").read_text()
+    assert "Wrote effects.csv" in capsys.readouterr().out
+    assert main(args) == 1  # the files exist: refused before fitting, without --overwrite
+    assert "would overwrite" in capsys.readouterr().err

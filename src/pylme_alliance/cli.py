@@ -150,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace those files in --out")
     p.set_defaults(handler=_dispatch("run_power"))
 
+    p = sub.add_parser("reciprocal", help="alliance->outcome and outcome->alliance in one dynamic model "
+                                          "(RI-CLPM by default) with impulse responses",
+                       description="Fit both directions of the alliance-outcome dynamics on session-number "
+                                   "waves (lavaan, FIML) and write effects.csv, impulse.csv and summary.txt.")
+    _add_columns(p)
+    p.add_argument("--method", choices=("riclpm", "dpm", "mlm"), default="riclpm",
+                   help="riclpm (default), dpm (ML-SEM dynamic panel model) or mlm (the decomposed "
+                        "multilevel pair, biased: see its notes)")
+    p.add_argument("--waves", type=int, metavar="W", help="sessions 1..W are the waves (default: chosen "
+                                                           "from the data, at most 10)")
+    p.add_argument("--slopes", action="store_true", help="riclpm: add random linear slopes for both series")
+    p.add_argument("--leads", type=int, default=3, metavar="K", help="impulse responses at t+1..t+K (default: 3)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (checked before any fitting)")
+    p.add_argument("--overwrite", action="store_true", help="replace those files in --out")
+    p.set_defaults(handler=_dispatch("run_reciprocal"))
+
     p = sub.add_parser(
         "crosscheck", help="fit the model in R and in statsmodels and compare the estimates",
         description="Fit the lead-1 alliance model with statsmodels MixedLM and with R, print one row "

@@ -1,4 +1,4 @@
-"""The work behind ``pylme-alliance demo | analyze | simulate | power | crosscheck``.
+"""The work behind ``pylme-alliance demo | analyze | simulate | power | reciprocal | crosscheck``.
 
 cli.py parses the arguments and turns PylmeError/ValueError/FileNotFoundError into a
 one-line ``error:``; these functions do the work and return an exit code (or None).
@@ -121,6 +121,32 @@ def run_simulate(args: argparse.Namespace) -> int:
     data = simulate(n_patients=args.patients, n_therapists=n_therapists, seed=args.seed).data
     data.to_csv(out, index=False)
     print(f"Wrote {len(data)} sessions of {data['patient'].nunique()} patients to {out.resolve()}")
+    return 0
+
+
+RECIPROCAL_FILES = ("effects.csv", "impulse.csv", "summary.txt")
+
+
+def run_reciprocal(args: argparse.Namespace) -> int:
+    from .analyses.reciprocal import reciprocal
+    from .outfiles import check_directory, write_files
+
+    check_directory(args.out, files=RECIPROCAL_FILES, overwrite=args.overwrite)  # before any fitting
+    if args.leads < 1:
+        raise PylmeError(f"--leads must be at least 1, got {args.leads}")
+    panel = _panel(args, (1,))
+    options: dict[str, Any] = {"method": args.method, "leads": args.leads, "slopes": args.slopes}
+    if args.method != "mlm":
+        options["waves"] = args.waves
+    elif args.waves is not None:
+        raise PylmeError("--waves applies to --method riclpm or dpm, not mlm")
+    fit = reciprocal(panel, **options)
+    text = fit.summary()
+    out = write_files(args.out, {"effects.csv": fit.effects.to_csv(index=False).encode(),
+                                 "impulse.csv": fit.impulse.to_csv(index=False).encode(),
+                                 "summary.txt": (text + "\n").encode()}, overwrite=args.overwrite)
+    print(text)
+    print(f"\nWrote {', '.join(RECIPROCAL_FILES)} to {out.resolve()}")
     return 0
 
 
