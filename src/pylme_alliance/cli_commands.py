@@ -129,9 +129,7 @@ def run_crosscheck(args: argparse.Namespace) -> int:
     from .models.model import AllianceModel
 
     panel = _panel(args, (1,))
-    therapist = "none"
-    if args.therapist:
-        therapist = "crossed" if len(panel.multi_therapist_patients) else "nested"
+    therapist = "auto" if args.therapist else "none"
     model = AllianceModel(engine=args.engine, therapist=therapist,
                           reml=False if getattr(args, "ml", False) else None)
     check = crosscheck(panel, model=model)
