@@ -76,11 +76,10 @@ def test_slope_test_is_the_refit_without_the_slope(hetero_fit, hetero):
     assert test.p_value < 0.05
     assert "varies between patients" in hetero.statement()
     # here the intercepts' SDs are ~0 (the patient and therapist levels are absorbed by
-    # the outcome's person mean, the Mundlak term): the claim is marked degenerate, with why
-    assert hetero.degenerate and "SD of (Intercept)" in hetero.degenerate_reason
-    # ... but not the slope's parameters, so the slope claim stands (an intercept SD of 0 is
-    # what the Mundlak term is expected to leave)
-    assert "alliance_within" not in hetero.degenerate_reason
+    # the outcome's person mean, the Mundlak term): they were removed from the fit, which
+    # is then not degenerate, and the slope claim stands
+    assert set(hetero_fit.removed_terms) == {"therapist:patient: (Intercept)", "therapist: (Intercept)"}
+    assert not hetero.degenerate and hetero.degenerate_reason == ""
     assert hetero.verdict == "supported" and hetero.supported
 
 

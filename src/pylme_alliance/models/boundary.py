@@ -140,3 +140,17 @@ def drop_absorbed_intercepts(fit: Any, refit: Callable[[ModelSpec], Any]) -> Any
     stats = {**other.stats, "df_specified": fit.stats.get("df")}
     return dataclasses.replace(other, stats=stats, removed_terms=tuple(f"{g}: (Intercept)" for g in groups),
                                notes=(*fit.notes, removal_note(groups)))
+
+
+def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:
+    """The (group, term) rows of ``fit``'s ran_pars table as the model was specified:
+    with the random intercepts removed by :func:`drop_absorbed_intercepts` put back (an
+    intercept SD, and its correlation with a slope of the same group)."""
+    table = fit.ran_pars_table
+    rows = set(zip(table["group"].astype(str), table["term"].astype(str)))
+    for removed in getattr(fit, "removed_terms", ()):
+        group = removed.split(": ", 1)[0]
+        rows.add((group, f"sd__{INTERCEPT}"))
+        if (group, f"sd__{WITHIN}") in rows:
+            rows.add((group, f"cor__{INTERCEPT}.{WITHIN}"))
+    return rows

@@ -101,6 +101,16 @@ def category_names(outcome_better: str | None) -> tuple[str, str, str]:
     return f"clearly {words['negative']}", "uncertain", f"clearly {words['positive']}"
 
 
+def _shown_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as text cells: numbers to 3 decimals, counts of patients as integers."""
+    shown = summary.copy()
+    counts = shown["note"].astype(str).str.startswith("count")
+    for column in ("estimate", "conf_low", "conf_high"):
+        shown[column] = [("" if not np.isfinite(v) else f"{v:.0f}" if is_count else f"{v:.3f}")
+                         for v, is_count in zip(pd.to_numeric(shown[column]), counts)]
+    return shown
+
+
 # ---------------------------------------------------------------------- result
 @dataclass(frozen=True)
 class Heterogeneity:
@@ -224,8 +234,7 @@ class Heterogeneity:
             lines.append(f"  {self.test}")
         if self.degenerate:
             lines.append(f"  Degenerate fit: {self.degenerate_reason}")
-        lines += ["", self.summary.to_string(index=False, float_format="{:.3f}".format,
-                                             formatters={"note": lambda s: str(s)[:90]})]
+        lines += ["", _shown_summary(self.summary).to_string(index=False, formatters={"note": lambda s: str(s)[:90]})]
         if self.categories:
             lines += ["", "Patients by their interval: " + ", ".join(f"{k}: {v}" for k, v in self.categories.items())]
         if self.warnings:
@@ -241,7 +250,7 @@ class Heterogeneity:
                  f"{html.escape(self.verdict)}</p><p>{html.escape(self.statement())}</p>"]
         if self.test is not None:
             parts.append(f"<p>{html.escape(str(self.test))}</p>")
-        parts.append(self.summary.to_html(index=False, float_format="{:.3f}".format))
+        parts.append(_shown_summary(self.summary).to_html(index=False))
         if self.warnings:
             parts.append("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>")
         return "".join(parts) + "</div>"
