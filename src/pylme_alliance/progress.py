@@ -47,6 +47,86 @@ def _bar_class(stream: Any) -> Any:
     return text_bar
 
 
+def progress_bar(items: Iterable[T], *, enabled: bool = True, desc: str = "", total: int | None = None,
+                 file: Any = None) -> Iterator[T]:
+    """Iterate ``items``, drawing a bar named ``desc`` when ``enabled`` and the output
+    (``file``, default stderr) is a terminal or a notebook."""
+    bar = _bar_class(file) if enabled else None
+    if bar is None:
+        yield from items
+        return
+    yield from bar(items, desc=desc, total=total, leave=False, file=file)
+
+
+def named_steps(items: Sequence[T], names: Sequence[str], *, enabled: bool = True, desc: str = "",
+                file: Any = None) -> Iterator[T]:
+    """Iterate ``items``, the bar naming each one as it runs (``names``, e.g. "lead 2 of 3")."""
+    with Counter(len(items), enabled=enabled, desc=desc, file=file) as bar:
+        for item, name in zip(items, names):
+            bar.describe(name)
+            yield item
+            bar.advance()
+
+
+class Counter:
+    """A progress bar advanced by hand that counts failures.
+
+    The bar shows ``N failed`` beside the count while it runs; when it closes with
+    failures a one-line summary stays on stderr (the bar itself is not left behind), so
+    a batch that lost jobs never ends looking clean.
+
+    Parameters
+    ----------
+    total : int
+        Number of items.
+    enabled : bool
+        Draw the bar and the summary (stderr).
+    desc : str
+        Label of the bar and the summary.
+    """
+
+    def __init__(self, total: int, *, enabled: bool = True, desc: str = "", file: Any = None) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.desc = desc
+        self.done = 0
+        self.failed = 0
+        self.step = ""
+        self._bar: Any = None
+        bar = _bar_class(file) if enabled else None
+        if bar is not None:
+            self._bar = bar(total=total, desc=desc, leave=False, file=file)
+
+    def advance(self, *, failed: bool = False) -> None:
+        """One item finished (``failed=True`` when it came back as a failure)."""
+        self.done += 1
+        self.failed += int(failed)
+        if self._bar is not None:
+            if failed:
+                self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
+            self._bar.update(1)
+
+    def describe(self, step: str) -> None:
+        """Name the step in progress beside the bar's label ("analyze: lead 2 of 3")."""
+        self.step = step
+        if self._bar is not None:
+            self._bar.set_description_str(f"{self.desc}: {step}" if self.desc else step, refresh=True)
+
+    def close(self) -> None:
+        """Remove the bar; leave a summary line on stderr when something failed."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self.enabled and self.failed:
+            print(f"{self.desc}: {self.done} of {self.total} done, {self.failed} failed", file=sys.stderr)
+
+    def __enter__(self) -> Counter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class LineBar:
     """A one-line progress display for a notebook without ipywidgets.
 
@@ -98,4 +178,3 @@ class LineBar:
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
             self._handle = None
-
