@@ -127,19 +127,25 @@ def drop_absorbed_intercepts(fit: Any, refit: Callable[[ModelSpec], Any]) -> Any
     ``stats["df_specified"]`` the parameter count of the model as specified (the
     random-slope test compares models as specified).
     """
-    groups = absorbed_intercepts(fit, fit.model)
-    reduced = without_intercepts(fit.spec, groups) if groups else None
-    if reduced is None:
+    current, removed = fit, []
+    # removing one intercept can leave another at 0 (the therapist's, then the patient's)
+    for _ in range(3):
+        groups = absorbed_intercepts(current, fit.model)
+        reduced = without_intercepts(current.spec, groups) if groups else None
+        if reduced is None:
+            break
+        try:
+            other = refit(reduced)
+        except PylmeError:
+            break
+        if not other.converged or not same_optimum(fit, other):  # the optimum of the model as specified
+            break
+        current, removed = other, [*removed, *groups]
+    if current is fit:
         return fit
-    try:
-        other = refit(reduced)
-    except PylmeError:
-        return fit
-    if not other.converged or not same_optimum(fit, other):
-        return fit
-    stats = {**other.stats, "df_specified": fit.stats.get("df")}
-    return dataclasses.replace(other, stats=stats, removed_terms=tuple(f"{g}: (Intercept)" for g in groups),
-                               notes=(*fit.notes, removal_note(groups)))
+    stats = {**current.stats, "df_specified": fit.stats.get("df")}
+    return dataclasses.replace(current, stats=stats, removed_terms=tuple(f"{g}: (Intercept)" for g in removed),
+                               notes=(*fit.notes, removal_note(removed)))
 
 
 def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:
