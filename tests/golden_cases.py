@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ SETS: list[Path] = sorted((p for p in GOLDEN.iterdir() if p.is_dir() and any(p.g
                           key=lambda p: _version_key(p.name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def installed_stack() -> str | None:
     """The stack label of the R packages installed here (None without R)."""
     rscript = shutil.which("Rscript")
@@ -63,7 +63,7 @@ def matched() -> bool:
 CASES = sorted(p.stem for p in reference_dir().glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def case(name: str, stack: str | None = None) -> dict[str, Any]:
     """A case of the reference set ``stack`` (default: the one for the installed versions)."""
     folder = GOLDEN / stack if stack else reference_dir()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import PylmeError
+from ..errors import PylmeError, warnings_once
 from ..models.estimands import for_term
 from ..models.model import EFFECTS, AllianceModel
 from ..panel.prepare import AlliancePanel
@@ -22,6 +22,7 @@ COLUMNS = ["lead", "effect", "term", "estimate", "std_error", "df", "statistic",
            "conf_high", "std_estimate", "n", "n_patients", "converged", "singular", "estimand"]
 
 
+@warnings_once
 def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: str = "total",
              progress: bool = False, **model: Any) -> pd.DataFrame:
     """Fit the same alliance model for the outcome 1, 2, 3, ... sessions ahead.
@@ -66,6 +67,12 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
         std_estimate, n (sessions used), n_patients, converged, singular, and
         ``estimand`` (what the row estimates, from :mod:`.estimands`). The duration figure is
         :func:`pylme_alliance.report.figures.duration_plot` of this table.
+        ``table.attrs["notes"]`` says what the fits chose or changed (the therapist term
+        chosen when ``therapist`` is "auto", the default; random intercepts removed).
+
+    Warns
+    -----
+    Each warning class once per call (e.g. one NickellWarning for all the leads).
     """
     if "lead" in model:
         raise PylmeError("duration() sets the lead itself; pass leads=(...) instead of lead=")
@@ -75,26 +82,34 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
     if effect == "total":
         return total_from_dynamics(panel, leads, **model)
     fit_effect = "total" if effect == "lead_regression" else effect
-    rows = [lead_rows(lead_model(lead, effect=fit_effect, **model).fit(panel))
+    fits = [lead_model(lead, effect=fit_effect, **model).fit(panel)
             for lead in named_steps(leads, lead_step_names(leads), enabled=progress,
                                     desc=f"duration ({effect})")]
-    table = pd.concat(rows, ignore_index=True)
+    table = pd.concat([lead_rows(fit) for fit in fits], ignore_index=True)
     if effect == "lead_regression":
         table = table.assign(effect="lead_regression", estimand=table["estimand"] + "; " + LEAD_REGRESSION_BIAS)
+    table.attrs["notes"] = fit_notes(fits)
     return table
+
+
+def fit_notes(fits: Iterable[Any]) -> list[str]:
+    """The fits' notes (the therapist term chosen, random intercepts removed), each once."""
+    return list(dict.fromkeys(note for fit in fits for note in getattr(fit, "notes", ())))
 
 
 def total_from_dynamics(panel: AlliancePanel, leads: tuple[int, ...], **model: Any) -> pd.DataFrame:
     """effect="total": the RI-CLPM impulse responses at the positive leads (one lavaan
     fit); lead 0, if asked, is the concurrent regression with the ``model`` options."""
     parts = []
+    notes: list[str] = []
     if 0 in leads:
-        parts.append(lead_rows(lead_model(0, **model).fit(panel)))
-    notes = []
+        concurrent = lead_model(0, **model).fit(panel)
+        parts.append(lead_rows(concurrent))
+        notes += fit_notes([concurrent])
     if any(k > 0 for k in leads):
         rows, fit = dynamic_rows(panel, leads, COLUMNS)
         parts.append(rows)
-        notes = [*fit.notes, *fit.problems]
+        notes += [*fit.notes, *fit.problems]
         if model:
             notes.append(f"the AllianceModel options {sorted(model)} do not apply to the dynamics (RI-CLPM)")
     order = {k: i for i, k in enumerate(leads)}

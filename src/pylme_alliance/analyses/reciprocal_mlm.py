@@ -45,9 +45,11 @@ def fit_mlm(panel: AlliancePanel, **options: Any) -> tuple[np.ndarray, np.ndarra
         raise PylmeError("method='mlm' needs the outcome one session ahead; prepare the panel with leads "
                          "including 1")
     roles = panel.roles
-    therapist = options.pop("therapist", "nested" if roles.get("therapist") is not None else "none")
-    model = AllianceModel(lead=1, therapist=therapist, **options)
-    forward = model.fit(panel)
+    # the therapist term as everywhere else (AllianceModel's default, "auto"), decided once
+    # on the alliance->outcome fit and kept for the mirror so both equations match
+    forward = AllianceModel(lead=1, **options).fit(panel)
+    model = forward.model
+    therapist = model.therapist
     mirror_panel = prepare(source_frame(panel), patient=roles["patient"], session=roles["session"],
                            alliance=roles["outcome"], outcome=roles["alliance"],
                            therapist=roles.get("therapist"), within=panel.within, leads=(1,),
