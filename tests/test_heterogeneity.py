@@ -78,9 +78,10 @@ def test_slope_test_is_the_refit_without_the_slope(hetero_fit, hetero):
     # here the intercepts' SDs are ~0 (the patient and therapist levels are absorbed by
     # the outcome's person mean, the Mundlak term): the claim is marked degenerate, with why
     assert hetero.degenerate and "SD of (Intercept)" in hetero.degenerate_reason
-    # ... but not the slope's parameters, so the slope claim stands (an intercept SD of 0 is
-    # what the Mundlak term is expected to leave)
-    assert "alliance_within" not in hetero.degenerate_reason
+    # ... but not the slope's own SD, so the slope claim stands (an intercept SD of 0 is
+    # what the Mundlak terms are expected to leave; the correlation of a term whose SD is 0
+    # with the slope may then sit at +-1, which says nothing about the slope)
+    assert "SD of alliance_within" not in hetero.degenerate_reason
     assert hetero.verdict == "supported" and hetero.supported
 
 
@@ -269,8 +270,9 @@ def test_alliance_effects_estimand_and_standardised_by_hand(hetero_data):
     panel = _prepare(data)
     fit = quiet(pa.AllianceModel().fit, panel)
     eff = fit.alliance_effects().set_index("term")
-    assert eff.loc["alliance_between", "estimand"] == estimands.BETWEEN_CONDITIONAL.format(lead=1)
-    assert "beta*(1 - b_Y)" in eff.loc["alliance_between", "estimand"]
+    assert eff.loc["alliance_between", "estimand"] == estimands.for_term("alliance_between", fit.model)
+    # the formula beta*(1 - b_Y) is false on realistic data (issue 18): never stated
+    assert "b_Y" not in eff.loc["alliance_between", "estimand"]
     assert fit.model.prior_outcome is True  # 12 sessions each: "auto" controls the outcome before
     assert eff.loc["alliance_within", "estimand"] == estimands.WITHIN_TOTAL.format(
         lead=1, before=" and the outcome of the session before")
@@ -354,3 +356,18 @@ def test_decomposed_control_test_carries_its_measured_caveat(hetero, hetero_fit)
     assert "rejects too often" in row
     raw = quiet(pa.AllianceModel(control_outcome="raw").fit, hetero_fit.panel)
     assert quiet(raw.heterogeneity, interval=False, test=False).caveat == ""
+
+
+def test_slope_at_boundary_ignores_a_correlation_with_a_zero_sd_partner():
+    from pylme_alliance.models.heterogeneity import slope_at_boundary
+
+    def table(sd_intercept, sd_slope, cor):
+        return pd.DataFrame({"group": ["patient", "patient", "patient", "Residual"],
+                             "term": ["sd__(Intercept)", "sd__alliance_within", "cor__(Intercept).alliance_within",
+                                      "sd__Observation"],
+                             "estimate": [sd_intercept, sd_slope, cor, 5.0]})
+
+    assert not slope_at_boundary(table(0.0, 3.0, 1.0))   # intercept SD 0: its correlation is not identified
+    assert slope_at_boundary(table(2.0, 3.0, 1.0))       # both SDs real and perfectly correlated
+    assert slope_at_boundary(table(2.0, 0.0, 0.3))       # the slope SD itself at 0
+    assert not slope_at_boundary(table(2.0, 3.0, 0.4))

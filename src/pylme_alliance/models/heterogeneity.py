@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..engines.flags import boundary_parameters, residual_sd
 from ..errors import PylmeError
 from .protocols import FittedAllianceModel
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
@@ -241,6 +242,24 @@ class Heterogeneity:
 
 
 # ---------------------------------------------------------------------- computation
+def slope_at_boundary(ran_pars: pd.DataFrame) -> bool:
+    """Whether the random alliance slope itself sits on the boundary: its SD about 0, or
+    its correlation with a term beyond +-0.99 while that term's SD is not about 0 (a
+    correlation with a term whose SD is 0 is not identified and says nothing about the
+    slope)."""
+    at_bound = boundary_parameters(ran_pars, residual_sd(ran_pars))
+    zero_sd = {(group, name) for kind, group, name, _ in at_bound if kind == "sd"}
+    for kind, group, name, _ in at_bound:
+        if kind == "sd" and name == WITHIN:
+            return True
+        if kind == "cor" and WITHIN in name:
+            partner = name.replace(f".{WITHIN}", "", 1) if name.endswith(f".{WITHIN}") else \
+                name.replace(f"{WITHIN}.", "", 1)
+            if (group, partner) not in zero_sd:
+                return True
+    return False
+
+
 def slope_group(fit: FittedAllianceModel) -> str:
     rows = fit.ran_pars_table[fit.ran_pars_table["term"] == f"sd__{WITHIN}"]
     if rows.empty and (fit.ran_pars_table["group"].astype(str) == "patient_slope").any():
@@ -385,8 +404,9 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
                      f"(full fit converged: {fit.converged})")
     # A degenerate intercept or therapist SD (common once the outcome's person mean is
     # controlled) leaves the slope variance identified; only a degenerate SLOPE (its SD
-    # about 0, or its correlation beyond +-0.99) makes the claim unreliable.
-    slope_degenerate = degenerate and WITHIN in reason
+    # about 0, or its correlation beyond +-0.99 with a term whose SD is not 0) makes the
+    # claim unreliable.
+    slope_degenerate = degenerate and slope_at_boundary(fit.ran_pars_table)
     if slope_test_result is None or not np.isfinite(slope_test_result.p_value):
         verdict = "not tested"
     elif not slope_test_result.significant(alpha):
