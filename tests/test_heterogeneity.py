@@ -76,12 +76,10 @@ def test_slope_test_is_the_refit_without_the_slope(hetero_fit, hetero):
     assert test.p_value < 0.05
     assert "varies between patients" in hetero.statement()
     # here the intercepts' SDs are ~0 (the patient and therapist levels are absorbed by
-    # the outcome's person mean, the Mundlak term): the claim is marked degenerate, with why
-    assert hetero.degenerate and "SD of (Intercept)" in hetero.degenerate_reason
-    # ... but not the slope's own SD, so the slope claim stands (an intercept SD of 0 is
-    # what the Mundlak terms are expected to leave; the correlation of a term whose SD is 0
-    # with the slope may then sit at +-1, which says nothing about the slope)
-    assert "SD of alliance_within" not in hetero.degenerate_reason
+    # the outcome's person mean, the Mundlak term): they were removed from the fit, which
+    # is then not degenerate, and the slope claim stands
+    assert set(hetero_fit.removed_terms) == {"therapist:patient: (Intercept)", "therapist: (Intercept)"}
+    assert not hetero.degenerate and hetero.degenerate_reason == ""
     assert hetero.verdict == "supported" and hetero.supported
 
 
@@ -91,9 +89,11 @@ def test_no_heterogeneity_is_not_claimed():
     fit = quiet(pa.AllianceModel().fit, _prepare(data))
     het = quiet(fit.heterogeneity, interval=False)
     assert het.test.p_value > 0.05
-    assert het.verdict == "not supported" and not het.supported
-    assert "cannot distinguish" in het.statement()
-    assert "not supported" in het.summary.set_index("statistic").loc["random-slope test", "note"]
+    # no slope variance in the truth: here the slope's fit is at the boundary, so the
+    # verdict is analyze()'s ("not estimated"), not a test result
+    assert het.verdict == "not estimated" and not het.supported
+    assert "not identified" in het.statement()
+    assert "not estimated" in het.summary.set_index("statistic").loc["random-slope test", "note"]
 
 
 def test_engines_agree_and_glmmtmb_uses_ml(hetero_data):
@@ -133,7 +133,8 @@ def test_degenerate_follows_glance_and_says_why():
     het = quiet(fit.heterogeneity, interval=False, test=False)
     assert het.degenerate == bool(fit.glance()["degenerate"].iloc[0]) is True
     assert "about 0" in het.degenerate_reason
-    assert het.verdict == "not tested"
+    # the slope itself is at the boundary: not estimated (a test would not change that)
+    assert "alliance_within" in het.degenerate_reason and het.verdict == "not estimated"
     table = pd.DataFrame({"group": ["p", "p", "p", "Residual"],
                           "term": ["sd__(Intercept)", "sd__alliance_within", "cor__(Intercept).alliance_within",
                                    "sd__Observation"],
@@ -270,9 +271,8 @@ def test_alliance_effects_estimand_and_standardised_by_hand(hetero_data):
     panel = _prepare(data)
     fit = quiet(pa.AllianceModel().fit, panel)
     eff = fit.alliance_effects().set_index("term")
-    assert eff.loc["alliance_between", "estimand"] == estimands.for_term("alliance_between", fit.model)
-    # the formula beta*(1 - b_Y) is false on realistic data (issue 18): never stated
-    assert "b_Y" not in eff.loc["alliance_between", "estimand"]
+    assert eff.loc["alliance_between", "estimand"] == estimands.BETWEEN_CONDITIONAL.format(lead=1)
+    assert "beta*(1 - b_Y)" in eff.loc["alliance_between", "estimand"]
     assert fit.model.prior_outcome is True  # 12 sessions each: "auto" controls the outcome before
     assert eff.loc["alliance_within", "estimand"] == estimands.WITHIN_TOTAL.format(
         lead=1, before=" and the outcome of the session before")
@@ -356,18 +356,3 @@ def test_decomposed_control_test_carries_its_measured_caveat(hetero, hetero_fit)
     assert "rejects too often" in row
     raw = quiet(pa.AllianceModel(control_outcome="raw").fit, hetero_fit.panel)
     assert quiet(raw.heterogeneity, interval=False, test=False).caveat == ""
-
-
-def test_slope_at_boundary_ignores_a_correlation_with_a_zero_sd_partner():
-    from pylme_alliance.models.heterogeneity import slope_at_boundary
-
-    def table(sd_intercept, sd_slope, cor):
-        return pd.DataFrame({"group": ["patient", "patient", "patient", "Residual"],
-                             "term": ["sd__(Intercept)", "sd__alliance_within", "cor__(Intercept).alliance_within",
-                                      "sd__Observation"],
-                             "estimate": [sd_intercept, sd_slope, cor, 5.0]})
-
-    assert not slope_at_boundary(table(0.0, 3.0, 1.0))   # intercept SD 0: its correlation is not identified
-    assert slope_at_boundary(table(2.0, 3.0, 1.0))       # both SDs real and perfectly correlated
-    assert slope_at_boundary(table(2.0, 0.0, 0.3))       # the slope SD itself at 0
-    assert not slope_at_boundary(table(2.0, 3.0, 0.4))
