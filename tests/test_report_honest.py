@@ -128,7 +128,7 @@ def test_outcome_name_and_direction_in_every_text(lower, neutral):
 # ------------------------------------------------------------------ estimands and the between effect
 
 def test_every_estimate_row_carries_an_estimand(lower):
-    assert set(lower.tables) - set(ESTIMATE_TABLES) <= {"data_summary", "fits", "patient_slopes"}
+    assert set(lower.tables) - set(ESTIMATE_TABLES) <= {"data_description", "data_summary", "fits", "patient_slopes"}
     assert lower.tables["patient_slopes"]["estimand"].str.contains("BLUP").all()
     for name in ESTIMATE_TABLES:
         if name not in lower.tables:
@@ -300,11 +300,12 @@ def test_concurrent_lead_zero(panel_small):
 
 def test_closing_note_quotes_the_headline_sentences(lower):
     from pylme_alliance.report import wording
+    from pylme_alliance.report.render import md_text
 
     md, page = lower.to_markdown(), lower.to_html()
     closing = md[md.index("## Closing note"):]
     for sentence in (wording.within_sentence(lower), wording.between_sentence(lower)):
-        assert sentence and sentence in closing
+        assert sentence and md_text(sentence) in closing  # as Markdown text: brackets escaped
     assert "How long it lasts" in closing
     assert page.count("<blockquote>") == len(wording.closing_note(lower))
 

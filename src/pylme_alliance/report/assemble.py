@@ -206,8 +206,8 @@ def closing_notes(plan: Plan, main: MainFit, notes: list[str], fits_table: pd.Da
     out = list(notes)
     therapist = {"nested": "patients nested in therapists", "crossed": "patients crossed with therapists",
                  "none": "no therapist level"}.get(str(plan.therapist), str(plan.therapist))
-    out.insert(len(plan.panel.notes), f"Main model: the outcome {plan.main_lead} session(s) after each alliance "
-               f"rating, fitted with {plan.main_model.engine}; {CONTROL_WORDS.get(model.control_outcome, '')}; "
+    out.insert(len(plan.panel.notes), f"Main model: each alliance rating and the outcome "
+               f"{wording.when_words(plan.main_lead)} (lead {plan.main_lead}), fitted with {plan.main_model.engine}; {CONTROL_WORDS.get(model.control_outcome, '')}; "
                f"{therapist}; residuals {'independent' if plan.residual == 'iid' else plan.residual}; "
                + ("a random within-patient slope (each patient may have an own effect)." if model.random_slope
                   else "no random slope (one within-patient effect for all patients)."))

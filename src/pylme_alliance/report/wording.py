@@ -132,9 +132,9 @@ def duration_text(report: Any) -> str | None:
     direct = within[within["effect"] == "direct"].sort_values("lead")
     lasting = [int(r.lead) for r in direct.itertuples() if r.p_value < ALPHA and r.lead > 0]
     good = direction_words(better)["good_sign"]
-    text = ("Total effect (controls the outcome at the rating; at later leads it includes what is carried through "
-            "the outcomes in between) and direct effect (also controls the most recent earlier outcome and the "
-            "alliance in between), within patients: " + "; ".join(
+    text = ("Total effect: controls the outcome at the rating; at later leads it includes what is carried through "
+            "the outcomes in between. Direct effect: also controls the most recent earlier outcome and the "
+            "alliance in between. Within patients, by lead: " + "; ".join(
                 f"{kind} {listing(kind)}" for kind in ("total", "direct") if listing(kind)) + ". ")
     if not lasting:
         text += ("How long it lasts (direct effect): at no lead is the direct within-patient effect "
@@ -385,7 +385,7 @@ def summary_duration(report: Any, figures: dict[str, int]) -> str | None:
 
 def summary_moderators(report: Any, figures: dict[str, int]) -> str | None:
     mods = report.tables.get("moderators")
-    if mods is None or not len(mods):
+    if mods is None or not len(mods) or not {"kind", "term", "moderator", "p_adjusted"} <= set(mods.columns):
         return None
     refs = _figure_ref(figures, *[f for f in figures if f.startswith("simple_slopes_")])
     inter = mods[(mods["kind"] == "interaction") & mods["term"].astype(str).str.startswith("alliance_within:")]
