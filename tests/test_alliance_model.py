@@ -178,8 +178,8 @@ def test_prior_outcome_auto_is_decided_by_the_rows_it_would_leave():
     assert fit.model.prior_outcome is False
     with warnings.catch_warnings():
         warnings.simplefilter("error", PriorOutcomeWarning)
-        quiet = pa.AllianceModel(random_slope=False, prior_outcome=False)
-        assert quiet.resolve(panel) is quiet
+        quiet = pa.AllianceModel(random_slope=False, prior_outcome=False, therapist="nested")
+        assert quiet.resolve(panel) is quiet  # nothing left to decide
 
 
 def test_control_outcome_values():
@@ -238,7 +238,7 @@ def test_panel_dependent_refusals(small_panel):
     data = pa.simulate(n_patients=30, n_therapists=6, seed=2).data
     no_therapist = pa.prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome")
     with pytest.raises(PylmeError, match="therapist='none'"):
-        pa.AllianceModel().fit(no_therapist)
+        pa.AllianceModel(therapist="nested").fit(no_therapist)
     with pytest.raises(PylmeError, match="time="):
         pa.AllianceModel(engine="nlme", residual="car1", therapist="none").fit(no_therapist)
     # a patient seen by two therapists cannot be nested

@@ -13,6 +13,7 @@ from scipy import stats
 
 from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters, residual_sd
 from ..errors import PylmeError
+from .boundary import specified_ran_pars
 from .protocols import FittedAllianceModel
 
 
@@ -110,11 +111,12 @@ def slope_test(fit: FittedAllianceModel) -> SlopeTest:
     if full_reml != red_reml:  # same AllianceModel, so this cannot happen; guard the claim anyway
         raise PylmeError("the two fits use different criteria (REML and ML)")
     ll_full, ll_red = float(fit.stats.get("logLik", np.nan)), float(reduced.stats.get("logLik", np.nan))
-    keys = lambda t: set(zip(t["group"].astype(str), t["term"].astype(str)))  # noqa: E731
-    removed = tuple(sorted(f"{g}: {t}" for g, t in keys(fit.ran_pars_table) - keys(reduced.ran_pars_table)))
-    q = int(round(float(fit.stats.get("df", np.nan)) - float(reduced.stats.get("df", np.nan)))) \
-        if np.isfinite(fit.stats.get("df", np.nan)) and np.isfinite(reduced.stats.get("df", np.nan)) \
-        else len(removed)
+    removed = tuple(sorted(f"{g}: {t}" for g, t in specified_ran_pars(fit) - specified_ran_pars(reduced)))
+    # parameters of the models as specified: a random intercept removed from either fit
+    # because the fixed part carries it (models/boundary.py) was at 0 and is counted
+    df_full = float(fit.stats.get("df_specified") or fit.stats.get("df", np.nan))
+    df_reduced = float(reduced.stats.get("df_specified") or reduced.stats.get("df", np.nan))
+    q = int(round(df_full - df_reduced)) if np.isfinite(df_full) and np.isfinite(df_reduced) else len(removed)
     if q < 1:
         q = max(len(removed), 1)
         notes.append(f"parameter counts did not differ; q taken as {q} from the ran_pars rows removed")
