@@ -211,6 +211,9 @@ def closing_notes(plan: Plan, main: MainFit, notes: list[str], fits_table: pd.Da
                f"{therapist}; residuals {'independent' if plan.residual == 'iid' else plan.residual}; "
                + ("a random within-patient slope (each patient may have an own effect)." if model.random_slope
                   else "no random slope (one within-patient effect for all patients)."))
+    # what the fit itself chose (e.g. random intercepts removed as expected by design): once
+    out.extend(n for n in dict.fromkeys(" ".join(str(x).split()) for x in getattr(main.fit, "notes", ()) or ())
+               if n not in out)
     if main.slope_note:
         out.append(main.slope_note)
     return out

@@ -132,8 +132,12 @@ def _html_block(report: Any, block: layout.Block, stems: dict[str, dict[Any, str
 def _wide(fig: Any, count: int) -> str:
     """A figure alone in its row that is wide (the patients' caterpillar) spans the grid;
     others share a row two by two on a wide screen."""
-    size = getattr(fig, "get_size_inches", None)
-    return ' class="wide"' if count == 1 and size is not None and size()[0] > 8.5 else ""
+    if isinstance(fig, (bytes, bytearray)):  # a loaded report's PNG (saved at 110 dpi): width from its header
+        inches = int.from_bytes(bytes(fig[16:20]), "big") / 110 if len(fig) > 24 else 0.0
+    else:
+        size = getattr(fig, "get_size_inches", None)
+        inches = float(size()[0]) if size is not None else 0.0
+    return ' class="wide"' if count == 1 and inches > 8.5 else ""
 
 
 def html_table(table: pd.DataFrame) -> str:
@@ -154,7 +158,7 @@ h1 { border-bottom: 2px solid #1f5fa8; padding-bottom: .2em; font-size: 1.6em; }
 h2 { color: #1f5fa8; margin: 1.1em 0 .3em; border-bottom: 1px solid #ddd; font-size: 1.3em; }
 h3 { font-size: .95em; color: #555; margin: .7em 0 .2em; }
 p { margin: .45em 0; }
-p, li, dd, td, th, figcaption { overflow-wrap: anywhere; }
+p, li, dd, figcaption { overflow-wrap: anywhere; }  /* table cells break at spaces only: a wide table scrolls */
 ul { padding-left: 1.3em; margin: .4em 0; } li { margin: .25em 0; }
 .table-scroll { overflow-x: auto; max-width: 100%; }
 table.table { border-collapse: collapse; font-size: .8em; margin: .3em 0 .2em; }
