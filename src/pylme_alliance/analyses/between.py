@@ -2,7 +2,7 @@
 estimand stated.
 
 With the current outcome controlled (the lagged alliance model), the alliance_between
-coefficient is beta*(1 - b_Y): how much more the outcome CHANGES for patients with a
+coefficient is a conditional change coefficient: how much more the outcome CHANGES for patients with a
 better alliance at the same current outcome, not how different their outcomes are
 (METHODS.md, best practice 4; on the demo it was -0.96 at lead 1 and -4.97 at lead 2 for
 the same patients). The study's between-patient sentence ("patients who reported a

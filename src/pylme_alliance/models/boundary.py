@@ -25,6 +25,7 @@ import numpy as np
 
 from ..engines.flags import boundary_parameters
 from ..errors import PylmeError
+from .mixture import mixture_p_value
 from .second_opinion import same_optimum
 from .spec import ModelSpec
 
@@ -78,11 +79,13 @@ def absorbed_intercepts(fit: Any, model: Any) -> list[str]:
         return []
     sigma = float(fit.stats.get("sigma", np.nan) or np.nan)
     at_boundary = boundary_parameters(fit.ran_pars_table, sigma)
-    groups = [group for kind, group, name, _ in at_boundary if kind == "sd" and name == INTERCEPT]
-    # an intercept SD at 0 leaves its correlation with the slope meaningless (often +-1)
-    expected = [kind == "sd" and name == INTERCEPT
-                or kind == "cor" and name.startswith(INTERCEPT + ".") and group in groups
-                for kind, group, name, _ in at_boundary]
+    # an intercept SD at 0 leaves its correlation with the slope meaningless (often +-1);
+    # an intercept perfectly correlated with the slope is the same absorption seen from
+    # the other side (a rank-one patient covariance: the intercept only rides on the slope)
+    groups = list(dict.fromkeys(group for kind, group, name, _ in at_boundary
+                                if kind == "sd" and name == INTERCEPT
+                                or kind == "cor" and name == f"{INTERCEPT}.{WITHIN}"))
+    expected = [name == INTERCEPT or name.startswith(INTERCEPT + ".") for _, _, name, _ in at_boundary]
     return groups if at_boundary and all(expected) else []
 
 
@@ -105,15 +108,37 @@ def without_intercepts(spec: ModelSpec, groups: list[str]) -> ModelSpec | None:
     return dataclasses.replace(spec, formula=formula)
 
 
-def removal_note(groups: list[str]) -> str:
+#: A random intercept that is not exactly at 0 (e.g. perfectly correlated with the slope)
+#: is removed only when the data do not support it: likelihood-ratio p above this, the
+#: criterion of Matuschek et al. (2017) for a parsimonious random structure.
+KEEP_ALPHA = 0.2
+
+
+def removal_note(groups: list[str], p_value: float | None = None) -> str:
     """The sentence that says what was removed and why (once, in the methods)."""
     named = " and ".join(f"the {g} random intercept" for g in groups)
     many = len(groups) > 1
     was, it = ("were", "them") if many else ("was", "it")
-    return (f"{named[0].upper()}{named[1:]} {was} estimated at 0 (the patient's mean outcome, a fixed effect of "
-            f"the decomposed outcome control, carries the patients' and therapists' levels) and {was} removed: "
-            f"the model was refitted without {it}, with the same fixed effects and log-likelihood (parsimonious "
-            "random structure, Bates et al. 2015; Matuschek et al. 2017).")
+    carried = ("(the patient's mean outcome, a fixed effect of the decomposed outcome control, carries the "
+               "patients' and therapists' levels)")
+    if p_value is None:
+        return (f"{named[0].upper()}{named[1:]} {was} estimated at 0 {carried} and {was} removed: the model was "
+                f"refitted without {it}, with the same fixed effects and log-likelihood (parsimonious random "
+                "structure, Bates et al. 2015; Matuschek et al. 2017).")
+    return (f"{named[0].upper()}{named[1:]} {was} at the boundary {carried} and the data do not support "
+            f"{it} (likelihood-ratio p = {p_value:.2g} > {KEEP_ALPHA}): {'they were' if many else 'it was'} removed "
+            f"and the model refitted without {it} (parsimonious random structure, Matuschek et al. 2017).")
+
+
+def _not_supported(fit: Any, other: Any) -> float | None:
+    """The likelihood-ratio p of the removed intercept parameters when the data do not
+    support them (p > KEEP_ALPHA), else None."""
+    ll, ll_other = float(fit.stats.get("logLik", np.nan)), float(other.stats.get("logLik", np.nan))
+    q = int(fit.stats.get("df", 0) or 0) - int(other.stats.get("df", 0) or 0)
+    if not (np.isfinite(ll) and np.isfinite(ll_other)) or q < 1:
+        return None
+    p = mixture_p_value(max(2.0 * (ll - ll_other), 0.0), q)
+    return p if p > KEEP_ALPHA else None
 
 
 def drop_absorbed_intercepts(fit: Any, refit: Callable[[ModelSpec], Any]) -> Any:
@@ -127,7 +152,7 @@ def drop_absorbed_intercepts(fit: Any, refit: Callable[[ModelSpec], Any]) -> Any
     ``stats["df_specified"]`` the parameter count of the model as specified (the
     random-slope test compares models as specified).
     """
-    current, removed = fit, []
+    current, removed, tested = fit, [], False
     # removing one intercept can leave another at 0 (the therapist's, then the patient's)
     for _ in range(3):
         groups = absorbed_intercepts(current, fit.model)
@@ -138,14 +163,20 @@ def drop_absorbed_intercepts(fit: Any, refit: Callable[[ModelSpec], Any]) -> Any
             other = refit(reduced)
         except PylmeError:
             break
-        if not other.converged or not same_optimum(fit, other):  # the optimum of the model as specified
+        if not other.converged:
             break
+        if not same_optimum(fit, other):  # the optimum of the model as specified, or else...
+            if _not_supported(current, other) is None:  # ...terms the data do not support
+                break
+            tested = True
         current, removed = other, [*removed, *groups]
     if current is fit:
         return fit
+    # the note gives the p of everything removed against the model as specified
+    p_value = _not_supported(fit, current) if tested else None
     stats = {**current.stats, "df_specified": fit.stats.get("df")}
     return dataclasses.replace(current, stats=stats, removed_terms=tuple(f"{g}: (Intercept)" for g in removed),
-                               notes=(*fit.notes, removal_note(removed)))
+                               notes=(*fit.notes, removal_note(removed, p_value)))
 
 
 def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:

@@ -64,7 +64,7 @@ class AllianceFit(MixedFit):
 
         - ``estimand``: the estimand in words (:func:`.estimands.for_term`). With the
           outcome controlled (the default), the between coefficient is a CONDITIONAL
-          change coefficient beta*(1 - b_Y), not a difference in outcome level; the level
+          change coefficient, not a difference in outcome level; the level
           difference is :func:`~.between.between_effect`.
         - ``predictor_sd``, ``outcome_sd``, ``std_estimate``: the standardised estimate
           ``std = b * SD(alliance component) / SD(outcome component)``, each component

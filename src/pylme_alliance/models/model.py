@@ -1,7 +1,7 @@
 """AllianceModel: the alliance-outcome model of Zilcha-Mano & Errázuriz (2015), written
 for each engine.
 
-    outcome_lead{k} ~ outcome_within + outcome_between + outcome_before_within
+    outcome_lead{k} ~ outcome_within + outcome_between + outcome_before_within + outcome_before_between
                       + session + session_between + alliance_within + alliance_between
                       [+ moderator + alliance_within:moderator + alliance_between:moderator]
                       + patient intercept (+ alliance_within slope) + therapist variance
@@ -9,7 +9,8 @@ for each engine.
 The lagged outcome enters as the patient's mean (``outcome_between``) and the deviation
 from it (``outcome_within``), the Mundlak device, with the patient's mean session
 (``session_between``) beside the session trend; the outcome of the session before the
-alliance rating (``outcome_before_within``) is controlled too, because under
+alliance rating is controlled too, as its own deviation and patient mean
+(``outcome_before_within``, ``outcome_before_between``), because under
 symptom->alliance feedback it is what shaped that alliance (METHODS.md, best practice 4;
 recovery numbers in benchmarks/README.md). Every mean is taken over the rows the model
 fits, so the Mundlak terms are those of the fixed-effects estimator on the same rows; with
@@ -129,7 +130,7 @@ class AllianceModel:
         session, sessions after a missed one) are left out.
 
         With the outcome controlled, the ``alliance_between`` coefficient is a
-        conditional change coefficient, beta*(1 - b_Y), not a level difference; the
+        conditional change coefficient, not a level difference; the
         between-patient level effect is :func:`~.between.between_effect`.
         ``True`` is accepted for older code and means ``"decomposed"`` (it meant the
         raw outcome before; a FutureWarning says so).
@@ -236,7 +237,7 @@ class AllianceModel:
         if self.control_outcome == "raw":
             return [prior or "outcome", *before]
         deviation = "outcome_within" if prior is None else prior.replace("outcome_", "outcome_within_")
-        return [deviation, "outcome_between", *(f"{b}_within" for b in before)]
+        return [deviation, "outcome_between", *(f"{b}_{part}" for b in before for part in ("within", "between"))]
 
     def resolve(self, panel: AlliancePanel) -> AllianceModel:
         """This model with ``therapist="auto"`` and ``prior_outcome="auto"`` decided for

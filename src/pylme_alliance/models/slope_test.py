@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters, residual_sd
 from ..errors import PylmeError
 from .boundary import specified_ran_pars
+from .mixture import mixture_p_value, mixture_text  # noqa: F401 (the test's names live here too)
 from .protocols import FittedAllianceModel
 
 
@@ -63,18 +63,6 @@ class SlopeTest:
     def __str__(self) -> str:
         return (f"{self.criterion} likelihood-ratio test of the random slope: LR = {self.statistic:.3f}, "
                 f"q = {self.df}, p = {self.p_value:.3g} (null: {self.mixture})")
-
-
-def mixture_p_value(statistic: float, q: int) -> float:
-    """p-value of an LR statistic under 0.5*chi2(q-1) + 0.5*chi2(q) (chi2(0): mass at 0)."""
-    if not np.isfinite(statistic) or q < 1:
-        return float("nan")
-    low = (1.0 if statistic <= 0 else 0.0) if q == 1 else float(stats.chi2.sf(statistic, q - 1))
-    return float(0.5 * low + 0.5 * stats.chi2.sf(statistic, q))
-
-
-def mixture_text(q: int) -> str:
-    return f"0.5*chi2({q - 1}) + 0.5*chi2({q})"
 
 
 #: What the recovery study found about this test in the default (decomposed-control) model.
