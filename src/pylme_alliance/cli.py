@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--prior-outcome", choices=("auto", "true", "false"), default="auto",
                        help="also control the outcome of the session before; auto decides from the rows it "
                             "would leave (default: auto)")
+    model.add_argument("--reciprocal", action=argparse.BooleanOptionalAction, default=True,
+                       help="also fit the reciprocal dynamics (RI-CLPM): the outcome -> alliance path and the "
+                            "total effects by lead (default: on; a panel too short for it gets a note)")
     cols_out = p.add_argument_group("outcome")
     cols_out.add_argument("--outcome-better", choices=("lower", "higher"), default=None,
                           help="which outcome direction is better (e.g. lower for symptom scores); without it "

@@ -86,6 +86,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                      residual=args.residual, random_slope=getattr(args, "random_slope", "auto"),
                      control_outcome=getattr(args, "control_outcome", "decomposed"),
                      prior_outcome=getattr(args, "prior_outcome", "auto"),
+                     reciprocal=getattr(args, "reciprocal", True),
                      progress=sys.stderr.isatty(), source=args.data, command=sys.argv)
     out = _save(report, args)
     _print_summary(report)

@@ -31,12 +31,23 @@ def dynamic_rows(panel: AlliancePanel, leads: tuple[int, ...], columns: list[str
     """
     positive = [k for k in leads if k > 0]
     fit = reciprocal(panel, leads=max(positive), **options)
+    return impulse_rows(fit, positive, columns, n_ratings=outcome_ratings(panel, fit.waves)), fit
+
+
+def outcome_ratings(panel: AlliancePanel, waves: int) -> int:
+    """The outcome ratings in waves 1..``waves`` (sessions 1..W): the ``n`` of the rows."""
+    ratings = session_ratings(panel)
+    return int(ratings.loc[ratings["session"] <= waves, "outcome"].notna().sum())
+
+
+def impulse_rows(fit: Any, leads: list[int], columns: list[str], *, n_ratings: int) -> pd.DataFrame:
+    """Duration rows (term ``alliance_within``, effect ``total``) at ``leads`` (positive,
+    at most the fit's K) from a fitted :class:`ReciprocalFit`'s alliance -> outcome
+    impulse responses (see :func:`dynamic_rows`; ``n_ratings`` fills ``n``)."""
     table = fit.impulse[(fit.impulse["source"] == "alliance") & (fit.impulse["response"] == "outcome")]
-    table = table.set_index("lead").loc[positive].reset_index()
+    table = table.set_index("lead").loc[list(leads)].reset_index()
     statistic = table["estimate"] / table["std_error"]
     sd = fit.within_sd
-    ratings = session_ratings(panel)
-    n_ratings = int(ratings.loc[ratings["session"] <= fit.waves, "outcome"].notna().sum())
     out = pd.DataFrame({
         "lead": table["lead"].astype(int), "effect": "total", "term": "alliance_within",
         "estimate": table["estimate"], "std_error": table["std_error"], "df": np.nan, "statistic": statistic,
@@ -48,5 +59,4 @@ def dynamic_rows(panel: AlliancePanel, leads: tuple[int, ...], columns: list[str
                      f"alliance change at t, through every path of the fitted dynamics (RI-CLPM impulse response, "
                      f"waves 1..{fit.waves})" for k in table["lead"]],
     })
-    return out[columns], fit
-
+    return out[columns]

@@ -43,7 +43,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             random_slope: Any = "auto", control_outcome: Any = "decomposed", prior_outcome: Any = "auto",
             progress: bool = True, source: str | Path | None = None,
             command: Sequence[str] | None = None, executor: Any = None,
-            checks: Iterable[str] = CHECKS) -> Report:
+            checks: Iterable[str] = CHECKS, reciprocal: bool = True) -> Report:
     """Run the alliance-outcome analysis and return a :class:`Report`.
 
     Every number the report states comes with what it estimates (an ``estimand`` column)
@@ -98,6 +98,15 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         and with AR(1) residuals (two nlme or glmmTMB fits, most of analyze()'s time on
         small data); ``checks=()`` skips it and the report says so. Ignored when the
         main model already has correlated residuals.
+    reciprocal : bool
+        True (default): fit the reciprocal dynamics (:func:`pylme_alliance.reciprocal`,
+        RI-CLPM, one lavaan fit of ~1-3 s) as one more independent part. Its impulse
+        responses are the duration table's total effects (objective b), its outcome ->
+        alliance path and its alliance -> outcome path beside the headline within effect
+        are said in objective (a). When the waves are too thin for it (or it fails) the
+        report says why in a note and goes on without it. False skips it: the total
+        effects beyond lead 1 then appear only as the per-lead regression, in an
+        appendix, labelled with its measured bias.
 
     Warns
     -----
@@ -111,7 +120,8 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     """
     plan = make_plan(panel, leads=leads, moderators=moderators, engine=engine, residual=residual,
                      therapist=therapist, random_slope=random_slope, control_outcome=control_outcome,
-                     prior_outcome=prior_outcome, progress=progress, checks=checks, executor=executor)
+                     prior_outcome=prior_outcome, progress=progress, checks=checks, executor=executor,
+                     reciprocal=reciprocal)
     # said before the first fit: how long the fits will take, from rows x engine
     feasibility.warn_if_slow(len(panel.data), engine=plan.main_model.engine, n_fits=plan.n_fits(),
                              ar1_engine=plan.ar1_engine if plan.run_ar1 else None)

@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 
 from ..analyses.duration import lead_rows
+from ..analyses.duration_total import LEAD_REGRESSION_BIAS
 from ..analyses.moderation import adjust
 from ..models import diagnostics
 from ..models.diagnostics import fit_status
 from . import figures, wording
 from . import tables as report_tables
-from .parts import flag_rows, flags_table
+from .parts import flag_rows, flags_table, reciprocal_status
 from .plan import Plan
 from .report import SECTIONS
 
 __all__ = ["MainFit", "Collected", "main_fit", "fit_main_tables", "collect", "ar1_comparison", "autocorrelation",
-           "result_tables", "result_figures", "closing_notes", "settings", "ordered"]
+           "result_tables", "duration_tables", "reciprocal_tables", "result_figures", "closing_notes", "settings", "ordered"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Collected:
     het_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     het_drawing: dict[str, Any] | None = None
     ar1_rows: list[dict[str, Any]] = field(default_factory=list)
+    reciprocal: Any = None                 # the detached ReciprocalFit (None: not fitted)
+    dynamics: pd.DataFrame | None = None   # its impulse responses as the duration table's total rows
 
 
 def fit_main_tables(fit: Any) -> dict[str, pd.DataFrame]:
@@ -103,6 +106,8 @@ def collect(results: list[dict[str, Any]], main: MainFit) -> Collected:
                 out.het_drawing = result
         if "row" in result:
             out.ar1_rows.append(result["row"])
+        if "reciprocal" in result:
+            out.reciprocal, out.dynamics = result["reciprocal"], result["dynamics"]
     return out
 
 
@@ -124,7 +129,8 @@ def result_tables(plan: Plan, main: MainFit, collected: Collected) -> dict[str, 
     """The tables that combine the parts: effects, duration, moderators, Johnson-Neyman, fits."""
     level = report_tables.level_row(collected.level) if collected.level is not None else None
     tables = {"alliance_effects": report_tables.effects_table(main.rows, level),
-              "duration": duration_table(collected.durations)}
+              **duration_tables(collected.durations, collected.dynamics),
+              **reciprocal_tables(collected.reciprocal)}
     if collected.moderators:
         tables["moderators"] = moderator_table(collected.moderators)
     if collected.jn:
@@ -137,15 +143,50 @@ def result_tables(plan: Plan, main: MainFit, collected: Collected) -> dict[str, 
     return tables
 
 
-def duration_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Every lead's total and direct effect, totals first, by lead."""
+def duration_tables(parts: list[pd.DataFrame], dynamics: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """``duration``: every lead's total and direct effect, totals first, by lead; and,
+    when some total effect could come only from the per-lead regression,
+    ``duration_lead_regression`` (for the appendix, its measured bias in the estimand).
+
+    ``parts`` are the regressions' rows: ``effect`` "total" is the per-lead regression
+    with the outcome at t controlled, which at leads 0 and 1 IS the direct effect (and at
+    lead 0, the concurrent association, the total too). ``dynamics`` are the RI-CLPM's
+    impulse responses: the total effects at leads >= 1 (issue 19: the per-lead regression
+    falls short of them under person-mean centring).
+    """
     table = pd.concat(parts, ignore_index=True)
-    # at leads 0 and 1 the direct effect IS the total effect: show it under both
-    same = table[(table["effect"] == "total") & (table["lead"] <= 1)].assign(effect="direct")
-    table = pd.concat([table, same], ignore_index=True)
-    table["order"] = table["effect"].map({"total": 0, "direct": 1})
-    table = table.sort_values(["order", "lead"], kind="stable").drop(columns="order")
-    return table.reset_index(drop=True)
+    regression = table["effect"] == "total"
+    direct = pd.concat([table[regression & (table["lead"] <= 1)].assign(effect="direct"), table[~regression]])
+    first = 0 if dynamics is not None else 1  # the regression's totals kept: lead 0 (and 1 without dynamics)
+    totals = [table[regression & (table["lead"] <= first)], *([dynamics] if dynamics is not None else [])]
+    out = pd.concat([*totals, direct], ignore_index=True)
+    out["order"] = out["effect"].map({"total": 0, "direct": 1})
+    out = out.sort_values(["order", "lead"], kind="stable").drop(columns="order").reset_index(drop=True)
+    later = table[regression & (table["lead"] > 1)]  # at lead 1 the regression is the direct effect
+    if not len(later):
+        return {"duration": out}
+    later = later.assign(effect="lead_regression", estimand=later["estimand"] + "; " + LEAD_REGRESSION_BIAS)
+    return {"duration": out, "duration_lead_regression": later.sort_values("lead", kind="stable")
+            .reset_index(drop=True)}
+
+
+def reciprocal_tables(fit: Any) -> dict[str, pd.DataFrame]:
+    """The RI-CLPM's lagged paths and impulse responses, each row with the fit's status."""
+    if fit is None:
+        return {}
+    status = reciprocal_status(fit)
+    return {"reciprocal_effects": fit.effects.assign(waves=fit.waves, n_patients=fit.n_patients, status=status),
+            "impulse_responses": fit.impulse.assign(status=status)}
+
+
+def reciprocal_settings(fit: Any) -> dict[str, Any] | None:
+    """What the texts say of the RI-CLPM fit (None: not fitted)."""
+    if fit is None:
+        return None
+    return {"method": fit.method, "waves": fit.waves, "n_patients": fit.n_patients, "converged": fit.converged,
+            "admissible": fit.admissible, "problems": list(fit.problems), "status": reciprocal_status(fit),
+            "patient_level": dict(fit.patient_level), "within_sd": dict(fit.within_sd),
+            "outside": dict(fit.outside)}
 
 
 def moderator_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -180,9 +221,11 @@ def patient_slopes_figure(plan: Plan, collected: Collected) -> Any | None:
 
 def _duration_figure(rows: pd.DataFrame, effect: str, words: dict[str, Any]) -> Any:
     fig = figures.duration_plot(rows, **words)
+    dynamics = rows["estimand"].astype(str).str.contains("impulse response").any()
     what = ("direct effect (controls the most recent earlier outcome and the alliance in between)"
             if effect == "direct" else
-            "total effect (includes what is carried through the outcomes in between)")
+            "total effect from the fitted dynamics (RI-CLPM impulse response: every path in between)" if dynamics
+            else "total effect (includes what is carried through the outcomes in between)")
     first, _, rest = fig.get_suptitle().partition("\n")
     fig.suptitle(f"{first}\n{what}" + (f"\n{rest}" if rest else ""))
     return caution(fig, "; ".join(sorted({s for s in rows["status"] if s})))
@@ -228,7 +271,7 @@ def settings(plan: Plan, main: MainFit, collected: Collected, het_absent: str | 
             "control_outcome": model.control_outcome, "prior_outcome": model.prior_outcome,
             "outcome_better": plan.panel.outcome_better, "outcome_name": plan.panel.outcome_name,
             "heterogeneity": collected.het, "heterogeneity_absent": het_absent,
-            "main_status": fit_status(main.fit)}
+            "main_status": fit_status(main.fit), "reciprocal": reciprocal_settings(collected.reciprocal)}
 
 
 def ordered(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

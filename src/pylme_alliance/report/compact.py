@@ -201,6 +201,36 @@ def johnson_neyman(table: pd.DataFrame, markers: fit_statuses.Markers) -> Shown:
     return Shown(pd.DataFrame(rows, columns=["Moderator", "From", "To", "Within-patient effect"]), remark=remark)
 
 
+PATH_WORDS = {"alliance->outcome": "Alliance -> outcome", "outcome->alliance": "Outcome -> alliance",
+              "alliance->alliance": "Alliance carry-over", "outcome->outcome": "Outcome carry-over"}
+
+
+def reciprocal_effects(table: pd.DataFrame, markers: fit_statuses.Markers) -> Shown:
+    """The RI-CLPM's four lagged paths (one session later), raw and standardised."""
+    rows = [{"Path (next session)": PATH_WORDS.get(str(r["direction"]), str(r["direction"])),
+             "Estimate [95% CI]": est_ci(r), "p": p_cell(r.get("p_value")),
+             "Standardised": number(r.get("std_estimate"), 3), NOTE: markers.mark(r.get("status"))}
+            for r in table.to_dict("records")]
+    return Shown(_frame(rows, ["Path (next session)", "Estimate [95% CI]", "p", "Standardised", NOTE]),
+                 list(table.get("status", [])),
+                 remark="RI-CLPM; raw points of the response per point of the predictor; standardised: in "
+                        "within-patient SDs.")
+
+
+def impulse_responses(table: pd.DataFrame, markers: fit_statuses.Markers) -> Shown:
+    """One row per (change, response), the leads side by side."""
+    rows, statuses = [], []
+    for (source, response), group in table.groupby([table["source"], table["response"]], sort=False):
+        status = str(group["status"].iloc[0] or "") if "status" in group else ""
+        statuses.append(status)
+        row = {"Change at t": str(source), "Response": str(response)}
+        row.update({f"t+{count(r['lead'])} [95% CI]": est_ci(r) for r in group.sort_values("lead").to_dict("records")})
+        row[NOTE] = markers.mark(status)
+        rows.append(row)
+    columns = list(dict.fromkeys(k for r in rows for k in r if k != NOTE)) + [NOTE]
+    return Shown(_frame(rows, columns), statuses)
+
+
 _WARNINGS_START = re.compile(r"^(warnings?|interval warnings): ")
 
 
@@ -327,6 +357,9 @@ def ar1_comparison(table: pd.DataFrame, markers: fit_statuses.Markers) -> Shown:
 BUILDERS: dict[str, tuple[Callable[..., Shown], set[str]]] = {
     "alliance_effects": (effects, {"term", "estimate", "conf_low", "conf_high", "p_value"}),
     "duration": (duration, {"lead", "term", "estimate", "conf_low", "conf_high", "p_value"}),
+    "duration_lead_regression": (duration, {"lead", "term", "estimate", "conf_low", "conf_high", "p_value"}),
+    "reciprocal_effects": (reciprocal_effects, {"direction", "estimate", "conf_low", "conf_high"}),
+    "impulse_responses": (impulse_responses, {"source", "response", "lead", "estimate", "conf_low", "conf_high"}),
     "moderators": (moderator_interactions, {"moderator", "kind", "term", "estimate", "conf_low", "conf_high",
                                             "p_value"}),
     "simple_slopes": (simple_slopes, {"moderator", "kind", "term", "label", "estimate", "conf_low", "conf_high",

@@ -53,10 +53,12 @@ def duration_plot(table: pd.DataFrame, *, outcome_label: str | None = None,
 
     ``table`` is the :func:`pylme_alliance.duration` table.
     """
-    fig = new_figure(9.0, 4.2)
-    axes = fig.subplots(1, 2, sharey=False)
+    # the dynamics' total effects are within-patient only: one panel then
+    terms = [t for t in ("alliance_within", "alliance_between") if (table["term"] == t).any()] or ["alliance_within"]
+    fig = new_figure(4.5 * len(terms) + (1.0 if len(terms) == 1 else 0.0), 4.2)
+    axes = np.atleast_1d(fig.subplots(1, len(terms), sharey=False))
     leads = sorted(int(k) for k in table["lead"].unique())
-    for ax, term in zip(axes, ("alliance_within", "alliance_between")):
+    for ax, term in zip(axes, terms):
         rows = table[table["term"] == term].sort_values("lead")
         x = rows["lead"].to_numpy(dtype=float)
         est = rows["estimate"].to_numpy(dtype=float)

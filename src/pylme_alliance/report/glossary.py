@@ -49,6 +49,21 @@ WORDS: list[tuple[str, str]] = [
 ]
 
 
+#: the reciprocal dynamics' words, in the glossary when the report has them
+DYNAMICS_WORDS: list[tuple[str, str]] = [
+    ("RI-CLPM", "random-intercept cross-lagged panel model: the alliance and the outcome over sessions in one model. "
+                "Each patient's stable level of both is set apart (a random intercept); each session's deviation "
+                "from the patient's own level then predicts the next session's deviations in both directions "
+                "(alliance -> outcome, outcome -> alliance), each series also carrying over to its own next value. "
+                "Patients' stable levels and symptom -> alliance feedback do not bias it as they bias one "
+                "regression per direction."),
+    ("Impulse response", "what a one-point rise of a patient's alliance above the patient's own level at one session "
+                         "does to the outcome 1, 2, 3 sessions later in the fitted RI-CLPM, through every path in "
+                         "between (the next outcome, the next alliance, ...): the total effect of the duration "
+                         "table."),
+]
+
+
 def general(text: Any) -> str:
     """An estimand with its lead generalised ("2 session(s) later" -> "k sessions later")."""
     text = " ".join(str(text).split())
@@ -76,6 +91,12 @@ def effect_entries(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
             "against the reference level), conditional on the other terms.")
         entries["Simple slope"] = ("the within- (or between-) patient effect at the moderator value shown (-1 SD, "
                                    "mean, +1 SD, or a level), other moderators at their centre or reference.")
+    paths = tables.get("reciprocal_effects")
+    if paths is not None and {"direction", "estimand"} <= set(paths.columns):
+        for direction, estimand in zip(paths["direction"], paths["estimand"]):
+            if direction in ("alliance->outcome", "outcome->alliance"):
+                entries.setdefault(f"{direction.replace('->', ' -> ').capitalize()} path (RI-CLPM)",
+                                   general(estimand))
     for name, label in (("johnson_neyman", "Johnson-Neyman table"), ("patient_slopes", "Own within effect"),
                         ("residual_acf", "Residual autocorrelation"), ("ar1_comparison", "AR(1) check")):
         table = tables.get(name)
@@ -110,7 +131,7 @@ def entries(report: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     groups = [("What the results estimate", effect_entries(report.tables)),
               ("Heterogeneity statistics", statistic_entries(report.tables)),
               ("Model terms (appendix)", term_entries(report.tables)),
-              ("Statistical words", WORDS)]
+              ("Statistical words", (DYNAMICS_WORDS if "reciprocal_effects" in report.tables else []) + WORDS)]
     seen: dict[str, str] = {}
     out = []
     for title, items in groups:

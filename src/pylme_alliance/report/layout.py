@@ -73,6 +73,9 @@ HEADINGS = {
     "moderators": "Moderators", "johnson_neyman": "Johnson-Neyman regions", "heterogeneity": "Heterogeneity",
     "patient_slopes": "Patient slopes", "fits": "Fits", "residual_acf": "Residual autocorrelation",
     "ar1_comparison": "Independent vs AR(1) residuals",
+    "reciprocal_effects": "Both directions: the RI-CLPM's lagged paths",
+    "impulse_responses": "Impulse responses of the RI-CLPM (total effect of a one-point change at t)",
+    "duration_lead_regression": "Per-lead regression (biased; not the total effect)",
 }
 
 
@@ -143,7 +146,7 @@ def _results(report: Any, numbers: dict[Any, int], markers: fit_statuses.Markers
     texts = wording.lead_ins(report)
     out = []
     slopes = [f for f in report.figures if str(f).startswith("simple_slopes_")]
-    plan = [("a", "(a) Within- and between-patient alliance effects", [], ["alliance_effects"]),
+    plan = [("a", "(a) Within- and between-patient alliance effects", [], ["alliance_effects", "reciprocal_effects"]),
             ("b", "(b) Duration of the alliance effect", list(RESULT_FIGURES), ["duration"]),
             ("c", "(c) Moderators of the alliance effect", slopes, ["moderators", "simple_slopes", "johnson_neyman"]),
             ("h", "Heterogeneity: one size does not fit all", ["patient_slopes"], ["heterogeneity"])]
@@ -214,7 +217,10 @@ def _appendix(report: Any, numbers: dict[Any, int], markers: fit_statuses.Marker
     patients = _table(report, "patient_slopes", markers)
     if patients:
         out.append(Section("patients", "Appendix C: patients' own effects", patients, "appendix"))
-    known = {"data_description", "data_summary", "alliance_effects", "duration", "moderators", "johnson_neyman",
+    dynamics = [b for n in ("impulse_responses", "duration_lead_regression") for b in _table(report, n, markers)]
+    if dynamics:
+        out.append(Section("dynamics", "Appendix D: dynamics and duration details", dynamics, "appendix"))
+    known = {"reciprocal_effects", "impulse_responses", "duration_lead_regression","data_description", "data_summary", "alliance_effects", "duration", "moderators", "johnson_neyman",
              "heterogeneity", "fixed_effects", "variance_parameters", "fit_statistics", "fits", "residual_acf",
              "ar1_comparison", "patient_slopes"}
     other = [b for n in report.tables if n not in known for b in _table(report, n, markers)]

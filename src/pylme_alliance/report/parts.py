@@ -21,8 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ..analyses.between import between_effect
+from ..analyses.duration import COLUMNS as DURATION_COLUMNS
 from ..analyses.duration import lead_model, lead_rows
+from ..analyses.duration_total import impulse_rows, outcome_ratings
 from ..analyses.moderation import moderator_rows
+from ..analyses.reciprocal import reciprocal
 from ..errors import PylmeError
 from ..models import diagnostics
 from ..models.diagnostics import fit_status
@@ -36,7 +39,7 @@ GRID_POINTS = 41
 
 # Rough relative cost of each kind of part on the bundled trial (seconds of R time):
 # parts are handed to an executor longest first, so two workers finish together.
-COST = {"ar1": 3.0, "heterogeneity": 1.0, "moderator": 0.6, "lead": 0.3, "level": 0.2}
+COST = {"ar1": 3.0, "reciprocal": 1.5, "heterogeneity": 1.0, "moderator": 0.6, "lead": 0.3, "level": 0.2}
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Part:
 
     Attributes
     ----------
-    kind : {"level", "lead", "moderator", "heterogeneity", "ar1"}
+    kind : {"level", "lead", "moderator", "heterogeneity", "ar1", "reciprocal"}
     name : str
         The step's name in the progress bar and the timings ("lead 2 of 3").
     panel : AlliancePanel
@@ -56,7 +59,8 @@ class Part:
         What the kind needs besides: lead -> (lead, effect, model options); moderator ->
         its name (``model`` is the main model);
         ar1 -> the residual structure; level -> (therapist, engine); heterogeneity ->
-        (outcome_better, the main fit's name).
+        (outcome_better, the main fit's name); reciprocal -> the leads of the duration
+        table (the impulse responses go to the largest, at least 3).
     fit : MixedFit, optional
         The main fit itself, for "heterogeneity" run in this process; it holds an R
         object, so it is never pickled: a worker refits ``model`` instead (same data,
@@ -86,7 +90,9 @@ def run_part(part: Part) -> dict[str, Any]:
     the fits table)), ``seconds`` and ``cpu_seconds`` (time the part took in the process
     that ran it) and ``pid``. Kind-specific keys: level -> ``level``; lead -> ``rows``;
     moderator -> ``rows``, ``drawing``; heterogeneity -> ``het``, ``tables``,
-    ``patients``, ``summary``; ar1 -> ``row``.
+    ``patients``, ``summary``; ar1 -> ``row``; reciprocal -> ``reciprocal`` (the
+    :class:`~pylme_alliance.analyses.reciprocal.ReciprocalFit`, detached: no R object)
+    and ``dynamics`` (the duration table's total rows from its impulse responses).
     """
     start, cpu = time.perf_counter(), time.process_time()
     # R's warnings are kept on each fit (the fits table); do not also print them
@@ -213,8 +219,39 @@ def _ar1(part: Part) -> dict[str, Any]:
     return {"row": row, "notes": notes, "fits": flag_rows(fits)}
 
 
+#: the name of the RI-CLPM fit in the fits table
+RECIPROCAL_FIT = "reciprocal dynamics (RI-CLPM)"
+
+
+def reciprocal_status(fit: Any) -> str:
+    """A ReciprocalFit's state in the words of the fits' ``status`` ("" when fine)."""
+    problems = [] if fit.converged else ["did not converge"]
+    return "; ".join([*problems, *(" ".join(str(p).split()) for p in fit.problems)])
+
+
+def _reciprocal(part: Part) -> dict[str, Any]:
+    leads = [k for k in part.detail if k > 0]
+    try:
+        fit = reciprocal(part.panel, leads=max([3, *leads]))
+    except PylmeError as exc:  # e.g. too few ratings per wave: the report goes on without it
+        return {"notes": [f"Reciprocal dynamics (RI-CLPM) not fitted: {_one_line(exc)}"]}
+    status = reciprocal_status(fit)
+    rows = impulse_rows(fit, leads, DURATION_COLUMNS, n_ratings=outcome_ratings(part.panel, fit.waves))
+    rows["status"] = status
+    row = {"model": RECIPROCAL_FIT, "engine": "lavaan", "lead": np.nan, "moderator": None,
+           "nobs": fit.n_patients, "converged": fit.converged, "singular": not fit.admissible,
+           "degenerate": not fit.admissible, "status": status or "ok", "n_warnings": len(fit.warnings),
+           "warnings": " | ".join(" ".join(str(w).split()) for w in fit.warnings)}
+    said = "; ".join(" ".join(str(n).split()) for n in [*fit.notes, *fit.problems])
+    note = (f"Reciprocal dynamics: a random-intercept cross-lagged panel model (RI-CLPM; lavaan, FIML for missing "
+            f"ratings) of the alliance and the outcome, both directions and each one's carry-over from session to "
+            f"session, on {fit.n_patients} patients; {said}.")
+    return {"reciprocal": fit.detach(), "dynamics": rows, "fits": [(RECIPROCAL_FIT, row)], "notes": [note]}
+
+
 _RUNNERS: dict[str, Callable[[Part], dict[str, Any]]] = {
-    "level": _level, "lead": _lead, "moderator": _moderator, "heterogeneity": _heterogeneity, "ar1": _ar1}
+    "level": _level, "lead": _lead, "moderator": _moderator, "heterogeneity": _heterogeneity, "ar1": _ar1,
+    "reciprocal": _reciprocal}
 
 
 def flags_table(rows: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analyses.duration import check_leads, lead_model, lead_step_names
+from ..analyses.reciprocal import choose_waves, session_ratings
 from ..errors import PylmeError
 from ..models import design, diagnostics
 from ..models.choices import choose_therapist
@@ -48,6 +49,7 @@ class Plan:
     lead_names: dict[int, str]
     ar1_engine: str
     run_ar1: bool
+    run_reciprocal: bool        # the RI-CLPM part (the total effects and the symptom -> alliance path)
     step_names: list[str]       # the progress bar's steps, in the report's order
     notes: tuple[str, ...]      # what the plan decided and why, in the report's order
     arguments: dict[str, Any] = field(default_factory=dict)  # as given, for provenance
@@ -73,7 +75,7 @@ class Plan:
 
 def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str, residual: str,
               therapist: str | None, random_slope: Any, control_outcome: Any, prior_outcome: Any,
-              progress: bool, checks: Any, executor: Any) -> Plan:
+              progress: bool, checks: Any, executor: Any, reciprocal: bool = True) -> Plan:
     """Check analyze()'s arguments against the panel and decide what runs (no fit).
 
     Warns (UserWarning, at analyze()'s caller) when the series are too short for the
@@ -88,7 +90,7 @@ def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str,
     arguments = {"leads": leads, "moderators": moderators, "engine": engine, "residual": residual,
                  "therapist": therapist, "random_slope": random_slope,
                  "control_outcome": control_outcome, "prior_outcome": prior_outcome, "progress": progress,
-                 "checks": list(checks), "executor": executor_name(executor)}
+                 "checks": list(checks), "executor": executor_name(executor), "reciprocal": reciprocal}
     random_slope = design.check_random_slope(random_slope)
     control_outcome, prior_outcome = design.check_control(control_outcome, prior_outcome)
     leads = check_leads(panel, leads, "analyze()")
@@ -120,21 +122,48 @@ def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str,
         notes.append(f"The main model already has {residual} residuals; no AR(1) comparison was run.")
     elif not run_ar1:
         notes.append("The AR(1) comparison of the residuals was skipped (checks=()).")
+    run_reciprocal, why = _reciprocal_feasible(panel, reciprocal)
+    if why:
+        notes.append(why)
     plan = Plan(panel=panel, leads=leads, moderators=moderators, main_lead=main_lead, main_model=main_model,
                 residual=residual, therapist=therapist, random_slope=random_slope,
                 control_outcome=control_outcome, prior_outcome=prior_outcome, slope_note=slope_note,
-                lead_names=lead_names, ar1_engine=ar1_engine, run_ar1=run_ar1, step_names=[],
+                lead_names=lead_names, ar1_engine=ar1_engine, run_ar1=run_ar1, run_reciprocal=run_reciprocal,
+                step_names=[],
                 notes=tuple(notes), arguments=arguments)
     object.__setattr__(plan, "step_names", _step_names(plan))
     return plan
 
 
+def _reciprocal_feasible(panel: AlliancePanel, reciprocal: Any) -> tuple[bool, str]:
+    """Whether the RI-CLPM part runs, and why not (its refusal to fit said in words)."""
+    if not isinstance(reciprocal, bool):
+        raise PylmeError(f"reciprocal must be True or False, got {reciprocal!r}")
+    if not reciprocal:
+        return False, ("The reciprocal dynamics (RI-CLPM) were not fitted (reciprocal=False): no symptom -> "
+                       "alliance estimate, and the total effects at later leads are not estimated.")
+    try:  # the waves the fit would use, without fitting: the same check reciprocal() makes
+        choose_waves(session_ratings(panel), None)
+    except PylmeError as exc:
+        return False, (f"The reciprocal dynamics (RI-CLPM) were not fitted: {' '.join(str(exc).split())}; "
+                       "no symptom -> alliance estimate, and the total effects at later leads are not estimated.")
+    return True, ""
+
+
+def _regression_leads(plan: Plan) -> list[int]:
+    """The leads whose per-lead regression ("total" in AllianceModel's sense) runs besides the
+    main model: lead 0 always (the concurrent association); later leads only without the
+    RI-CLPM, as the appendix's per-lead regression (biased: see its estimand)."""
+    return [k for k in plan.leads if k != plan.main_lead and (k == 0 or not plan.run_reciprocal)]
+
+
 def _step_names(plan: Plan) -> list[str]:
     """Every step of the bar, named as it runs; after the main model they are independent."""
     leads, names = plan.leads, plan.lead_names
-    return ["main model", "between level", *(names[k] for k in leads if k != plan.main_lead),
+    return ["main model", "between level", *(names[k] for k in _regression_leads(plan)),
             *(f"{names[k]} (direct)" for k in leads if k > 1), *(f"moderator {m}" for m in plan.moderators),
-            "heterogeneity", *(plan.ar1_names.values() if plan.run_ar1 else ()), "autocorrelation"]
+            "heterogeneity", *(plan.ar1_names.values() if plan.run_ar1 else ()),
+            *(["reciprocal dynamics"] if plan.run_reciprocal else ()), "autocorrelation"]
 
 
 def part_steps(plan: Plan, main_fit: Any) -> list[Step]:
@@ -144,8 +173,7 @@ def part_steps(plan: Plan, main_fit: Any) -> list[Step]:
     options = _options(base, plan.control_outcome, plan.prior_outcome)
     names = plan.lead_names
     steps: list[Step] = [(Part("level", "between level", panel, detail=(plan.therapist, base.engine)), None)]
-    steps += [(Part("lead", names[k], panel, detail=(k, "total", options)), None)
-              for k in plan.leads if k != plan.main_lead]
+    steps += [(Part("lead", names[k], panel, detail=(k, "total", options)), None) for k in _regression_leads(plan)]
     steps += [(Part("lead", f"{names[k]} (direct)", panel, detail=(k, "direct", options)), None)
               for k in plan.leads if k > 1]  # the direct effect is the total effect at leads 0 and 1
     steps += [(Part("moderator", f"moderator {m}", panel, base, m), None) for m in plan.moderators]
@@ -156,6 +184,8 @@ def part_steps(plan: Plan, main_fit: Any) -> list[Step]:
         steps.append((None, _done("heterogeneity")))
     if plan.run_ar1:
         steps += _ar1_steps(plan, main_fit)
+    if plan.run_reciprocal:
+        steps.append((Part("reciprocal", "reciprocal dynamics", panel, detail=tuple(plan.leads)), None))
     return steps
 
 

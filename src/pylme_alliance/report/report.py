@@ -21,8 +21,9 @@ __all__ = ["Report", "SECTIONS", "REPORT_FILES"]
 SECTIONS = [
     ("data", "Data", ["data_description", "data_summary"], []),
     ("a", "(a) Within- and between-patient alliance effects",
-     ["alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics"], []),
-    ("b", "(b) Duration of the alliance effect", ["duration"], ["duration", "duration_direct"]),
+     ["alliance_effects", "reciprocal_effects", "fixed_effects", "variance_parameters", "fit_statistics"], []),
+    ("b", "(b) Duration of the alliance effect", ["duration", "impulse_responses", "duration_lead_regression"],
+     ["duration", "duration_direct"]),
     ("c", "(c) Moderators of the alliance effect", ["moderators", "johnson_neyman"], []),
     ("h", "Heterogeneity: one size does not fit all", ["heterogeneity", "patient_slopes"], ["patient_slopes"]),
     ("d", "Diagnostics", ["fits", "residual_acf", "ar1_comparison"], ["residual_acf"]),
@@ -53,7 +54,15 @@ class Report:
       CI, ``std_estimate`` and its ``std_definition`` (within-patient SDs for the within
       effect, between-patient SDs for the between effects).
     - ``fixed_effects``, ``variance_parameters``, ``fit_statistics``: the main model.
-    - ``duration``: total and direct effects by lead (``effect`` column).
+    - ``reciprocal_effects``: the RI-CLPM's lagged paths (:func:`pylme_alliance.reciprocal`;
+      alliance -> outcome, outcome -> alliance and each carry-over), with ``status``.
+    - ``duration``: total and direct effects by lead (``effect`` column); the total
+      effects at leads >= 1 are the RI-CLPM's impulse responses (issue 19), the direct
+      ones the multilevel model's.
+    - ``impulse_responses``: every impulse response of the RI-CLPM (an alliance or an
+      outcome change at t; the alliance and the outcome at t+1..t+K).
+    - ``duration_lead_regression``: only without the RI-CLPM (``reciprocal=False`` or
+      too few waves): the per-lead regression at later leads, its bias in ``estimand``.
     - ``moderators``: interactions with Benjamini-Hochberg ``p_adjusted`` and simple slopes.
     - ``johnson_neyman``: regions of continuous moderators, with the effect's sign.
     - ``heterogeneity``: the random-slope test, SD, prediction interval, model-implied

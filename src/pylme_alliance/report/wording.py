@@ -5,7 +5,8 @@ or "higher" is better; None keeps them neutral and claims no benefit); the outco
 called by its own name; every headline names the estimand it reports and carries a
 caution when its fit did not converge or is singular/degenerate; heterogeneity is
 claimed only when the likelihood-ratio test supports it; "how long it lasts" is read
-from the direct effect.
+from the total effect of the fitted dynamics (the RI-CLPM's impulse responses, issue 19)
+or, without them, from the direct effect.
 """
 from __future__ import annotations
 
@@ -14,59 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import status as fit_statuses
+from . import dynamics_words
 from .tables import direction_words
+from .words import ALPHA, caution, direction, effect_row, p_digits, p_text, short_status, sig, when_words  # noqa: F401
 
-ALPHA = 0.05
-
-
-def effect_row(report: Any, term: str) -> pd.Series | None:
-    table = report.tables.get("alliance_effects")
-    if table is None:
-        return None
-    rows = table[table["term"] == term]
-    return rows.iloc[0] if len(rows) else None
-
-
-def p_digits(value: float) -> str:
-    """A p value for reading: ``< .001`` or three decimals (tables and sentences alike)."""
-    return "< .001" if value < 0.001 else f"{value:.3f}"
-
-
-def p_text(value: float) -> str:
-    if value is None or not np.isfinite(value):
-        return "p not available"
-    digits = p_digits(value)
-    return f"p {digits}" if digits.startswith("<") else f"p = {digits}"
-
-
-def _caution(status: Any) -> str:
-    """A short caution for a fit with a REAL problem; nothing for what the design
-    explains (:mod:`.status`): that is said once in the methods."""
-    words = fit_statuses.short(status)
-    return f" [Caution: this estimate comes from a fit that is flagged: {words}; see the appendix.]" if words else ""
-
-
-def short_status(status: Any) -> str:
-    """"singular (SD of ... ~ 0)" -> "singular", real problems only ("" for a status the
-    design explains): the details are in the fits table."""
-    return fit_statuses.short(status)
-
-
-def when_words(lead: int) -> str:
-    """"in the same session", "1 session later", "3 sessions later"."""
-    if lead == 0:
-        return "in the same session"
-    return f"{lead} session{'s' if lead != 1 else ''} later"
-
-
-def _direction(estimate: float, better: str | None) -> str:
-    words = direction_words(better)
-    return words["negative"] if estimate < 0 else words["positive"]
-
-
-def _sig(p: float) -> str:
-    return "distinguishable from zero" if p < ALPHA else "not distinguishable from zero"
+_caution, _direction, _sig = caution, direction, sig  # the names this module's sentences use
 
 
 def within_sentence(report: Any) -> str | None:
@@ -114,11 +67,32 @@ def _leads_words(leads: list[int]) -> str:
     return f"{listed} session{'s' if leads != [1] else ''} later"
 
 
+def _lasting_words(report: Any) -> tuple[str, str] | None:
+    """(kind, verdict): how long it lasts, read from the total effect of the fitted
+    dynamics (issue 19) or, without them, from the direct effect; None without a table."""
+    table = report.tables.get("duration")
+    if table is None or not len(table):
+        return None
+    if "effect" not in table:  # a table made before duration had total/direct
+        table = table.assign(effect="total")
+    kind = "total" if dynamics_words.from_dynamics(report) else "direct"
+    rows = table[(table["term"] == "alliance_within") & (table["effect"] == kind)].sort_values("lead")
+    found, where = dynamics_words.lasting(rows, report.settings.get("outcome_better"),
+                                          direction_words(report.settings.get("outcome_better"))["good_sign"])
+    what = "the total within-patient effect (from the fitted dynamics)" if kind == "total" else \
+        "the direct within-patient effect"
+    if not found:
+        return kind, f"at no lead is {what} distinguishable from zero"
+    verdict = f"{what} is distinguishable from zero {_leads_words(found)}" + (f" ({where})" if where else "")
+    beyond = [int(k) for k in rows["lead"] if k > max(found)]
+    verdict += f"; not {_leads_words(beyond)}" if beyond else f"; {_leads_words([max(found)])} is the longest lead analysed"
+    return kind, verdict
+
+
 def duration_text(report: Any) -> str | None:
     table = report.tables.get("duration")
     if table is None or not len(table):
         return None
-    better = report.settings.get("outcome_better")
     if "effect" not in table:  # a table made before duration had total/direct
         table = table.assign(effect="total")
     within = table[table["term"] == "alliance_within"]
@@ -129,32 +103,17 @@ def duration_text(report: Any) -> str | None:
                          + (f" (fit {short_status(r.status)})" if short_status(getattr(r, "status", "")) else "")
                          for r in rows.itertuples())
 
-    direct = within[within["effect"] == "direct"].sort_values("lead")
-    lasting = [int(r.lead) for r in direct.itertuples() if r.p_value < ALPHA and r.lead > 0]
-    good = direction_words(better)["good_sign"]
-    text = ("Total effect: controls the outcome at the rating; at later leads it includes what is carried through "
-            "the outcomes in between. Direct effect: also controls the most recent earlier outcome and the "
+    total = ("Total effect (from the fitted dynamics: the RI-CLPM's impulse response, what a one-point "
+             "within-patient alliance change at t does to the outcome k sessions later through every path in "
+             "between; lead 0: the same session). " if dynamics_words.from_dynamics(report) else
+             "Total effect: controls the outcome at the rating; at later leads it includes what is carried through "
+             "the outcomes in between. ")
+    text = (total + "Direct effect (multilevel model): also controls the most recent earlier outcome and the "
             "alliance in between. Within patients, by lead: " + "; ".join(
                 f"{kind} {listing(kind)}" for kind in ("total", "direct") if listing(kind)) + ". ")
-    if not lasting:
-        text += ("How long it lasts (direct effect): at no lead is the direct within-patient effect "
-                 "distinguishable from zero.")
-        return text + " Points are estimates with 95% CIs; the dashed line is zero."
-    last = max(lasting)
-    text += ("How long it lasts (direct effect): the direct within-patient effect is distinguishable from zero "
-             f"{_leads_words(lasting)}")
-    if good:
-        better_leads = [k for k in lasting if (float(direct.loc[direct["lead"] == k, "estimate"].iloc[0]) < 0)
-                        == (good == "negative")]
-        if better_leads == lasting:
-            text += " (in the better direction)"
-        elif better_leads:
-            text += f" (in the better direction {_leads_words(better_leads)})"
-        else:
-            text += " (in the worse direction)"
-    beyond = [int(k) for k in direct["lead"] if k > last]
-    text += (f"; not {_leads_words(beyond)}." if beyond else f"; {_leads_words([last])} is the longest lead analysed.")
-    return text + " Points are estimates with 95% CIs; the dashed line is zero."
+    kind, verdict = _lasting_words(report)  # type: ignore[misc]
+    return text + f"How long it lasts ({kind} effect): {verdict}. Points are estimates with 95% CIs; the dashed " \
+        "line is zero."
 
 
 def moderators_text(report: Any) -> str | None:
@@ -256,7 +215,8 @@ def heterogeneity_text(report: Any) -> str | None:
 def lead_ins(report: Any) -> dict[str, str]:
     """The lead-in paragraph of each section."""
     text: dict[str, str] = {}
-    a = [s for s in (within_sentence(report), between_sentence(report)) if s]
+    a = [s for s in (within_sentence(report), dynamics_words.robustness_sentence(report),
+                     dynamics_words.reverse_sentence(report), between_sentence(report)) if s]
     if a:
         text["a"] = " ".join(a)
     for key, func in (("b", duration_text), ("c", moderators_text), ("h", heterogeneity_text)):
@@ -310,7 +270,7 @@ def closing_note(report: Any) -> list[str]:
     """The report's headline sentences, quoted at its end so a reviewer can check each
     against the tables: the within effect, the between level, how long it lasts, the
     heterogeneity verdict and the moderators' result."""
-    quotes = [within_sentence(report), between_sentence(report)]
+    quotes = [within_sentence(report), dynamics_words.reverse_sentence(report), between_sentence(report)]
     duration = duration_text(report)
     if duration and "How long it lasts" in duration:
         quotes.append(duration[duration.index("How long it lasts"):].split(" Points are")[0])
@@ -345,6 +305,12 @@ def _figure_ref(figures: dict[str, int], *names: str) -> str:
     return f" (Figure {numbers[0]})" if len(numbers) == 1 else f" (Figures {min(numbers)}-{max(numbers)})"
 
 
+def _within_figure(report: Any) -> str:
+    """The figure that shows the headline within effect: the direct effect's (lead 1 is
+    the main model's fit) when the total figure draws the dynamics."""
+    return "duration_direct" if dynamics_words.from_dynamics(report) else "duration"
+
+
 def summary_within(report: Any, figures: dict[str, int]) -> str | None:
     row = effect_row(report, "alliance_within")
     if row is None:
@@ -353,7 +319,7 @@ def summary_within(report: Any, figures: dict[str, int]) -> str | None:
     direction = _direction(row["estimate"], report.settings.get("outcome_better"))
     return (f"(a) Within patients: in sessions where a patient's alliance was one point above the patient's own "
             f"level, {name} {when_words(int(row['lead']))} was {abs(row['estimate']):.2f} points {direction}: "
-            f"{_ci(row)}, {p_text(row['p_value'])}{_n_words(row)}{_figure_ref(figures, 'duration')}."
+            f"{_ci(row)}, {p_text(row['p_value'])}{_n_words(row)}{_figure_ref(figures, _within_figure(report))}."
             + _caution(row.get("status")))
 
 
@@ -370,17 +336,19 @@ def summary_between(report: Any, figures: dict[str, int]) -> str | None:
 
 
 def summary_duration(report: Any, figures: dict[str, int]) -> str | None:
-    text = duration_text(report)
-    if not text or "How long it lasts" not in text:
+    said = _lasting_words(report)
+    if said is None:
         return None
-    verdict = text[text.index("How long it lasts (direct effect): ") + 35:].split(" Points are")[0].rstrip(".")
+    kind, verdict = said
     table = report.tables["duration"]
-    direct = table[(table["term"] == "alliance_within") & (table.get("effect", "total") == "direct")]
+    rows = table[(table["term"] == "alliance_within") & (table.get("effect", "total") == kind)
+                 & (table["lead"] > 0)]
     listing = "; ".join(f"{when_words(int(r['lead']))} {_ci(r)}, {p_text(r['p_value'])}"
                         + (f" [{short_status(r.get('status'))}]" if short_status(r.get("status")) else "")
-                        for r in direct.sort_values("lead").to_dict("records"))
-    return (f"(b) How long it lasts: {verdict[:1].lower() + verdict[1:]} (direct effect: {listing})"
-            f"{_figure_ref(figures, 'duration_direct')}.")
+                        for r in rows.sort_values("lead").to_dict("records"))
+    source = "RI-CLPM impulse responses" if kind == "total" else "direct effect"
+    figure = "duration" if kind == "total" else "duration_direct"
+    return f"(b) How long it lasts: {verdict} ({source}: {listing}){_figure_ref(figures, figure)}."
 
 
 def summary_moderators(report: Any, figures: dict[str, int]) -> str | None:
@@ -436,5 +404,6 @@ def summary_heterogeneity(report: Any, figures: dict[str, int]) -> str | None:
 def summary_lines(report: Any, figures: dict[str, int]) -> list[str]:
     """The one-screen summary: each objective in one sentence with estimate [95% CI], p,
     n and the figure that answers it."""
-    makers = (summary_within, summary_between, summary_duration, summary_moderators, summary_heterogeneity)
+    makers = (summary_within, dynamics_words.summary_reciprocal, summary_between, summary_duration,
+              summary_moderators, summary_heterogeneity)
     return [line for line in (make(report, figures) for make in makers) if line]
