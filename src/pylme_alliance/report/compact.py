@@ -228,7 +228,9 @@ def impulse_responses(table: pd.DataFrame, markers: fit_statuses.Markers) -> Sho
         row[NOTE] = markers.mark(status)
         rows.append(row)
     columns = list(dict.fromkeys(k for r in rows for k in r if k != NOTE)) + [NOTE]
-    return Shown(_frame(rows, columns), statuses)
+    return Shown(_frame(rows, columns), statuses,
+                 remark="Raw points per point of the change; t+1: the lagged paths themselves (with p and "
+                        "standardised values in reciprocal_effects.csv).")
 
 
 _WARNINGS_START = re.compile(r"^(warnings?|interval warnings): ")

@@ -80,17 +80,15 @@ def robustness_sentence(report: Any) -> str | None:
     if within is None or path is None or pd.isna(within.get("lead")) or int(within["lead"]) != 1:
         return None
     name = report.settings.get("outcome_name", "the outcome")
-    text = (f"Robustness: the RI-CLPM, which separates each patient's stable level from the session-to-session "
-            f"dynamics and fits both directions at once, puts alliance -> {name} {when_words(1)} at "
-            f"{ci_words(path)} beside the multilevel model's {ci_words(within)}: ")
+    text = (f"Robustness: the RI-CLPM (patients' stable levels set apart, both directions at once) puts "
+            f"alliance -> {name} {when_words(1)} at {ci_words(path)}, the multilevel model at {ci_words(within)}: ")
     if agree(within, path):
-        text += ("they agree (each inside the other's interval): no sign that patients' own trajectories over "
-                 "treatment or symptom -> alliance feedback bias the multilevel estimate.")
+        text += ("they agree (each inside the other's interval), so neither patients' own trajectories nor "
+                 "symptom -> alliance feedback shows a bias of the multilevel estimate.")
     else:
         text += ("they differ (one outside the other's interval): patients' own trajectories over treatment or "
-                 f"symptom -> alliance feedback bias the person-mean-centred multilevel model ({MEASURED}), so the "
-                 "RI-CLPM's estimate is the one to trust; the two also differ in design (waves by session number, "
-                 "no therapist level in the RI-CLPM).")
+                 f"symptom -> alliance feedback bias the person-mean-centred multilevel model ({MEASURED}); "
+                 "trust the RI-CLPM's (which also has waves by session number and no therapist level).")
     return text + caution(path.get("status"))
 
 

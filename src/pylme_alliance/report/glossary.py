@@ -91,12 +91,6 @@ def effect_entries(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
             "against the reference level), conditional on the other terms.")
         entries["Simple slope"] = ("the within- (or between-) patient effect at the moderator value shown (-1 SD, "
                                    "mean, +1 SD, or a level), other moderators at their centre or reference.")
-    paths = tables.get("reciprocal_effects")
-    if paths is not None and {"direction", "estimand"} <= set(paths.columns):
-        for direction, estimand in zip(paths["direction"], paths["estimand"]):
-            if direction in ("alliance->outcome", "outcome->alliance"):
-                entries.setdefault(f"{direction.replace('->', ' -> ').capitalize()} path (RI-CLPM)",
-                                   general(estimand))
     for name, label in (("johnson_neyman", "Johnson-Neyman table"), ("patient_slopes", "Own within effect"),
                         ("residual_acf", "Residual autocorrelation"), ("ar1_comparison", "AR(1) check")):
         table = tables.get(name)

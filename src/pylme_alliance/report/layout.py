@@ -146,7 +146,7 @@ def _results(report: Any, numbers: dict[Any, int], markers: fit_statuses.Markers
     texts = wording.lead_ins(report)
     out = []
     slopes = [f for f in report.figures if str(f).startswith("simple_slopes_")]
-    plan = [("a", "(a) Within- and between-patient alliance effects", [], ["alliance_effects", "reciprocal_effects"]),
+    plan = [("a", "(a) Within- and between-patient alliance effects", [], ["alliance_effects"]),
             ("b", "(b) Duration of the alliance effect", list(RESULT_FIGURES), ["duration"]),
             ("c", "(c) Moderators of the alliance effect", slopes, ["moderators", "simple_slopes", "johnson_neyman"]),
             ("h", "Heterogeneity: one size does not fit all", ["patient_slopes"], ["heterogeneity"])]
@@ -217,6 +217,7 @@ def _appendix(report: Any, numbers: dict[Any, int], markers: fit_statuses.Marker
     patients = _table(report, "patient_slopes", markers)
     if patients:
         out.append(Section("patients", "Appendix C: patients' own effects", patients, "appendix"))
+    # the impulse responses at t+1 are the RI-CLPM's lagged paths (reciprocal_effects.csv has them in full)
     dynamics = [b for n in ("impulse_responses", "duration_lead_regression") for b in _table(report, n, markers)]
     if dynamics:
         out.append(Section("dynamics", "Appendix D: dynamics and duration details", dynamics, "appendix"))

@@ -242,10 +242,10 @@ def _reciprocal(part: Part) -> dict[str, Any]:
            "nobs": fit.n_patients, "converged": fit.converged, "singular": not fit.admissible,
            "degenerate": not fit.admissible, "status": status or "ok", "n_warnings": len(fit.warnings),
            "warnings": " | ".join(" ".join(str(w).split()) for w in fit.warnings)}
-    said = "; ".join(" ".join(str(n).split()) for n in [*fit.notes, *fit.problems])
-    note = (f"Reciprocal dynamics: a random-intercept cross-lagged panel model (RI-CLPM; lavaan, FIML for missing "
-            f"ratings) of the alliance and the outcome, both directions and each one's carry-over from session to "
-            f"session, on {fit.n_patients} patients; {said}.")
+    chosen = "chosen by waves=None: the last session at least half the patients reach, at most 10"
+    problems = "".join(f"; {' '.join(str(p).split())}" for p in fit.problems)
+    note = (f"Reciprocal dynamics: an RI-CLPM (lavaan, FIML) of the alliance and the outcome in both directions, "
+            f"{fit.n_patients} patients, sessions 1..{fit.waves} as waves ({chosen}); no therapist level{problems}.")
     return {"reciprocal": fit.detach(), "dynamics": rows, "fits": [(RECIPROCAL_FIT, row)], "notes": [note]}
 
 
