@@ -105,7 +105,7 @@ def duration_text(report: Any) -> str | None:
 
     total = ("Total effect (from the fitted dynamics: the RI-CLPM's impulse response, what a one-point "
              "within-patient alliance change at t does to the outcome k sessions later through every path in "
-             "between; lead 0: the same session). " if dynamics_words.from_dynamics(report) else
+             "between). " if dynamics_words.from_dynamics(report) else
              "Total effect: controls the outcome at the rating; at later leads it includes what is carried through "
              "the outcomes in between. ")
     text = (total + "Direct effect (multilevel model): also controls the most recent earlier outcome and the "
