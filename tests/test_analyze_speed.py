@@ -90,7 +90,7 @@ def test_pool_report_is_the_serial_report(serial, pooled):
 
 def test_bar_names_each_step(serial):
     _, labels = serial
-    for step in ("main model", "between level", "lead 2 of 2", "lead 2 of 2 (direct)", "moderator severity",
+    for step in ("main model", "between level", "reciprocal dynamics", "lead 2 of 2 (direct)", "moderator severity",
                  "moderator arm", "heterogeneity", "AR(1) check: nlme iid", "AR(1) check: nlme ar1",
                  "autocorrelation"):
         assert f"analyze: {step}" in labels, (step, labels)
@@ -121,7 +121,7 @@ def test_provenance_times_every_part(serial, tmp_path):
     timings = report.provenance["timings"]
     parts = [t["part"] for t in timings["parts"]]
     assert parts[0] == "main model" and parts[-1] == "tables and figures"
-    for step in ("lead 2 of 2", "moderator arm", "heterogeneity", "AR(1) check: nlme ar1", "autocorrelation"):
+    for step in ("reciprocal dynamics", "moderator arm", "heterogeneity", "AR(1) check: nlme ar1", "autocorrelation"):
         assert step in parts
     assert all(t["seconds"] >= 0 and t["cpu_seconds"] >= 0 for t in timings["parts"])
     assert timings["total_seconds"] >= max(t["seconds"] for t in timings["parts"])
@@ -191,7 +191,8 @@ def test_part_errors_propagate_and_pylme_errors_become_notes(panel, monkeypatch)
     monkeypatch.setattr(AllianceModel, "fit", failing)
     report = _analyze(panel, progress=False, checks=())
     assert any("lead 2" in n and "lead two cannot be fitted" in n for n in report.notes)
-    assert 2 not in set(report.tables["duration"]["lead"])
+    duration = report.tables["duration"]  # lead 2's total effect is the RI-CLPM's, not this model's
+    assert 2 not in set(duration.loc[duration["effect"] == "direct", "lead"])
 
     def broken(part):
         raise ZeroDivisionError("not a PylmeError")

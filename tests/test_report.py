@@ -59,23 +59,21 @@ def test_tables_and_figures_present(report):
     assert list(report.tables["ar1_comparison"]["residual"]) == ["iid", "ar1"]
     fits = report.tables["fits"]
     assert {"converged", "singular", "warnings"} <= set(fits.columns)
-    # main + 2 more leads (total) + 2 (direct; lead 1 is the same) + 2 moderators + iid/ar1 alternative
+    # main + 2 (direct; lead 1 is the same) + 2 moderators + iid/ar1 alternative + the RI-CLPM, whose impulse
+    # responses are the total effects (issue 19: no per-lead regression for them)
     names = set(fits["model"])
-    assert {"main (lead 1)", "duration total (lead 2)", "duration total (lead 3)", "duration direct (lead 2)",
-            "duration direct (lead 3)", "moderator severity", "moderator arm", "AR(1) check: nlme iid",
-            "AR(1) check: nlme ar1"} <= names
+    assert {"main (lead 1)", "duration direct (lead 2)", "duration direct (lead 3)", "moderator severity",
+            "moderator arm", "AR(1) check: nlme iid", "AR(1) check: nlme ar1", "reciprocal dynamics (RI-CLPM)"} <= names
+    assert not any(n.startswith("duration total") for n in names)
     assert any("nested" in n for n in report.notes)
 
 
 def test_duration_table_matches_duration_function(report, panel):
     got = report.tables["duration"].drop(columns="status")
     for effect in ("total", "direct"):
-        # the report's "total" rows are still the per-lead regression (issue 19: the report
-        # moves to the dynamics' impulse responses, duration(effect="total"), separately)
-        fitted = "lead_regression" if effect == "total" else effect
-        expected = _quiet(pa.duration, panel, leads=(1, 2, 3), therapist="nested", effect=fitted)
-        if effect == "total":
-            expected = expected.assign(effect="total", estimand=expected["estimand"].str.split("; per-lead").str[0])
+        # the report's "total" rows are the dynamics' impulse responses (issue 19), as duration() gives them
+        options = {} if effect == "total" else {"therapist": "nested"}
+        expected = _quiet(pa.duration, panel, leads=(1, 2, 3), effect=effect, **options)
         rows = got[got["effect"] == effect].reset_index(drop=True)
         if effect == "direct":  # lead 1: the direct effect is the total effect (the same fit)
             lead1 = expected[(expected["lead"] == 1) & (expected["term"] == "alliance_within")]

@@ -22,7 +22,7 @@ from pylme_alliance.models.model import AllianceModel
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", therapist="therapist", time="day")
 ESTIMATE_TABLES = ("alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics", "duration",
-                   "moderators", "johnson_neyman", "heterogeneity", "residual_acf", "ar1_comparison")
+                   "reciprocal_effects", "impulse_responses", "moderators", "johnson_neyman", "heterogeneity", "residual_acf", "ar1_comparison")
 
 
 def _quiet(fun, *args, **kwargs):
@@ -167,7 +167,8 @@ def test_duration_total_and_direct_and_how_long_from_direct(lower):
     from pylme_alliance.report.wording import lead_ins
 
     text = lead_ins(lower)["b"]
-    assert "Total effect" in text and "Direct effect" in text and "How long it lasts (direct effect)" in text
+    # how long it lasts: from the total effect of the fitted dynamics (issue 19), no longer the direct effect
+    assert "Total effect" in text and "Direct effect" in text and "How long it lasts (total effect)" in text
     assert {"duration", "duration_direct"} <= set(lower.figures)
 
 
@@ -242,8 +243,10 @@ def test_non_converged_fit_is_marked_where_the_number_is(panel_small, monkeypatc
 
     assert "Caution" in lead_ins(report)["a"] and "did not converge" in lead_ins(report)["a"]
     dur = report.tables["duration"]
-    assert dur.loc[dur["lead"] == 1, "status"].str.contains("did not converge").all()
-    caution = [t.get_text() for t in report.figures["duration"].findobj(Text) if "Caution" in t.get_text()]
+    # the main fit is lead 1's direct effect; the total effect there is the RI-CLPM's (its own fit)
+    direct = dur[dur["effect"] == "direct"]
+    assert direct.loc[direct["lead"] == 1, "status"].str.contains("did not converge").all()
+    caution = [t.get_text() for t in report.figures["duration_direct"].findobj(Text) if "Caution" in t.get_text()]
     assert caution and "did not converge" in caution[0]
 
 

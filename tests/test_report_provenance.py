@@ -62,7 +62,8 @@ def test_provenance_record(report):
     assert made["arguments"] == {"leads": [1, 2], "moderators": ["arm"], "engine": "lme4", "residual": "iid",
                                  "therapist": None, "random_slope": False, "control_outcome": "decomposed",
                                  "prior_outcome": "auto", "progress": False,
-                                 "checks": ["ar1"], "executor": "none (this process)"}
+                                 "checks": ["ar1"], "executor": "none (this process)",
+                                 "reciprocal": True}
     assert made["command"][-3:] == ["--leads", "1", "2"]
     assert pd.Timestamp(made["date"]).tzinfo is not None
 

@@ -85,7 +85,7 @@ def test_a_gains_outcome_to_alliance_and_the_robustness_line(report, fit):
     back = fit.path("outcome->alliance")
     d = dynamics_words.decimals(back["estimate"], back["conf_low"], back["conf_high"])
     assert d >= 3  # a per-point symptom -> alliance path is small: never printed as "0.00"
-    assert "Symptom score -> alliance (RI-CLPM" in text
+    assert "The other direction, symptom score -> alliance (RI-CLPM" in text
     assert f"95% CI {back['conf_low']:.{d}f} to {back['conf_high']:.{d}f}" in text
     forth = fit.path("alliance->outcome")
     assert "Robustness:" in text and f"{forth['estimate']:.2f} (95% CI {forth['conf_low']:.2f}" in text

@@ -60,7 +60,7 @@ def reverse_sentence(report: Any) -> str | None:
     name = report.settings.get("outcome_name", "the outcome")
     d = decimals(row["estimate"], row["conf_low"], row["conf_high"])
     words = "higher" if row["estimate"] > 0 else "lower"
-    return (f"{name[:1].upper() + name[1:]} -> alliance ({_waves(report)}): in sessions where a patient's {name} "
+    return (f"The other direction, {name} -> alliance ({_waves(report)}): in sessions where a patient's {name} "
             f"was one point above the patient's own level, the alliance {when_words(1)} was "
             f"{abs(row['estimate']):.{d}f} points {words} (95% CI {row['conf_low']:.{d}f} to "
             f"{row['conf_high']:.{d}f}; {p_text(row['p_value'])}; {sig(row['p_value'])}; standardised "
