@@ -168,8 +168,8 @@ def _source_checkout() -> Path | None:
 
 def _check_python(report: DoctorReport) -> None:
     v = sys.version_info
-    report.add("python", v >= (3, 10), f"Python {v.major}.{v.minor}.{v.micro} at {sys.executable}",
-               "install Python >= 3.10")
+    report.add("python", v >= (3, 11), f"Python {v.major}.{v.minor}.{v.micro} at {sys.executable}",
+               "install Python >= 3.11 (tested: 3.11 and 3.13)")
 
 
 def _check_r(report: DoctorReport, req: dict) -> bool:
