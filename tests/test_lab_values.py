@@ -197,3 +197,12 @@ def test_describe_shows_an_undeclared_code_as_an_impossible_minimum(coded):
     with pytest.warns(SentinelWarning):
         panel = prepare(coded, **COLS)
     assert panel.describe().loc["alliance", "min"] == -99
+
+
+def test_huge_session_number_is_refused_not_wrapped(trial):
+    data = trial.copy()
+    data["session"] = data["session"].astype(float)
+    data.loc[data.index[4], "session"] = 1e19  # became -9223372036854775808 in int64
+    with pytest.raises(PylmeError, match=r"session column 'session' holds session numbers above 1,000,000,000: "
+                                         r"1e\+19 \(row 4\)"):
+        prepare(data, **COLS)

@@ -99,6 +99,9 @@ def _derived_name(name: Hashable, suffix: str) -> str:
 
 # -- value checks -----------------------------------------------------------------
 
+#: Session numbers above this are refused (a session number, not a date or a timestamp).
+MAX_SESSION_NUMBER = 10**9
+
 _NUMERIC_KINDS = {"integer", "floating", "mixed-integer-float", "decimal", "empty"}
 
 
@@ -154,6 +157,15 @@ def _session_numbers(series: pd.Series, name: Hashable) -> tuple[np.ndarray, np.
         raise PylmeError(
             f"session column {name!r} must hold session numbers >= 0; "
             f"found: {_examples(series[~missing][negative])}"
+        )
+    # 1e19 does not fit int64 (it became -9223372036854775808), and beyond 2**53 a float
+    # no longer holds every integer: no therapy has a billion sessions
+    too_large = present > MAX_SESSION_NUMBER
+    if too_large.any():
+        raise PylmeError(
+            f"session column {name!r} holds session numbers above {MAX_SESSION_NUMBER:,}: "
+            f"{_examples(series[~missing][too_large])}. Session numbers count sessions (1, 2, 3, ...); "
+            "pass calendar time or timestamps as time= instead."
         )
     sessions = np.zeros(len(values), dtype=np.int64)
     sessions[~missing] = present.astype(np.int64)
