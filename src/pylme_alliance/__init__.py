@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "AllianceModel": ".models.model",
     "AllianceFit": ".models.model",
     "duration": ".analyses.duration",
+    "reciprocal": ".analyses.reciprocal",
+    "ReciprocalFit": ".analyses.reciprocal_fit",
     "between_effect": ".analyses.between",
     "moderators": ".analyses.moderation",
     "analyze": ".report.analyze",

@@ -1,4 +1,4 @@
-"""The work behind ``pylme-alliance demo | analyze | simulate | power | crosscheck``.
+"""The work behind ``pylme-alliance demo | analyze | simulate | power | reciprocal | crosscheck``.
 
 cli.py parses the arguments and turns PylmeError/ValueError/FileNotFoundError into a
 one-line ``error:``; these functions do the work and return an exit code (or None).
@@ -75,6 +75,11 @@ def _print_summary(report: Any) -> None:
     sig = report.significant_moderators()
     if "moderators" in report.tables and "moderators significant" not in headline.lower():
         print(f"\nModerators significant after Benjamini-Hochberg: {', '.join(sig) if sig else 'none'}")
+    # a lead asked for but not fitted must not vanish from the summary
+    skipped = [note for note in report.notes if str(note).startswith("Lead ") and " skipped" in str(note)]
+    if skipped:
+        print("\nNot fitted:")
+        print("\n".join(f"  {note}" for note in skipped))
 
 
 def _check_out(args: argparse.Namespace, moderators: tuple[str, ...]) -> None:
@@ -148,14 +153,38 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+RECIPROCAL_FILES = ("effects.csv", "impulse.csv", "summary.txt")
+
+
+def run_reciprocal(args: argparse.Namespace) -> int:
+    from .analyses.reciprocal import reciprocal
+    from .outfiles import check_directory, write_files
+
+    check_directory(args.out, files=RECIPROCAL_FILES, overwrite=args.overwrite)  # before any fitting
+    if args.leads < 1:
+        raise PylmeError(f"--leads must be at least 1, got {args.leads}")
+    panel = _panel(args, (1,))
+    options: dict[str, Any] = {"method": args.method, "leads": args.leads, "slopes": args.slopes}
+    if args.method != "mlm":
+        options["waves"] = args.waves
+    elif args.waves is not None:
+        raise PylmeError("--waves applies to --method riclpm or dpm, not mlm")
+    fit = reciprocal(panel, **options)
+    text = fit.summary()
+    out = write_files(args.out, {"effects.csv": fit.effects.to_csv(index=False).encode(),
+                                 "impulse.csv": fit.impulse.to_csv(index=False).encode(),
+                                 "summary.txt": (text + "\n").encode()}, overwrite=args.overwrite)
+    print(text)
+    print(f"\nWrote {', '.join(RECIPROCAL_FILES)} to {out.resolve()}")
+    return 0
+
+
 def run_crosscheck(args: argparse.Namespace) -> int:
     from .analyses.crosscheck import crosscheck
     from .models.model import AllianceModel
 
     panel = _panel(args, (1,))
-    therapist = "none"
-    if args.therapist:
-        therapist = "crossed" if len(panel.multi_therapist_patients) else "nested"
+    therapist = "auto" if args.therapist else "none"
     model = AllianceModel(engine=args.engine, therapist=therapist,
                           reml=False if getattr(args, "ml", False) else None)
     check = crosscheck(panel, model=model)

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import executors
+from ..errors import warnings_once
 from ..models import diagnostics, feasibility
 from ..panel.prepare import AlliancePanel
 from ..progress import Counter
-from . import assemble, figures, provenance
+from . import assemble, describe, figures, provenance
 from .parts import COST, run_part
 from .plan import CHECKS, Plan, Step, executor_name, make_plan, part_steps
 from .report import SECTIONS, Report
@@ -36,6 +37,7 @@ def planned_files(moderators: Iterable[Any] = ()) -> list[str]:
     return Report(tables=tables, figures=figs).file_names()  # type: ignore[arg-type]
 
 
+@warnings_once
 def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderators: Iterable[Any] = (),
             engine: str = "lme4", residual: str = "iid", therapist: str | None = None,
             random_slope: Any = "auto", control_outcome: Any = "decomposed", prior_outcome: Any = "auto",
@@ -120,7 +122,8 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             main.slope_note or "the model has no random slope (random_slope=False).")
         collected = assemble.collect(run_parts(part_steps(plan, main.fit), executor, bar), main)
         notes = [*plan.notes, *collected.notes]
-        tables = {"data_summary": panel.summary().reset_index(), **main.tables, **collected.het_tables}
+        tables = {"data_description": describe.data_description(panel), "data_summary": panel.summary().reset_index(),
+                  **main.tables, **collected.het_tables}
         if plan.run_ar1:
             tables["ar1_comparison"], compared = assemble.ar1_comparison(collected, main.fit.model)
             notes.extend(compared)

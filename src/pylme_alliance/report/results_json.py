@@ -129,4 +129,5 @@ def loads(text: str) -> dict[str, Any]:
                          f"this version of pylme_alliance reads version {FORMAT_VERSION}")
     return {"tables": {name: read_table(rec) for name, rec in document["tables"].items()},
             "settings": document.get("settings") or {}, "notes": list(document.get("notes") or []),
-            "provenance": document.get("provenance") or {}}
+            "provenance": document.get("provenance") or {},
+            "figures": [f for f in document.get("figures") or [] if isinstance(f, str)]}
