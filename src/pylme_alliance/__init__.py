@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import EngineCannotExpress, PylmeError, RError, RWarning  # noqa: F401 (public)
+from .errors import EngineCannotExpress, PylmeError, RError, RWarning, SentinelWarning  # noqa: F401 (public)
 
 __version__ = "0.1.0"
 
@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
 
 }
 
-__all__ = sorted([*_EXPORTS, "PylmeError", "RError", "RWarning", "EngineCannotExpress", "__version__"])
+__all__ = sorted([*_EXPORTS, "PylmeError", "RError", "RWarning", "EngineCannotExpress", "SentinelWarning", "__version__"])
 
 
 def __getattr__(name: str) -> Any:

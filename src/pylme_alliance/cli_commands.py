@@ -29,7 +29,31 @@ def _panel(args: argparse.Namespace, leads: Any) -> Any:
                    within=getattr(args, "within", "person_mean"), leads=tuple(leads),
                    moderators=tuple(getattr(args, "moderator", None) or ()),
                    outcome_better=getattr(args, "outcome_better", None),
-                   outcome_label=getattr(args, "outcome_label", None))
+                   outcome_label=getattr(args, "outcome_label", None),
+                   alliance_range=_pair(getattr(args, "alliance_range", None)),
+                   outcome_range=_pair(getattr(args, "outcome_range", None)),
+                   na_values=_na_values(getattr(args, "na_values", None)))
+
+
+def _pair(values: list[float] | None) -> tuple[float, float] | None:
+    return None if values is None else (values[0], values[1])
+
+
+def _na_values(text: str | None) -> list[float | str] | None:
+    """``--na-values=-99,999,n/a`` as ``[-99.0, 999.0, "n/a"]`` (numbers where they parse)."""
+    if text is None:
+        return None
+    codes: list[float | str] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        try:
+            codes.append(float(token))
+        except ValueError:
+            codes.append(token)
+    if not codes:
+        raise PylmeError("--na-values is empty; give the codes that mean missing, e.g. --na-values=-99,999")
+    return codes
 
 
 def _print_summary(report: Any) -> None:
