@@ -127,7 +127,7 @@ def test_reciprocal_part_is_timed_in_the_fits_and_glossary(report):
     assert fits.loc["reciprocal dynamics (RI-CLPM)", "engine"] == "lavaan"
     words = dict(item for _, items in glossary.entries(report) for item in items)
     assert "RI-CLPM" in words and "Impulse response" in words
-    assert "random intercept" in words["RI-CLPM"] and "total effect" in words["Impulse response"]
+    assert "stable level" in words["RI-CLPM"] and "total effect" in words["Impulse response"]
     md = report.to_markdown()
     assert "Impulse responses of the RI-CLPM" in md and "t+1: the lagged paths themselves" in md
 

@@ -52,11 +52,10 @@ WORDS: list[tuple[str, str]] = [
 #: the reciprocal dynamics' words, in the glossary when the report has them
 DYNAMICS_WORDS: list[tuple[str, str]] = [
     ("RI-CLPM", "random-intercept cross-lagged panel model: the alliance and the outcome over sessions in one model. "
-                "Each patient's stable level of both is set apart (a random intercept); each session's deviation "
-                "from the patient's own level then predicts the next session's deviations in both directions "
-                "(alliance -> outcome, outcome -> alliance), each series also carrying over to its own next value. "
-                "Patients' stable levels and symptom -> alliance feedback do not bias it as they bias one "
-                "regression per direction."),
+                "Each patient's stable level of both is set apart; each session's deviation from it predicts the "
+                "next session's deviations in both directions, each series also carrying over to itself. Patients' "
+                "stable levels and symptom -> alliance feedback do not bias it as they bias one regression per "
+                "direction."),
     ("Impulse response", "what a one-point rise of a patient's alliance above the patient's own level at one session "
                          "does to the outcome 1, 2, 3 sessions later in the fitted RI-CLPM, through every path in "
                          "between (the next outcome, the next alliance, ...): the total effect of the duration "
