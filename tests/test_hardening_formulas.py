@@ -72,8 +72,9 @@ def test_mixedlm_refuses_power_expansion_and_huge_constants():
 
 
 def test_terms_bound_is_exact_for_small_formulas():
-    from pylme_alliance.engines._sm_formula import _terms_bound
     import ast
+
+    from pylme_alliance.engines._sm_formula import _terms_bound
 
     def bound(text: str) -> float:
         return _terms_bound(ast.parse(text.replace(":", "@"), mode="eval").body)
