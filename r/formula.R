@@ -302,7 +302,9 @@ pylme_check_fixed_rank <- function(fixed, data) {
   fixed <- lme4::nobars(fixed)
   if (length(fixed) == 3L) fixed <- fixed[-2L]  # the response is not part of the design
   rows <- stats::complete.cases(data)
-  mf <- stats::model.frame(fixed, data = data[rows, , drop = FALSE], na.action = stats::na.pass)
+  # unused levels are dropped, as lmer, lme and glmmTMB drop them: an empty level is not collinear
+  mf <- stats::model.frame(fixed, data = data[rows, , drop = FALSE], na.action = stats::na.pass,
+                          drop.unused.levels = TRUE)
   X <- stats::model.matrix(fixed, mf)
   if (ncol(X) == 0L) return(character())
   q <- qr(X, tol = 1e-7)

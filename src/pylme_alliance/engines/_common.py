@@ -245,6 +245,8 @@ def fit_in_r(function: str, frame: pd.DataFrame, names: NameMap, **args: Any) ->
             result, conditions = bridge.call(function, env, names=names.r_names(), **args)
     except RError as exc:
         raise RError(names.to_user(exc.r_message), exc.r_call) from None
+    except PylmeError as exc:  # the bridge refusing a value: it knows the column by its R name
+        raise PylmeError(names.to_user(str(exc))) from None
     aliased = texts(result.get("aliased"))
     if aliased:
         terms = [names.to_user(t) for t in aliased]

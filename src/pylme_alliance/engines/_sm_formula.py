@@ -32,6 +32,7 @@ import ast
 import io
 import math
 import tokenize
+import unicodedata
 
 from ..errors import PylmeError
 
@@ -111,6 +112,11 @@ def formula_variables(text: object, *, what: str) -> tuple[list[str], list[str]]
         if tok.type == tokenize.ERRORTOKEN and not tok.string.isspace():
             raise PylmeError(f"{what} {text!r}: {tok.string!r} is not allowed in a statsmodels formula "
                              f"(allowed: {_ALLOWED_TEXT})")
+        if tok.type == tokenize.NAME and unicodedata.normalize("NFKC", tok.string) != tok.string:
+            normal = unicodedata.normalize("NFKC", tok.string)
+            raise PylmeError(f"{what} {text!r}: Python (and so patsy) reads the name {tok.string!r} as "
+                             f"{normal!r} (Unicode NFKC), which is another name; write Q({tok.string!r}) "
+                             "to use the column as it is spelled")
         if tok.type != tokenize.OP:
             continue
         if tok.string not in _TOKENS_OK:
