@@ -305,9 +305,40 @@ pylme_check_fixed_rank <- function(fixed, data) {
   # unused levels are dropped, as lmer, lme and glmmTMB drop them: an empty level is not collinear
   mf <- stats::model.frame(fixed, data = data[rows, , drop = FALSE], na.action = stats::na.pass,
                           drop.unused.levels = TRUE)
+  if (pylme_sparse_full_rank(fixed, mf)) return(character())
+  # possibly deficient: the dense pivoted QR names the aliased columns as lme4 would
   X <- stats::model.matrix(fixed, mf)
   if (ncol(X) == 0L) return(character())
   q <- qr(X, tol = 1e-7)
   if (q$rank >= ncol(X)) return(character())
   colnames(X)[q$pivot[seq.int(q$rank + 1L, ncol(X))]]
+}
+
+# TRUE when the sparse QR of the fixed-effects design shows it clearly of full rank.
+# The dense qr() of a 12,000 x 1,500 design (a 1,500-level factor) takes ~20 s of CPU
+# inside LINPACK, where Ctrl-C is never checked; the sparse QR (Matrix, CSparse with a
+# fill-reducing column order) takes milliseconds. Every |R_jj| relative to its
+# column's norm must exceed 1e-4 (1,000 times qr()'s tolerance): then no column is
+# within qr()'s tolerance of the others' span. Anything closer, a structurally
+# deficient or empty design, or a term sparse.model.matrix cannot build gives FALSE,
+# and the dense check decides as before.
+pylme_sparse_full_rank <- function(fixed, mf) {
+  tryCatch({
+    X <- withCallingHandlers(
+      Matrix::sparse.model.matrix(fixed, mf),
+      warning = function(w) invokeRestart("muffleWarning"))
+    p <- ncol(X)
+    if (p == 0L || nrow(X) < p) return(FALSE)
+    norms <- sqrt(Matrix::colSums(X^2))
+    if (any(!is.finite(norms)) || any(norms == 0)) return(FALSE)
+    deficient <- FALSE
+    q <- withCallingHandlers(Matrix::qr(X), warning = function(w) {
+      deficient <<- TRUE  # "structurally rank deficient": rows of zeros were added
+      invokeRestart("muffleWarning")
+    })
+    if (deficient) return(FALSE)
+    r <- abs(Matrix::diag(Matrix::qrR(q, backPermute = FALSE)))
+    rel <- r / norms[q@q + 1L]
+    length(rel) == p && all(is.finite(rel)) && all(rel > 1e-4)
+  }, error = function(e) FALSE)
 }
