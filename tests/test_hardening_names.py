@@ -102,3 +102,16 @@ def test_an_unused_category_is_dropped_not_called_collinear(df):
     partial = df.assign(arm=np.where(np.arange(len(df)) == 0, "rare", df["arm"]),
                         x=np.where(np.arange(len(df)) == 0, np.nan, df["x"]))
     assert len(quiet(pa.lmer, "y ~ x + arm + (1|g)", partial).fixef()) == 3
+
+
+def test_from_statsmodels_on_a_result_without_its_data_says_so():
+    import statsmodels.formula.api as smf
+
+    from golden_cases import data_for
+
+    sleep = data_for("sleepstudy_slopes_reml")
+    result = quiet(smf.mixedlm("Reaction ~ Days", sleep, groups="Subject").fit)
+    result.model.endog = None  # what a result saved with remove_data=True holds
+    result.model.exog = None
+    with pytest.raises(PylmeError, match=r"does not hold its data \(model.endog, model.exog is empty"):
+        pa.from_statsmodels(result)
