@@ -25,7 +25,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v "$PYTHON" >/dev/null 2>&1 ||
-  die "no '$PYTHON' on PATH. Install Python >= 3.10 (Debian 12: apt-get install python3 python3-venv python3-dev)."
+  die "no '$PYTHON' on PATH. Install Python >= 3.11 (Debian 12: apt-get install python3 python3-venv python3-dev)."
 
 # Read the single source of truth for R needs (requirements.py) without importing the package.
 req() {  # req PYTHON-EXPRESSION-IN-ns [ARGS...]

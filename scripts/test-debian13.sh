@@ -130,7 +130,9 @@ rm -rf "$ROOT/src"
 # What is committed, not the working tree: the lane tests what CI would test.
 git clone -q --no-hardlinks "$CHECKOUT" "$ROOT/src"
 log "testing $(git -C "$ROOT/src" log -1 --format='%h %s' | cut -c1-80)"
-CMD=${PYLME_DEBIAN13_CMD:-make test PYTEST_ARGS="\$PYTEST_ARGS"}
+# (single quotes: $PYTEST_ARGS is expanded, as one word, by the shell inside the root)
+DEFAULT_CMD='make test PYTEST_ARGS="$PYTEST_ARGS"'
+CMD=${PYLME_DEBIAN13_CMD:-$DEFAULT_CMD}
 # The suite checks Ctrl-C handling: started from a background job (nohup, `cmd &`), SIGINT
 # arrives ignored and stays ignored in every child, which a shell cannot undo. Python can:
 # give the run the default disposition, as an interactive terminal would.

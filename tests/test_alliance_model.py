@@ -37,7 +37,7 @@ def quiet(func, *args, **kwargs):
         return func(*args, **kwargs)
 
 
-FIXED = ("outcome_lead1 ~ outcome_within + outcome_between + outcome_before_within + session + session_between"
+FIXED = ("outcome_lead1 ~ outcome_within + outcome_between + outcome_before_within + outcome_before_between + session + session_between"
          " + alliance_within + alliance_between")
 
 
@@ -81,16 +81,16 @@ RE = " + (1 | therapist) + (1 + alliance_within | therapist:patient)"
     ({"prior_outcome": False},
      "outcome_lead1 ~ outcome_within + outcome_between + session + session_between + alliance_within + alliance_between"),
     ({"session_trend": False},
-     "outcome_lead1 ~ outcome_within + outcome_between + outcome_before_within + alliance_within + alliance_between"),
+     "outcome_lead1 ~ outcome_within + outcome_between + outcome_before_within + outcome_before_between + alliance_within + alliance_between"),
     ({"control_outcome": False}, "outcome_lead1 ~ session + alliance_within + alliance_between"),
     # direct = total at lead 1: the most recent outcome before t + 1 is the outcome at t
     ({"effect": "direct"}, FIXED),
     ({"lead": 2, "effect": "direct", "prior_outcome": True}, "outcome_lead2 ~ outcome_within_lead1 + outcome_between"
-     " + outcome_before_within + session + session_between + alliance_within + alliance_between + alliance_within_lead1"),
+     " + outcome_before_within + outcome_before_between + session + session_between + alliance_within + alliance_between + alliance_within_lead1"),
     ({"lead": 2, "effect": "direct", "control_outcome": "raw", "prior_outcome": True},
      "outcome_lead2 ~ outcome_lead1 + outcome_before + session + alliance_within + alliance_between"
      " + alliance_within_lead1"),
-    ({"lead": 2, "prior_outcome": True}, "outcome_lead2 ~ outcome_within + outcome_between + outcome_before_within + session + session_between"
+    ({"lead": 2, "prior_outcome": True}, "outcome_lead2 ~ outcome_within + outcome_between + outcome_before_within + outcome_before_between + session + session_between"
                   " + alliance_within + alliance_between"),
     ({"lead": 0, "control_outcome": False}, "outcome_lead0 ~ session + alliance_within + alliance_between"),
 ])
@@ -105,7 +105,7 @@ def test_outcome_control_and_effect_formulas(small_panel, options, fixed):
      "{{'patient': '0 + C(patient)', 'patient_slope': '0 + C(patient):alliance_within'}}"),
 ])
 def test_direct_formula_every_engine(small_panel, engine, expected):
-    fixed = ("outcome_lead2 ~ outcome_within_lead1 + outcome_between + outcome_before_within + session"
+    fixed = ("outcome_lead2 ~ outcome_within_lead1 + outcome_between + outcome_before_within + outcome_before_between + session"
              " + session_between + alliance_within + alliance_between + alliance_within_lead1")
     model = pa.AllianceModel(lead=2, effect="direct", engine=engine, prior_outcome=True)
     assert model.formula(small_panel) == expected.format(f=fixed)
@@ -125,7 +125,10 @@ def test_direct_model_frame_decomposes_the_prior_outcome(small_panel):
     person_mean = data["outcome"].where(kept).groupby(data["patient"]).transform("mean").to_numpy()
     want = np.where(kept, data["outcome_lead1"] - person_mean, np.nan)
     np.testing.assert_allclose(frame["outcome_within_lead1"], want)
-    np.testing.assert_allclose(frame["outcome_before_within"], np.where(kept, _before(data) - person_mean, np.nan))
+    # the outcome before is centred on its own patient mean (a Mundlak term of its own)
+    before = pd.Series(_before(data), index=data.index)
+    before_mean = before.where(kept).groupby(data["patient"]).transform("mean").to_numpy()
+    np.testing.assert_allclose(frame["outcome_before_within"], np.where(kept, before - before_mean, np.nan))
     np.testing.assert_array_equal(frame["alliance_within_lead1"], data["alliance_within_lead1"])
     np.testing.assert_array_equal(frame["outcome_lead2"], data["outcome_lead2"])
     concurrent = pa.AllianceModel(lead=0, control_outcome=False).model_frame(small_panel)
@@ -178,8 +181,8 @@ def test_prior_outcome_auto_is_decided_by_the_rows_it_would_leave():
     assert fit.model.prior_outcome is False
     with warnings.catch_warnings():
         warnings.simplefilter("error", PriorOutcomeWarning)
-        quiet = pa.AllianceModel(random_slope=False, prior_outcome=False)
-        assert quiet.resolve(panel) is quiet
+        quiet = pa.AllianceModel(random_slope=False, prior_outcome=False, therapist="nested")
+        assert quiet.resolve(panel) is quiet  # nothing left to decide
 
 
 def test_control_outcome_values():
@@ -238,7 +241,7 @@ def test_panel_dependent_refusals(small_panel):
     data = pa.simulate(n_patients=30, n_therapists=6, seed=2).data
     no_therapist = pa.prepare(data, patient="patient", session="session", alliance="alliance", outcome="outcome")
     with pytest.raises(PylmeError, match="therapist='none'"):
-        pa.AllianceModel().fit(no_therapist)
+        pa.AllianceModel(therapist="nested").fit(no_therapist)
     with pytest.raises(PylmeError, match="time="):
         pa.AllianceModel(engine="nlme", residual="car1", therapist="none").fit(no_therapist)
     # a patient seen by two therapists cannot be nested

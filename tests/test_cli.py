@@ -287,3 +287,53 @@ def test_outcome_direction_and_random_slope_options_reach_the_analysis(trial_csv
     assert seen["control_outcome"] == "none" and seen["prior_outcome"] == "false"
     assert main(["analyze", str(trial_csv), *COLUMN_ARGS, "--out", str(tmp_path / "r3"),
                  "--outcome-better", "sideways"]) == 2
+
+
+def test_moderators_gets_did_you_mean(tmp_path, capsys):
+    code = main(["analyze", str(tmp_path / "x.csv"), "--patient", "p", "--session", "s", "--alliance", "a",
+                 "--outcome", "o", "--out", str(tmp_path / "out"), "--moderators", "severity"])
+    assert code == 2
+    assert "unrecognized arguments: --moderators severity (did you mean --moderator?)" in capsys.readouterr().err
+
+
+def test_warnings_print_as_one_plain_line_in_cli_words(capsys):
+    from pylme_alliance.cli import _plain_warnings, build_parser
+    from pylme_alliance.models.design import short_series
+
+    class Short:  # a panel whose median patient has 3 sessions
+        within = "person_mean"
+
+        def median_sessions(self):
+            return 3.0
+
+    text = short_series(Short())
+    assert "within='early'" in text  # the library's words ...
+    parser = build_parser()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _plain_warnings(parser, "analyze")
+        warnings.warn(text, UserWarning)
+    err = capsys.readouterr().err
+    # ... the command's words: one line, no file name or source line
+    assert err.count("\n") == 1 and err.startswith("warning: ")
+    assert "Consider --within early, which" in err and "prepare(" not in err and ".py" not in err
+
+
+def test_summary_lists_skipped_leads(capsys):
+    from pylme_alliance.cli_commands import _print_summary
+
+    class Finished:  # what _print_summary reads of a Report
+        notes = ["Lead 3 skipped: 30 of 40 patients have fewer than 2 sessions with the outcome 3 session(s) later."]
+        tables: dict = {}
+
+        def summary_table(self):
+            return pd.DataFrame()
+
+        def significant_moderators(self):
+            return []
+
+        def __str__(self):
+            return "headline"
+
+    _print_summary(Finished())
+    assert "Lead 3 skipped: 30 of 40 patients" in capsys.readouterr().out

@@ -171,7 +171,9 @@ def test_estimand_texts_follow_the_model():
     # at lead 1 direct and total are the same model
     assert estimands.for_term("alliance_within", m(effect="direct")) == estimands.for_term("alliance_within", m())
     assert "conditional change" in estimands.for_term("alliance_between", m())
-    assert "beta*(1 - b_Y)" in estimands.for_term("alliance_between", m(control_outcome="raw"))
+    assert "AT THE SAME current outcome" in estimands.for_term("alliance_between", m(control_outcome="raw"))
+    assert "AT THE SAME mean outcome" in estimands.for_term("alliance_between", m())
+    assert "b_Y" not in estimands.for_term("alliance_between", m())
     assert "conditional" not in estimands.for_term("alliance_between", m(control_outcome=False))
     assert "concurrent" in estimands.for_term("alliance_within", m(lead=0, control_outcome=False))
     assert "Nickell" in estimands.for_term("outcome_within", m())

@@ -28,6 +28,12 @@ def test_notebook_shows_report_tables_and_figures(monkeypatch, tmp_path):
         "panel = pa.prepare(sim.data, patient='patient', session='session', alliance='alliance', "
         "outcome='outcome')\npanel",
         "pa.analyze(panel, leads=(1,))",
+        # a figure the package makes shows as an image, whatever the backend
+        "from pylme_alliance.simulation.power_result import PowerResult\nimport pandas as pd\n"
+        "PowerResult(table=pd.DataFrame({'n_patients': [40, 80], 'effect': ['within'] * 2, 'power': [.3, .6], "
+        "'power_lo': [.1, .4], 'power_hi': [.5, .8]}), replicates=pd.DataFrame(), design=('n_patients',)).figure()",
+        # without ipywidgets a bar is one output updated in place, left empty
+        "from pylme_alliance.progress import progress_bar\nsum(progress_bar(range(40), desc='counting'))",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=600,
@@ -42,3 +48,10 @@ def test_notebook_shows_report_tables_and_figures(monkeypatch, tmp_path):
     assert "<table" in report_html
     assert "<img" in report_html
     assert "IProgress" not in "".join(o.get("text", "") for c in nb.cells for o in c.outputs)
+    figure = [o for o in nb.cells[4].outputs if "image/png" in o.get("data", {})]
+    assert figure, nb.cells[4].outputs
+    # no progress history on stderr, in any cell (the exported notebook keeps outputs)
+    assert not [o for c in nb.cells for o in c.outputs if o.get("name") == "stderr"]
+    shown = [o["data"].get("text/plain", "") for o in nb.cells[5].outputs if o["output_type"] == "display_data"]
+    assert all(text == "" for text in shown)
+    assert nb.cells[5].outputs[-1]["data"]["text/plain"] == str(sum(range(40)))

@@ -225,3 +225,21 @@ def test_lean_truth_leaves_the_data_and_the_rest_of_the_truth_unchanged():
         assert repr({k: full.truth[k] for k in lean.truth}) == repr(lean.truth)
         assert repr(between.truth["between_level"]) == repr(full.truth["between_level"])
     assert "between_level" in pa.simulate(n_patients=20, n_therapists=4, seed=1).truth  # the block ended
+
+
+def test_power_counts_are_integers_and_the_figure_is_an_image():
+    from pylme_alliance.simulation.power_result import build_result
+
+    rows = [dict(point=p, replicate=r, seed=r, effect="within", test="Wald z", estimate=-1.0, std_error=0.5,
+                 statistic=-2.0, p_value=0.04, ci_low=-2.0, ci_high=0.0, detected=r % 2 == 0, truth=-1.0,
+                 converged=True, singular=False, failed=r == 2 and p == 1, error="", warnings="")
+            for p in range(2) for r in range(3)]
+    res = build_result(rows, points=[{"n_patients": 40}, {"n_patients": 80}], swept=["n_patients"],
+                       effects=["within"], n_sims=3, alpha=0.05, seed=1, model=None)
+    for column in ("n_sims", "n_ok", "n_failed"):
+        assert str(res.table[column].dtype) == "int64"
+    assert "<td>2</td>" in res._repr_html_()
+    header, _, second = res.table.to_csv(index=False).split("\n")[:3]
+    assert second.split(",")[header.split(",").index("n_ok")] == "2"
+    png = res.figure()._repr_png_()
+    assert png.startswith(b"\x89PNG")

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 
 import pylme_alliance as pa
 from pylme_alliance.models import diagnostics
+from pylme_alliance.models.choices import choose_therapist as _choose_therapist
 from pylme_alliance.models.model import AllianceModel
-from pylme_alliance.report.plan import _choose_therapist
 
 COLUMNS = dict(patient="patient", session="session", alliance="alliance", outcome="outcome",
                therapist="therapist", time="day")

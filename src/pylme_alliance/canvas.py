@@ -10,8 +10,23 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
+class DisplayFigure(Figure):
+    """A Figure that shows itself as an image in Jupyter whatever the backend.
+
+    Without pyplot (and without ``%matplotlib inline``) IPython shows a plain Figure as
+    ``<Figure size 900x400 with 2 Axes>``; ``_repr_png_`` gives it the picture.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
-    """A Figure with its own Agg canvas (no pyplot)."""
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    """A Figure with its own Agg canvas (no pyplot) that displays as an image in Jupyter."""
+    fig = DisplayFigure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

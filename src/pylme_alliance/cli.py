@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from . import __version__
@@ -188,19 +189,48 @@ def cli_words(message: str, parser: argparse.ArgumentParser, command: str | None
         message = re.sub(rf"\b{re.escape(action.dest)}=(['\"])([^'\"]*)\1", rf"{flag} \2", message)
         message = re.sub(rf"\b{re.escape(action.dest)}=(?=[\s,;.)]|$)", flag, message)
         message = re.sub(rf"\b{re.escape(action.dest)}=", f"{flag} ", message)
-    # "give prepare(--time...)" reads as "give --time"
+    # "give prepare(--time...)" reads as "give --time"; "prepare(..., --within early)" as "--within early"
+    message = re.sub(r"\b\w+\(\.\.\.,\s*(--[\w-]+(?: [\w.-]+)?)\)", r"\1", message)
     return re.sub(r"\b\w+\((--[\w-]+)\s*(?:\.\.\.)?\)", r"\1", message)
+
+
+def did_you_mean(extra: Sequence[str], parser: argparse.ArgumentParser, command: str | None) -> str:
+    """" (did you mean --moderator?)" for unrecognized options close to the command's own."""
+    import difflib
+
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command_parser = sub.choices.get(command) if sub is not None and command else parser
+    options = [o for a in command_parser._actions for o in a.option_strings if o.startswith("--")]
+    hints = [match[0] for word in extra if word.startswith("--")
+             for match in [difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.75)] if match]
+    return f" (did you mean {' or '.join(dict.fromkeys(hints))}?)" if hints else ""
+
+
+def _plain_warnings(parser: argparse.ArgumentParser, command: str | None) -> Callable[..., None]:
+    """warnings.showwarning for the command line: one plain line in the command's words,
+    no Python file name or source line."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        print(f"warning: {cli_words(text, parser, command)}", file=sys.stderr)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage/missing command)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}"
+                         + did_you_mean(extra, parser, getattr(args, "command", None)))
     except SystemExit as exc:  # --help / --version / usage errors
         return int(exc.code or 0)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _plain_warnings(parser, args.command)
+            return args.handler(args)
     except _CommandsMissing as exc:
         print(f"error: '{args.command}' is not available in this installation "
               f"(pylme_alliance.cli_commands.{exc.args[0]} is missing)", file=sys.stderr)

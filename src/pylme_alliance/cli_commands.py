@@ -56,6 +56,11 @@ def _print_summary(report: Any) -> None:
     sig = report.significant_moderators()
     if "moderators" in report.tables and "moderators significant" not in headline.lower():
         print(f"\nModerators significant after Benjamini-Hochberg: {', '.join(sig) if sig else 'none'}")
+    # a lead asked for but not fitted must not vanish from the summary
+    skipped = [note for note in report.notes if str(note).startswith("Lead ") and " skipped" in str(note)]
+    if skipped:
+        print("\nNot fitted:")
+        print("\n".join(f"  {note}" for note in skipped))
 
 
 def _check_out(args: argparse.Namespace, moderators: tuple[str, ...]) -> None:
@@ -156,9 +161,7 @@ def run_crosscheck(args: argparse.Namespace) -> int:
 
     out = _check_out_file(args.out, overwrite=args.overwrite) if args.out else None  # before the fit
     panel = _panel(args, (1,))
-    therapist = "none"
-    if args.therapist:
-        therapist = "crossed" if len(panel.multi_therapist_patients) else "nested"
+    therapist = "auto" if args.therapist else "none"
     model = AllianceModel(engine=args.engine, therapist=therapist,
                           reml=False if getattr(args, "ml", False) else None)
     check = crosscheck(panel, model=model)

@@ -16,9 +16,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 _TIMEOUT = 60
 
@@ -168,8 +169,8 @@ def _source_checkout() -> Path | None:
 
 def _check_python(report: DoctorReport) -> None:
     v = sys.version_info
-    report.add("python", v >= (3, 10), f"Python {v.major}.{v.minor}.{v.micro} at {sys.executable}",
-               "install Python >= 3.10")
+    report.add("python", v >= (3, 11), f"Python {v.major}.{v.minor}.{v.micro} at {sys.executable}",
+               "install Python >= 3.11 (tested: 3.11 and 3.13)")
 
 
 def _check_r(report: DoctorReport, req: dict) -> bool:
@@ -215,7 +216,7 @@ def _check_r_packages(report: DoctorReport, req: dict) -> None:
             report.add(f"R package {name}", False, f"{version} (need >= {minimum})", fix)
         else:
             report.add(f"R package {name}", True, version)
-    for name, (minimum, purpose) in optional.items():
+    for name, (_minimum, purpose) in optional.items():
         version = found.get(name, "MISSING")
         state = version if version != "MISSING" else "not installed"
         # optional: never a failed check, but say what it would be for

@@ -1,8 +1,12 @@
 """Exceptions and warnings raised by pylme_alliance."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 
 class PylmeError(Exception):
@@ -64,3 +68,59 @@ def user_stacklevel() -> int:
 
 class EngineCannotExpress(PylmeError):
     """The requested model is not expressible in the chosen engine."""
+
+
+#: Past this length a warning's text is not repeated when several fits of one call give it.
+_SHORT_WARNING = 200
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def warnings_once(function: _F) -> _F:
+    """Decorate a public function so that each warning class it raises reaches the
+    caller once per call, with its full text.
+
+    The fits of one call (a model per lead, per moderator, the refits of a test) raise
+    the same caution again and again; the reader needs it once. The warnings raised
+    inside are collected, grouped by class (in the order first seen) and emitted when
+    the call ends, also when it ends with an exception: one warning per class, whose
+    text is the first message, followed by the other distinct short messages (R's
+    one-line warnings) or by how many similar long ones were folded in. The caller's
+    own filters (``ignore``, ``error``) apply to what is emitted. Nested decorated calls
+    fold again, so a call emits each class once however deep its fits are.
+    """
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        collected: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    collected = list(caught)
+        finally:
+            for category, text in fold_warnings(collected):
+                warnings.warn(text, category, stacklevel=user_stacklevel())
+    return wrapper  # type: ignore[return-value]
+
+
+def fold_warnings(caught: Iterable[Any]) -> list[tuple[type[Warning], str]]:
+    """``(category, text)`` once per warning class of ``caught`` (``warnings.WarningMessage``
+    records), in the order first seen; see :func:`warnings_once`."""
+    by_class: dict[type[Warning], list[str]] = {}
+    for record in caught:
+        texts = by_class.setdefault(record.category, [])
+        text = str(record.message)
+        if text not in texts:
+            texts.append(text)
+    folded = []
+    for category, texts in by_class.items():
+        first, others = texts[0], texts[1:]
+        if not others:
+            folded.append((category, first))
+        elif all(len(t) <= _SHORT_WARNING for t in texts):
+            folded.append((category, " | ".join(texts)))
+        else:
+            folded.append((category, f"{first} (Said once for this call: {len(others)} more fit(s) gave the same "
+                                     "warning with their own numbers, kept on each fit's .warnings.)"))
+    return folded

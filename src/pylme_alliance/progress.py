@@ -40,7 +40,9 @@ def _bar_class(stream: Any) -> Any:
             import ipywidgets  # noqa: F401
             from tqdm.notebook import tqdm as widget_bar
         except ImportError:
-            return text_bar
+            # a text bar would print each refresh to stderr, which an exported notebook
+            # keeps as lines of history; one display updated in place leaves nothing
+            return LineBar
         return widget_bar
     return text_bar
 
@@ -123,3 +125,56 @@ class Counter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LineBar:
+    """A one-line progress display for a notebook without ipywidgets.
+
+    One output of the cell (``IPython.display`` with a ``display_id``) is updated in
+    place and cleared on close, so the saved notebook keeps no progress history. Takes
+    the part of tqdm's interface that this module uses.
+    """
+
+    def __init__(self, iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "",
+                 leave: bool = False, file: Any = None) -> None:
+        from IPython.display import display
+
+        self.iterable = iterable
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.desc, self.postfix, self.n = desc, "", 0
+        self._handle = display({"text/plain": self._line()}, raw=True, display_id=True)
+
+    def _line(self) -> str:
+        of = f"/{self.total}" if self.total is not None else ""
+        return f"{self.desc}: {self.n}{of}" + (f" ({self.postfix})" if self.postfix else "")
+
+    def _show(self) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": self._line()}, raw=True)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for item in self.iterable or ():
+                yield item
+                self.update(1)
+        finally:
+            self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._show()
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self.postfix = text
+        if refresh:
+            self._show()
+
+    def set_description_str(self, text: str, refresh: bool = True) -> None:
+        self.desc = text
+        if refresh:
+            self._show()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
+            self._handle = None

@@ -38,11 +38,20 @@ suppressPackageStartupMessages({
 })
 
 stopifnot(file.exists("tests/r/make_golden.R"))  # must run from the repo root
-out_dir <- "tests/golden"
-data_dir <- file.path(out_dir, "data")
+# One reference set per stack of R package versions: another lme4 or glmmTMB reaches other
+# digits on some cases, so each stack the project tests (Debian 12, Debian 13) has its own
+# set, named after the versions that made it (they are also inside every JSON). The data
+# are the same for every stack (tests/golden/data/, checked identical on rewrite).
+stack_label <- function() {
+  v <- function(p) as.character(packageVersion(p))
+  sprintf("R%s.%s_lme4-%s_nlme-%s_glmmTMB-%s", R.version$major, R.version$minor,
+          v("lme4"), v("nlme"), v("glmmTMB"))
+}
+out_dir <- file.path("tests/golden", stack_label())
+data_dir <- file.path("tests/golden", "data")
+dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
 dir.create(data_dir, recursive = TRUE, showWarnings = FALSE)
 unlink(list.files(out_dir, pattern = "\\.json$", full.names = TRUE))
-unlink(list.files(data_dir, pattern = "\\.csv$", full.names = TRUE))
 
 # ---------------------------------------------------------------------------
 # Lossless JSON writer.  jsonlite::toJSON caps numbers at 15 significant
@@ -113,7 +122,11 @@ write_data <- function(d, name) {
     if (is.double(out[[j]])) out[[j]] <- fmt_num(out[[j]])
     else if (is.factor(out[[j]])) out[[j]] <- as.character(out[[j]])
   }
+  old <- if (file.exists(file)) readLines(file) else NULL
   write.csv(out, file, row.names = FALSE, quote = which(is_chr), na = "NA")
+  # every stack's reference set uses the same data: another R must not have changed them
+  if (!is.null(old) && !identical(old, readLines(file)))
+    stop("data set ", name, " differs from the one in ", data_dir, " (another R's RNG?)")
   # check the CSV gives back exactly the data that is fitted
   back <- read.csv(file, stringsAsFactors = FALSE, colClasses = ifelse(is_chr, "character", NA))
   for (j in seq_along(d)) {
@@ -195,6 +208,35 @@ stability <- function(refit, d, response, values) {
 }
 lhs_name <- function(f) all.vars(f[[2]])[1]
 
+# How far the optimum itself is determined: refit with other optimizers (and, for
+# glmmTMB, with the fixed effects profiled out, or a tighter tolerance) and record the
+# largest relative change of the same values as `stability` among the fits that reach the
+# same optimum (logLik within 1e-3 of this fit's: a difference no inference can see).
+# Another version of the engine package may stop anywhere inside this spread: it is the
+# measured basis of the cross-version tolerance (tests/test_golden.py). Fits that stop
+# elsewhere are not in the spread; `logLik_best` is the best optimum any fit found.
+SAME_OPTIMUM <- 1e-3
+optimum_spread <- function(base, alternatives, values) {
+  b <- values(base)
+  ll0 <- as.numeric(logLik(base))
+  worst <- 0
+  same <- ll0
+  best <- ll0
+  for (refit in alternatives) {
+    m <- tryCatch(suppressWarnings(suppressMessages(refit())), error = function(e) NULL)
+    if (is.null(m)) next
+    v <- tryCatch(values(m), error = function(e) NULL)
+    ll <- as.numeric(logLik(m))
+    if (is.null(v) || length(v) != length(b) || any(!is.finite(v)) || !is.finite(ll)) next
+    best <- max(best, ll)
+    if (abs(ll - ll0) > SAME_OPTIMUM) next
+    worst <- max(worst, abs(v - b) / pmax(abs(b), 1e-3))
+    same <- c(same, ll)
+  }
+  list(optimum_spread = worst, logLik_spread = diff(range(same)), logLik_best = best,
+       optimum_fits = length(same))
+}
+
 versions <- function() {
   pk <- c("lme4", "lmerTest", "nlme", "glmmTMB", "TMB", "Matrix", "pbkrtest", "broom.mixed", "jsonlite")
   pk <- pk[vapply(pk, function(p) nzchar(system.file(package = p)), TRUE)]
@@ -206,12 +248,14 @@ write_case <- function(res) {
   res$package_versions <- versions()
   keys <- c("case", "engine", "data", "factors", "args", "fixed", "ran_pars", "glance", "fixef",
             "ranef", "fitted_head", "resid_head", "singular", "converged", "messages",
-            "stability", "r_version", "package_versions")
+            "stability", "optimum_spread", "logLik_spread", "logLik_best", "optimum_fits",
+            "r_version", "package_versions")
   stopifnot(setequal(names(res), keys))
   res <- res[keys]
   writeLines(to_json(res), file.path(out_dir, paste0(res$case, ".json")))
-  cat(sprintf("%-30s %-8s converged=%s singular=%s messages=%d stability=%.1e\n", res$case,
-              res$engine, res$converged, res$singular, length(res$messages[[1]]), res$stability))
+  cat(sprintf("%-30s %-8s converged=%s singular=%s messages=%d stability=%.1e spread=%.1e dLL=%.1e\n",
+              res$case, res$engine, res$converged, res$singular, length(res$messages[[1]]),
+              res$stability, res$optimum_spread, res$logLik_spread))
   invisible(res)
 }
 
@@ -228,10 +272,15 @@ case_lmer <- function(case, d, data_file, formula, reml = TRUE, ddf = "satterthw
   }
   fit <- capture(refit(d))
   m <- fit$value
-  stab <- stability(refit, d, lhs_name(f), function(m) {
+  lmer_values <- function(m) {
     cf <- summary(m)$coefficients
     c(cf[, 1], cf[, 2], as.data.frame(lme4::VarCorr(m))$sdcor)
-  })
+  }
+  stab <- stability(refit, d, lhs_name(f), lmer_values)
+  # a case defined by its control (the non-converged one) has no other optimizer to ask
+  alts <- if (!is.null(control)) list() else lapply(c("bobyqa", "Nelder_Mead"), function(o)
+    function() lme4::lmer(f, data = d, REML = reml, control = lmerControl(optimizer = o)))
+  spread <- optimum_spread(m, alts, lmer_values)
   if (ddf == "satterthwaite") {
     cf <- summary(m)$coefficients
     fixed <- fixed_rows(cf[, "Estimate"], cf[, "Std. Error"], cf[, "t value"], cf[, "df"],
@@ -254,7 +303,7 @@ case_lmer <- function(case, d, data_file, formula, reml = TRUE, ddf = "satterthw
   conv_msgs <- m@optinfo$conv$lme4$messages
   args <- list(formula = formula, reml = reml, ddf = ddf)
   if (!is.null(control)) args$control <- control
-  write_case(list(
+  write_case(c(list(
     case = case, engine = "lmer", data = data_file,
     factors = used_factors(d, list(formula)), args = args,
     fixed = fixed, ran_pars = rp,
@@ -270,7 +319,7 @@ case_lmer <- function(case, d, data_file, formula, reml = TRUE, ddf = "satterthw
     # alone does not make converged FALSE.
     converged = m@optinfo$conv$opt == 0 &&
       !any(!grepl("^boundary \\(singular\\) fit", conv_msgs)),
-    messages = arr(fit$messages), stability = stab))
+    messages = arr(fit$messages), stability = stab), spread))
 }
 
 make_cor <- function(spec) {
@@ -292,12 +341,16 @@ case_lme <- function(case, d, data_file, fixed, random, correlation = NULL, reml
                                   control = lmeControl(returnObject = TRUE))
   fit <- capture(refit(d))
   m <- fit$value
-  stab <- stability(refit, d, lhs_name(ff), function(m) {
+  lme_values <- function(m) {
     cst <- m$modelStruct$corStruct
     c(nlme::fixef(m), sqrt(diag(vcov(m))), sigma(m),
       unlist(lapply(as.matrix(m$modelStruct$reStruct), function(M) sqrt(diag(M)) * sigma(m))),
       if (!is.null(cst)) coef(cst, unconstrained = FALSE))
-  })
+  }
+  stab <- stability(refit, d, lhs_name(ff), lme_values)
+  spread <- optimum_spread(m, list(function() nlme::lme(
+    ff, data = d, random = rf, correlation = cs, method = if (reml) "REML" else "ML",
+    control = lmeControl(returnObject = TRUE, opt = "optim"))), lme_values)
   tt <- summary(m)$tTable
   fixed_tab <- fixed_rows(tt[, "Value"], tt[, "Std.Error"], tt[, "t-value"], tt[, "DF"],
                           tt[, "p-value"], rownames(tt))
@@ -327,7 +380,7 @@ case_lme <- function(case, d, data_file, fixed, random, correlation = NULL, reml
   ll <- logLik(m)
   args <- list(fixed = fixed, random = random,
                correlation = if (is.null(correlation)) NULL else correlation, reml = reml)
-  write_case(list(
+  write_case(c(list(
     case = case, engine = "lme", data = data_file,
     factors = used_factors(d, c(list(fixed, random), if (!is.null(correlation)) list(correlation$form))),
     args = args, fixed = fixed_tab, ran_pars = rp,
@@ -339,7 +392,7 @@ case_lme <- function(case, d, data_file, fixed, random, correlation = NULL, reml
     fitted_head = head_num(fitted(m), 10), resid_head = head_num(residuals(m), 10),
     singular = FALSE,
     converged = !any(grepl("converg", fit$messages, ignore.case = TRUE)),
-    messages = arr(fit$messages), stability = stab))
+    messages = arr(fit$messages), stability = stab), spread))
 }
 
 case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula = NULL,
@@ -350,11 +403,17 @@ case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula 
   refit <- function(dd) glmmTMB::glmmTMB(f, data = dd, dispformula = df_, REML = reml, control = ctrl)
   fit <- capture(refit(d))
   m <- fit$value
-  stab <- stability(refit, d, lhs_name(f), function(m) {
+  tmb_values <- function(m) {
     cf <- summary(m)$coefficients$cond
     c(cf[, 1], cf[, 2], sigma(m), unlist(lapply(glmmTMB::VarCorr(m)$cond, function(v)
       c(attr(v, "stddev"), attr(v, "correlation")[lower.tri(attr(v, "correlation"))]))))
-  })
+  }
+  stab <- stability(refit, d, lhs_name(f), tmb_values)
+  alt_controls <- list(glmmTMBControl(optimizer = optim, optArgs = list(method = "BFGS")),
+                       glmmTMBControl(profile = TRUE),
+                       glmmTMBControl(optCtrl = list(iter.max = 1000, eval.max = 1000, rel.tol = 1e-12)))
+  spread <- optimum_spread(m, lapply(alt_controls, function(ct) function()
+    glmmTMB::glmmTMB(f, data = d, dispformula = df_, REML = reml, control = ct)), tmb_values)
   cf <- summary(m)$coefficients$cond
   fixed <- fixed_rows(cf[, "Estimate"], cf[, "Std. Error"], cf[, "z value"], NULL,
                       cf[, "Pr(>|z|)"], rownames(cf))
@@ -375,7 +434,7 @@ case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula 
     rp[[length(rp) + 1]] <- list(group = "Residual", term = "sd__Observation", estimate = sigma(m))
   ll <- logLik(m)
   flist <- m$modelInfo$reTrms$cond$flist
-  write_case(list(
+  write_case(c(list(
     case = case, engine = "glmmtmb", data = data_file,
     factors = used_factors(d, list(formula)),
     args = c(list(formula = formula, reml = reml, dispformula = dispformula),
@@ -389,7 +448,7 @@ case_glmmtmb <- function(case, d, data_file, formula, reml = FALSE, dispformula 
     fitted_head = head_num(fitted(m), 10), resid_head = head_num(residuals(m, type = "response"), 10),
     singular = FALSE,
     converged = isTRUE(m$sdr$pdHess) && m$fit$convergence == 0,
-    messages = arr(fit$messages), stability = stab))
+    messages = arr(fit$messages), stability = stab), spread))
   invisible(m)
 }
 
@@ -517,4 +576,4 @@ case_lmer("singular_fit", singular_data, singular_csv, "y ~ x + (1 | group)")
 case_lmer("nonconverged_fit", sleep, sleep_csv, ss_f,
           control = list(optimizer = "bobyqa", optCtrl = list(maxfun = 10)))
 
-cat("done:", length(list.files(out_dir, pattern = "\\.json$")), "cases\n")
+cat("done:", length(list.files(out_dir, pattern = "\\.json$")), "cases in", out_dir, "\n")

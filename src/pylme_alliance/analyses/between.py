@@ -2,7 +2,7 @@
 estimand stated.
 
 With the current outcome controlled (the lagged alliance model), the alliance_between
-coefficient is beta*(1 - b_Y): how much more the outcome CHANGES for patients with a
+coefficient is a conditional change coefficient: how much more the outcome CHANGES for patients with a
 better alliance at the same current outcome, not how different their outcomes are
 (METHODS.md, best practice 4; on the demo it was -0.96 at lead 1 and -4.97 at lead 2 for
 the same patients). The study's between-patient sentence ("patients who reported a
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
+from ..models.choices import choose_therapist
 from ..models.estimands import BETWEEN_LEVEL_EARLY, BETWEEN_LEVEL_MEAN
 from ..panel import _centering
 from ..panel._checks import _numeric_values
@@ -225,16 +226,7 @@ def _intake(panel: AlliancePanel, codes: np.ndarray, starts: np.ndarray, n_patie
 
 
 def _therapist_design(panel: AlliancePanel, therapist: str) -> str:
-    if therapist not in ("auto", "nested", "crossed", "none"):
-        raise PylmeError(f"therapist must be 'auto', 'nested', 'crossed' or 'none', got {therapist!r}")
-    has = panel.roles.get("therapist") is not None
-    if therapist == "auto":
-        return "none" if not has else ("crossed" if len(panel.multi_therapist_patients) else "nested")
-    if therapist != "none" and not has:
-        raise PylmeError(f"therapist={therapist!r} needs a therapist column; give prepare(therapist=...)")
-    if therapist == "nested" and len(panel.multi_therapist_patients):
-        raise PylmeError("some patients saw more than one therapist; use therapist='crossed'")
-    return therapist
+    return choose_therapist(panel, therapist)[0]
 
 
 def _fit(frame: pd.DataFrame, fixed: str, therapist: str, engine: str) -> MixedFit:

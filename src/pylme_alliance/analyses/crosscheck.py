@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 from ..errors import EngineCannotExpress, PylmeError
+from ..models.choices import choose_therapist
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
 from ..sm_crosscheck import Crosscheck, crosscheck_result
@@ -72,6 +73,7 @@ def crosscheck(panel: AlliancePanel, *, model: AllianceModel | None = None) -> C
     model = model or AllianceModel(therapist="none")
     if not isinstance(model, AllianceModel):
         raise PylmeError(f"model must be an AllianceModel, got {type(model).__name__}")
+    model = model.replace(therapist=choose_therapist(panel, model.therapist)[0])
     if model.residual != "iid":
         raise EngineCannotExpress(f"statsmodels MixedLM has no residual correlation structure, so "
                                   f"residual={model.residual!r} cannot be cross-checked; use residual='iid'")

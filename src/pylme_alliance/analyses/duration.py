@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import PylmeError
+from ..errors import PylmeError, warnings_once
 from ..models.estimands import for_term
 from ..models.model import EFFECTS, AllianceModel
 from ..panel.prepare import AlliancePanel
@@ -18,6 +18,7 @@ COLUMNS = ["lead", "effect", "term", "estimate", "std_error", "df", "statistic",
            "conf_high", "std_estimate", "n", "n_patients", "converged", "singular", "estimand"]
 
 
+@warnings_once
 def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: str = "total",
              progress: bool = False, **model: Any) -> pd.DataFrame:
     """Fit the same alliance model for the outcome 1, 2, 3, ... sessions ahead.
@@ -55,16 +56,29 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
         std_estimate, n (sessions used), n_patients, converged, singular, and
         ``estimand`` (what the row estimates, from :mod:`.estimands`). The duration figure is
         :func:`pylme_alliance.report.figures.duration_plot` of this table.
+        ``table.attrs["notes"]`` says what the fits chose or changed (the therapist term
+        chosen when ``therapist`` is "auto", the default; random intercepts removed).
+
+    Warns
+    -----
+    Each warning class once per call (e.g. one NickellWarning for all the leads).
     """
     if "lead" in model:
         raise PylmeError("duration() sets the lead itself; pass leads=(...) instead of lead=")
     if effect not in EFFECTS:
         raise PylmeError(f"effect must be 'total' or 'direct', got {effect!r}")
     leads = check_leads(panel, leads, "duration()")
-    rows = [lead_rows(lead_model(lead, effect=effect, **model).fit(panel))
+    fits = [lead_model(lead, effect=effect, **model).fit(panel)
             for lead in named_steps(leads, lead_step_names(leads), enabled=progress,
                                     desc=f"duration ({effect})")]
-    return pd.concat(rows, ignore_index=True)
+    table = pd.concat([lead_rows(fit) for fit in fits], ignore_index=True)
+    table.attrs["notes"] = fit_notes(fits)
+    return table
+
+
+def fit_notes(fits: Iterable[Any]) -> list[str]:
+    """The fits' notes (the therapist term chosen, random intercepts removed), each once."""
+    return list(dict.fromkeys(note for fit in fits for note in getattr(fit, "notes", ())))
 
 
 def lead_step_names(leads: tuple[int, ...]) -> list[str]:

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import PylmeError
+from ..errors import PylmeError, warnings_once
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
 from ..progress import named_steps
+from .duration import fit_notes
 
 COLUMNS = ["moderator", "kind", "term", "at", "label", "estimate", "std_error", "df", "statistic",
            "p_value", "conf_low", "conf_high", "p_adjusted", "n"]
@@ -35,6 +36,7 @@ def benjamini_hochberg(p: Iterable[float]) -> np.ndarray:
     return out
 
 
+@warnings_once
 def moderators(panel: AlliancePanel, candidates: Iterable[Any], *, simple_slopes: bool = True,
                progress: bool = False, **model: Any) -> pd.DataFrame:
     """Test each candidate moderator of the alliance-outcome association.
@@ -61,7 +63,13 @@ def moderators(panel: AlliancePanel, candidates: Iterable[Any], *, simple_slopes
         Rows of kind "interaction" (term ``alliance_within:<moderator>`` etc., with
         ``p_adjusted``: Benjamini-Hochberg over all interaction rows of the table) and,
         with ``simple_slopes``, rows of kind "simple_slope" (``at``/``label`` the
-        moderator value, ``term`` the alliance component).
+        moderator value, ``term`` the alliance component). ``table.attrs["notes"]`` says
+        what the fits chose or changed (the therapist term chosen when ``therapist`` is
+        "auto", the default; random intercepts removed).
+
+    Warns
+    -----
+    Each warning class once per call, whatever the number of candidates.
     """
     candidates = list(candidates)
     if not candidates:
@@ -71,11 +79,13 @@ def moderators(panel: AlliancePanel, candidates: Iterable[Any], *, simple_slopes
     unknown = [c for c in candidates if c not in panel.moderators]
     if unknown:
         raise PylmeError(f"{unknown} were not prepared as moderators; call prepare(..., moderators={candidates!r})")
-    parts = [moderator_rows(AllianceModel(moderators=(name,), **model).fit(panel), name,
-                            simple_slopes=simple_slopes)
-             for name in named_steps(candidates, [f"moderator {c}" for c in candidates], enabled=progress,
-                                     desc="moderators")]
-    return adjust(pd.concat(parts, ignore_index=True))
+    fits = {name: AllianceModel(moderators=(name,), **model).fit(panel)
+            for name in named_steps(candidates, [f"moderator {c}" for c in candidates], enabled=progress,
+                                    desc="moderators")}
+    table = adjust(pd.concat([moderator_rows(fit, name, simple_slopes=simple_slopes) for name, fit in fits.items()],
+                             ignore_index=True))
+    table.attrs["notes"] = fit_notes(fits.values())
+    return table
 
 
 def moderator_rows(fit: Any, name: Any, *, simple_slopes: bool = True) -> pd.DataFrame:

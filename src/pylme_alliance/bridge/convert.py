@@ -146,7 +146,7 @@ def _column_to_r(series: pd.Series, column: str) -> ri.SexpVector:
         return _float_vector(_na_float(series.to_numpy(dtype=np.float64, na_value=np.nan), missing))
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _datetime_to_r(series)
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or dtype == object:  # noqa: E721 (a numpy dtype equals the type)
         kind = pd.api.types.infer_dtype(series, skipna=True)
         if kind in ("string", "empty", "unicode"):
             return _strings_to_r(series, column)

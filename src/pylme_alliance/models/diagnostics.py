@@ -8,10 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..engines.flags import boundary_parameters
 from ..errors import PylmeError
 from ..panel.prepare import AlliancePanel
+from .boundary import boundary_terms, slope_degenerate
 from .model import AllianceModel
+
+__all__ = ["boundary_terms", "slope_degenerate", "degenerate", "fit_status", "fit_flags", "residual_acf", "ar1_engine",
+           "ar1_row", "ar1_alternative", "ar1_table"]
 
 FIT_COLUMNS = ["model", "engine", "lead", "moderator", "nobs", "converged", "singular", "degenerate", "status",
                "n_warnings", "warnings"]
@@ -24,28 +27,6 @@ def degenerate(fit: Any) -> bool:
     stats = getattr(fit, "stats", None) or {}
     return bool(stats.get("degenerate", fit.singular))
 
-
-
-def boundary_terms(fit: Any) -> list[str]:
-    """The variance parameters at (or next to) the boundary, in words: SDs ~ 0 relative
-    to the residual SD and correlations beyond +/-0.99 (the rule of
-    :mod:`pylme_alliance.engines.flags`)."""
-    try:
-        pars = fit.ran_pars_table
-    except Exception:  # a fit without a ran_pars table has no boundary to name
-        return []
-    sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
-    return [f"SD of the random {name} over {group} ~ 0" if kind == "sd"
-            else f"correlation {name} over {group} = {value:+.3f}"
-            for kind, group, name, value in boundary_parameters(pars, sigma)]
-
-
-def slope_degenerate(fit: Any, term: str = "alliance_within") -> bool:
-    """Whether the random slope of ``term`` is at the boundary: its SD ~ 0 or its
-    correlation with another random term beyond +/-0.99 (other parameters at the
-    boundary, e.g. a patient intercept absorbed by the patient's mean outcome, do not
-    make the slope unidentified)."""
-    return any(term in text for text in boundary_terms(fit))
 
 
 def fit_status(fit: Any) -> str:

@@ -36,9 +36,11 @@ CONCURRENT_BETWEEN = (
     "level differs by one point (an association)"
 )
 BETWEEN_CONDITIONAL = (
-    "between-patient, conditional change: with the current outcome controlled, the difference in the "
-    "outcome {lead} session(s) later between patients whose alliance level differs by one point AT THE "
-    "SAME current outcome, i.e. beta*(1 - b_Y); not a difference in outcome level (see between_effect())"
+    "between-patient, conditional change: the difference in the outcome {lead} session(s) later between "
+    "patients whose alliance level differs by one point AT THE SAME {held}, roughly how much faster the "
+    "outcome changes for patients with a better alliance; not a difference in outcome level (see "
+    "between_effect()) and not a fixed multiple of the within effect (it depends on how the outcome "
+    "carries over and on the patients' own trajectories)"
 )
 BETWEEN_UNCONDITIONAL = (
     "between-patient: the difference in the outcome {lead} session(s) later between patients whose "
@@ -142,7 +144,10 @@ def for_term(term: str, model: Any) -> str:
     if term == "alliance_between":
         if lead == 0:
             return CONCURRENT_BETWEEN
-        return (BETWEEN_UNCONDITIONAL if control is False else BETWEEN_CONDITIONAL).format(lead=lead)
+        if control is False:
+            return BETWEEN_UNCONDITIONAL.format(lead=lead)
+        held = "current outcome" if control == "raw" else "mean outcome over the fitted sessions"
+        return BETWEEN_CONDITIONAL.format(lead=lead, held=held)
     if term == "outcome_between":
         return LAGGED_OUTCOME_BETWEEN
     if term.startswith("outcome_before"):

@@ -26,15 +26,24 @@ WITHIN, BETWEEN = "alliance_within", "alliance_between"
 
 @dataclass(frozen=True, repr=False)
 class AllianceFit(MixedFit):
-    """The fitted alliance-outcome model (a :class:`~pylme_alliance.MixedFit`)."""
+    """The fitted alliance-outcome model (a :class:`~pylme_alliance.MixedFit`).
+
+    Besides the MixedFit fields: ``model`` (with every "auto" option decided), ``spec``
+    (as the engine was given it), ``panel``, ``notes`` (sentences on what the fit chose
+    or changed: the therapist term chosen, random intercepts removed) and
+    ``removed_terms`` (random terms removed because the fixed part carries them,
+    "group: (Intercept)"; see :mod:`.boundary`).
+    """
 
     model: AllianceModelLike | None = None
     spec: ModelSpec | None = None
     panel: AlliancePanel | None = None
+    notes: tuple[str, ...] = ()
+    removed_terms: tuple[str, ...] = ()
 
     @classmethod
     def from_fit(cls, fit: MixedFit, *, model: AllianceModelLike, spec: ModelSpec,
-                 panel: AlliancePanel) -> AllianceFit:
+                 panel: AlliancePanel, notes: tuple[str, ...] = ()) -> AllianceFit:
         values = {f.name: getattr(fit, f.name) for f in fields(MixedFit)}
         renames = {k: str(v) for k, v in spec.moderator_names.items() if k != str(v)}
         if renames:
@@ -45,7 +54,7 @@ class AllianceFit(MixedFit):
                 values["vcov_matrix"] = vc.rename(index=lambda t: _rename(t, renames),
                                                   columns=lambda t: _rename(t, renames))
         values["formula"] = spec.describe()
-        return cls(**values, model=model, spec=spec, panel=panel)
+        return cls(**values, model=model, spec=spec, panel=panel, notes=tuple(notes))
 
     # ------------------------------------------------------------------ effects
     def alliance_effects(self, *, conf_level: float = 0.95) -> pd.DataFrame:
@@ -55,7 +64,7 @@ class AllianceFit(MixedFit):
 
         - ``estimand``: the estimand in words (:func:`.estimands.for_term`). With the
           outcome controlled (the default), the between coefficient is a CONDITIONAL
-          change coefficient beta*(1 - b_Y), not a difference in outcome level; the level
+          change coefficient, not a difference in outcome level; the level
           difference is :func:`~.between.between_effect`.
         - ``predictor_sd``, ``outcome_sd``, ``std_estimate``: the standardised estimate
           ``std = b * SD(alliance component) / SD(outcome component)``, each component

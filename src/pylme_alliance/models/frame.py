@@ -110,7 +110,14 @@ def _decompose(frame: pd.DataFrame, spec: ModelSpec, model: Any, prior: str | No
     deviation = "outcome_within" if prior is None else prior.replace("outcome_", "outcome_within_")
     out[deviation] = np.where(kept, source.to_numpy(dtype=float) - level, np.nan)
     if BEFORE in frame:
-        out[f"{BEFORE}_within"] = np.where(kept, frame[BEFORE].to_numpy(dtype=float) - level, np.nan)
+        # its own patient mean, not the current outcome's: with every time-varying control
+        # centred on its own mean (and that mean a term) the within-alliance coefficient is
+        # the fixed-effects one; centred on the current outcome's mean it was not (a gap of
+        # -0.13 on average, up to 0.29, against OLS with patient dummies; issue 18)
+        before = frame[BEFORE].to_numpy(dtype=float)
+        before_level, before_grand = means.of(before)
+        out[f"{BEFORE}_within"] = np.where(kept, before - before_level, np.nan)
+        out[f"{BEFORE}_between"] = np.where(kept, before_level - before_grand, np.nan)
     if recentre_alliance:
         alliance = frame["alliance_within"].to_numpy(dtype=float) + frame["alliance_between"].to_numpy(dtype=float)
         mean_alliance, grand_alliance = means.of(alliance)

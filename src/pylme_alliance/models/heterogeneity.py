@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import PylmeError
+from .boundary import slope_not_identified
 from .protocols import FittedAllianceModel
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
     SlopeTest,
@@ -100,6 +101,16 @@ def category_names(outcome_better: str | None) -> tuple[str, str, str]:
     return f"clearly {words['negative']}", "uncertain", f"clearly {words['positive']}"
 
 
+def _shown_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as text cells: numbers to 3 decimals, counts of patients as integers."""
+    shown = summary.copy()
+    counts = shown["note"].astype(str).str.startswith("count")
+    for column in ("estimate", "conf_low", "conf_high"):
+        shown[column] = [("" if not np.isfinite(v) else f"{v:.0f}" if is_count else f"{v:.3f}")
+                         for v, is_count in zip(pd.to_numeric(shown[column]), counts)]
+    return shown
+
+
 # ---------------------------------------------------------------------- result
 @dataclass(frozen=True)
 class Heterogeneity:
@@ -126,8 +137,8 @@ class Heterogeneity:
     degenerate : bool
         The fit's ``degenerate`` flag (glance(); any random SD about 0 or a correlation
         beyond +-0.99, every engine). ``degenerate_reason`` says which parameter(s).
-        Only a degenerate SLOPE (its SD about 0 or its correlation beyond +-0.99) turns
-        a significant test into "supported but degenerate": a patient-intercept SD of
+        Only a degenerate SLOPE (its SD about 0 or its correlation beyond +-0.99) makes
+        the verdict "not estimated": a patient-intercept SD of
         about 0, common once the outcome's person mean is controlled, leaves the slope
         variance identified (the reason is still stated).
     mean, mean_se : float
@@ -149,9 +160,13 @@ class Heterogeneity:
     outcome_better : {"lower", "higher"} or None
         The outcome direction the words use (from the panel).
     verdict : str
-        "supported" (test p < alpha, slope not degenerate), "supported but degenerate",
-        "not supported" (the data cannot distinguish heterogeneity from none) or "not
-        tested" (test not run, or a log-likelihood missing, e.g. a non-converged fit).
+        "supported" (test p < alpha, slope not at the boundary), "not supported" (the
+        data cannot distinguish heterogeneity from none), "not estimated" (the random
+        slope is at the boundary: its SD ~ 0 or a correlation beyond +-0.99, so the
+        variation is not identified, whatever the test says; analyze() with
+        ``random_slope="auto"`` drops such a slope by the same rule,
+        :func:`.boundary.slope_not_identified`) or "not tested" (test not run, or a
+        log-likelihood missing, e.g. a non-converged fit).
     caveat : str
         What is known about the test's own reliability for this model ("" when nothing
         is): with the decomposed outcome control it rejects too often
@@ -198,6 +213,10 @@ class Heterogeneity:
         """One sentence on what the data say about heterogeneity (plain text)."""
         if self.verdict == "not tested":
             return "Heterogeneity of the within-patient effect was not tested."
+        if self.verdict == "not estimated":
+            return next((n for n in self.warnings if n.startswith("Heterogeneity of the within-patient effect was "
+                                                              "not estimated")),
+                        "Heterogeneity of the within-patient effect was not estimated.")
         p = f"p = {self.test.p_value:.3g}, {self.test.criterion} likelihood-ratio test, {self.test.mixture}"
         if self.verdict == "not supported":
             return ("The data cannot distinguish between-patient variation of the within-patient effect from "
@@ -205,8 +224,6 @@ class Heterogeneity:
         text = (f"The within-patient effect varies between patients ({p}): model SD {self.slope_sd:.3g}"
                 + (f" ({self.conf_level:.0%} CI {self.slope_sd_low:.3g} to {self.slope_sd_high:.3g})"
                    if np.isfinite(self.slope_sd_low) else "") + ".")
-        if self.verdict == "supported but degenerate":
-            text += f" The fit is degenerate ({self.degenerate_reason}), so the SD and shares are not reliable."
         if self.caveat:
             text += " Caution: " + self.caveat + "."
         return text
@@ -217,8 +234,7 @@ class Heterogeneity:
             lines.append(f"  {self.test}")
         if self.degenerate:
             lines.append(f"  Degenerate fit: {self.degenerate_reason}")
-        lines += ["", self.summary.to_string(index=False, float_format="{:.3f}".format,
-                                             formatters={"note": lambda s: str(s)[:90]})]
+        lines += ["", _shown_summary(self.summary).to_string(index=False, formatters={"note": lambda s: str(s)[:90]})]
         if self.categories:
             lines += ["", "Patients by their interval: " + ", ".join(f"{k}: {v}" for k, v in self.categories.items())]
         if self.warnings:
@@ -234,7 +250,7 @@ class Heterogeneity:
                  f"{html.escape(self.verdict)}</p><p>{html.escape(self.statement())}</p>"]
         if self.test is not None:
             parts.append(f"<p>{html.escape(str(self.test))}</p>")
-        parts.append(self.summary.to_html(index=False, float_format="{:.3f}".format))
+        parts.append(_shown_summary(self.summary).to_html(index=False))
         if self.warnings:
             parts.append("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>")
         return "".join(parts) + "</div>"
@@ -384,15 +400,19 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
         notes.append("random-slope test not available: a log-likelihood is missing "
                      f"(full fit converged: {fit.converged})")
     # A degenerate intercept or therapist SD (common once the outcome's person mean is
-    # controlled) leaves the slope variance identified; only a degenerate SLOPE (its SD
-    # about 0, or its correlation beyond +-0.99) makes the claim unreliable.
-    slope_degenerate = degenerate and WITHIN in reason
-    if slope_test_result is None or not np.isfinite(slope_test_result.p_value):
+    # controlled) leaves the slope variance identified; a SLOPE at the boundary (its SD
+    # about 0, or its correlation beyond +-0.99) does not: then nothing is claimed,
+    # whatever the test says, by the same rule as analyze()'s random_slope="auto".
+    absent = slope_not_identified(fit)
+    if absent:
+        verdict = "not estimated"
+        notes.append("Heterogeneity of the within-patient effect was not estimated: " + absent)
+    elif slope_test_result is None or not np.isfinite(slope_test_result.p_value):
         verdict = "not tested"
     elif not slope_test_result.significant(alpha):
         verdict = "not supported"
     else:
-        verdict = "supported but degenerate" if slope_degenerate else "supported"
+        verdict = "supported"
 
     caveat = caveat_for(fit)
     spread = np.sqrt(tau ** 2 + se ** 2)

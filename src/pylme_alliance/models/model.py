@@ -1,7 +1,7 @@
 """AllianceModel: the alliance-outcome model of Zilcha-Mano & Errázuriz (2015), written
 for each engine.
 
-    outcome_lead{k} ~ outcome_within + outcome_between + outcome_before_within
+    outcome_lead{k} ~ outcome_within + outcome_between + outcome_before_within + outcome_before_between
                       + session + session_between + alliance_within + alliance_between
                       [+ moderator + alliance_within:moderator + alliance_between:moderator]
                       + patient intercept (+ alliance_within slope) + therapist variance
@@ -9,7 +9,8 @@ for each engine.
 The lagged outcome enters as the patient's mean (``outcome_between``) and the deviation
 from it (``outcome_within``), the Mundlak device, with the patient's mean session
 (``session_between``) beside the session trend; the outcome of the session before the
-alliance rating (``outcome_before_within``) is controlled too, because under
+alliance rating is controlled too, as its own deviation and patient mean
+(``outcome_before_within``, ``outcome_before_between``), because under
 symptom->alliance feedback it is what shaped that alliance (METHODS.md, best practice 4;
 recovery numbers in benchmarks/README.md). Every mean is taken over the rows the model
 fits, so the Mundlak terms are those of the fixed-effects estimator on the same rows; with
@@ -33,15 +34,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EngineCannotExpress, PylmeError, user_stacklevel
+from ..errors import EngineCannotExpress, PylmeError, user_stacklevel, warnings_once
 from ..panel.prepare import AlliancePanel, direct_columns
+from .boundary import drop_absorbed_intercepts
+from .choices import THERAPIST_CHOICES, choose_therapist
 from .estimands import CONTROL_OUTCOME_BIAS
 from .fit import AllianceFit
 from .frame import BEFORE, KeptMeans
 from .frame import model_frame as _model_frame
 from .frame import outcome_before as _outcome_before
 from .second_opinion import confirm_boundary_optimum
-from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, THERAPIST, ModelSpec
+from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, ModelSpec
 from .spec import model_name as _model_name
 
 __all__ = ["AllianceModel", "AllianceFit", "ModelSpec", "NickellWarning"]
@@ -80,9 +83,13 @@ class AllianceModel:
         Model the outcome ``lead`` sessions ahead (``outcome_lead{lead}`` of the panel).
         ``lead=0`` models the outcome of the same session: the concurrent association
         (it needs ``control_outcome=False``, as an outcome cannot control itself).
-    therapist : {"nested", "crossed", "none"}
+    therapist : {"auto", "nested", "crossed", "none"}
         Therapist variance: patients nested in therapists, crossed with them (patients
-        who saw several therapists), or no therapist term.
+        who saw several therapists), or no therapist term. ``"auto"`` (default) chooses
+        from the panel as :func:`~pylme_alliance.analyze` does
+        (:func:`.choices.choose_therapist`: no therapist column -> "none", a patient with
+        several therapists -> "crossed", else "nested"); the fit's ``model`` holds the
+        choice and ``notes`` says it.
     residual : {"iid", "ar1", "car1"}
         Residual correlation within patient: independent, AR(1) on session number, or
         continuous-time AR(1) on the panel's ``time`` column (in days).
@@ -123,7 +130,7 @@ class AllianceModel:
         session, sessions after a missed one) are left out.
 
         With the outcome controlled, the ``alliance_between`` coefficient is a
-        conditional change coefficient, beta*(1 - b_Y), not a level difference; the
+        conditional change coefficient, not a level difference; the
         between-patient level effect is :func:`~.between.between_effect`.
         ``True`` is accepted for older code and means ``"decomposed"`` (it meant the
         raw outcome before; a FutureWarning says so).
@@ -141,7 +148,7 @@ class AllianceModel:
     """
 
     lead: int = 1
-    therapist: str = "nested"
+    therapist: str = "auto"
     residual: str = "iid"
     random_slope: bool = True
     moderators: tuple[str, ...] = ()
@@ -161,8 +168,8 @@ class AllianceModel:
         object.__setattr__(self, "engine", engine)
         if self.engine not in ENGINES:
             raise PylmeError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.therapist not in THERAPIST:
-            raise PylmeError(f"therapist must be one of {THERAPIST}, got {self.therapist!r}")
+        if self.therapist not in THERAPIST_CHOICES:
+            raise PylmeError(f"therapist must be one of {THERAPIST_CHOICES}, got {self.therapist!r}")
         if self.residual not in RESIDUAL:
             raise PylmeError(f"residual must be one of {RESIDUAL}, got {self.residual!r}")
         if isinstance(self.lead, bool) or int(self.lead) != self.lead or self.lead < 0:
@@ -230,13 +237,17 @@ class AllianceModel:
         if self.control_outcome == "raw":
             return [prior or "outcome", *before]
         deviation = "outcome_within" if prior is None else prior.replace("outcome_", "outcome_within_")
-        return [deviation, "outcome_between", *(f"{b}_within" for b in before)]
+        return [deviation, "outcome_between", *(f"{b}_{part}" for b in before for part in ("within", "between"))]
 
     def resolve(self, panel: AlliancePanel) -> AllianceModel:
-        """This model with ``prior_outcome="auto"`` decided for ``panel`` (itself otherwise)."""
-        if self.prior_outcome != "auto":
-            return self
-        return self.replace(prior_outcome=self._prior_rows(panel) >= PRIOR_MIN_ROWS)
+        """This model with ``therapist="auto"`` and ``prior_outcome="auto"`` decided for
+        ``panel`` (itself when neither is "auto")."""
+        model = self
+        if model.therapist == "auto":
+            model = model.replace(therapist=choose_therapist(panel, "auto")[0])
+        if model.prior_outcome == "auto":
+            model = model.replace(prior_outcome=model._prior_rows(panel) >= PRIOR_MIN_ROWS)
+        return model
 
     def _prior_rows(self, panel: AlliancePanel) -> float:
         """Median fitted rows per patient when the outcome before is controlled."""
@@ -295,7 +306,7 @@ class AllianceModel:
         """Write the model for this engine and panel (no fitting)."""
         if not isinstance(panel, AlliancePanel):
             raise PylmeError("fit() and formula() take the AlliancePanel made by prepare()")
-        if self.prior_outcome == "auto":
+        if self.prior_outcome == "auto" or self.therapist == "auto":
             return self.resolve(panel).spec(panel)
         if self.lead != 0 and self.lead not in panel.leads:
             raise PylmeError(f"the panel has no outcome_lead{self.lead}; prepare it with "
@@ -305,14 +316,7 @@ class AllianceModel:
         if missing:
             raise PylmeError(f"effect='direct' needs the panel columns {missing}; prepare the panel "
                              "again with this version of prepare()")
-        therapist = self.therapist
-        if therapist != "none" and panel.roles.get("therapist") is None:
-            raise PylmeError(f"therapist={therapist!r} needs a therapist column; give prepare(therapist=...) "
-                             "or use AllianceModel(therapist='none')")
-        if therapist == "nested" and len(panel.multi_therapist_patients):
-            some = list(panel.multi_therapist_patients[:3])
-            raise PylmeError(f"{len(panel.multi_therapist_patients)} patients saw more than one therapist "
-                             f"(e.g. {some}), so patients are not nested in therapists; use therapist='crossed'")
+        therapist, _ = choose_therapist(panel, self.therapist)
         if self.residual == "car1" and panel.roles.get("time") is None:
             raise PylmeError("residual='car1' needs calendar time; give prepare(time=...) (e.g. days)")
         moderator_names = {}
@@ -378,55 +382,76 @@ class AllianceModel:
         model = self.resolve(panel)
         return _model_frame(panel, model.spec(panel), model)
 
+    @warnings_once
     def fit(self, panel: AlliancePanel) -> AllianceFit:
         """Fit the model to a prepared panel.
+
+        ``"auto"`` options are decided first (the fit's ``model`` holds the choices and
+        ``notes`` says them). A random intercept estimated at 0 because the decomposed
+        outcome control carries it (lme4, glmmTMB) is removed and the model refitted
+        without it (:mod:`.boundary`; ``removed_terms`` and ``notes`` say so). Each
+        warning class is raised once per call, with its full text.
 
         Returns
         -------
         AllianceFit
             A :class:`~pylme_alliance.MixedFit` with the alliance-specific summaries.
         """
-        if self.prior_outcome == "auto":
-            model = self.resolve(panel)
-            if model.prior_outcome is False and self.control_outcome is not False and self.lead > 0:
-                warnings.warn(
-                    f"the outcome of the session before (t - 1) is not controlled: with it the median patient "
-                    f"would keep {self._prior_rows(panel):g} fitted row(s) (fewer than {PRIOR_MIN_ROWS}), too few "
-                    "for within-patient estimates; under symptom->alliance feedback the within effect is then "
-                    "biased toward zero (set prior_outcome=False to silence this)", PriorOutcomeWarning, stacklevel=user_stacklevel())
-            return model.fit(panel)
-        spec = self.spec(panel)
-        frame = _model_frame(panel, spec, self)
-        reml = self.reml if self.reml is not None else self.engine != "glmmtmb"
-        if self.engine == "lme4":
-            from ..engines.lme4 import lmer
-
-            fit = lmer(spec.formula, frame, reml=reml)
-            fit = confirm_boundary_optimum(
-                fit, lambda: lmer(spec.formula, frame, reml=reml, control={"optimizer": "bobyqa"}))
-        elif self.engine == "glmmtmb":
-            from ..engines.glmmtmb import glmmtmb
-
-            control = {"profile": True} if self.residual == "ar1" else None
-            fit = glmmtmb(spec.formula, frame, reml=reml, dispformula=spec.dispformula, control=control)
-        elif self.engine == "nlme":
-            from ..engines.nlme import lme
-
-            # nlme's default of 50 iterations is often too few for a random slope plus AR(1)
-            fit = lme(spec.formula, frame, random=spec.random, correlation=spec.correlation, reml=reml,
-                      control=NLME_CONTROL)
-        else:
-            from ..engines.statsmodels import mixedlm
-
-            fit = mixedlm(spec.formula, frame, groups=spec.groups, re_formula=spec.re_formula,
-                          vc_formula=spec.vc_formula, reml=reml)
-        result = AllianceFit.from_fit(fit, model=self, spec=spec, panel=panel)
-        message = self._nickell_message(result)
+        model = self.resolve(panel)
+        notes = [choose_therapist(panel, "auto")[1]] if self.therapist == "auto" else []
+        if self.prior_outcome == "auto" and model.prior_outcome is False and self.control_outcome is not False \
+                and self.lead > 0:
+            warnings.warn(
+                f"the outcome of the session before (t - 1) is not controlled: with it the median patient "
+                f"would keep {self._prior_rows(panel):g} fitted row(s) (fewer than {PRIOR_MIN_ROWS}), too few "
+                "for within-patient estimates; under symptom->alliance feedback the within effect is then "
+                "biased toward zero (set prior_outcome=False to silence this)", PriorOutcomeWarning,
+                stacklevel=user_stacklevel())
+        spec = model.spec(panel)
+        frame = _model_frame(panel, spec, model)
+        # R's warnings of the fit that is kept reach the caller; a fit replaced by its
+        # refit without the absorbed intercepts ("boundary (singular) fit") does not
+        with warnings.catch_warnings(record=True) as first_warnings:
+            warnings.simplefilter("always")
+            first = AllianceFit.from_fit(model._engine_fit(spec, frame), model=model, spec=spec, panel=panel,
+                                         notes=tuple(notes))
+        with warnings.catch_warnings(record=True) as refit_warnings:
+            warnings.simplefilter("always")
+            result = drop_absorbed_intercepts(first, lambda reduced: AllianceFit.from_fit(
+                model._engine_fit(reduced, frame), model=model, spec=reduced, panel=panel, notes=tuple(notes)))
+        for caught in (first_warnings if result is first else refit_warnings):
+            warnings.warn(caught.message, caught.category, stacklevel=user_stacklevel())
+        message = model._nickell_message(result)
         if message is not None:
             # kept on the fit (the report shows it next to the lagged-outcome slope) and raised
             warnings.warn(message, NickellWarning, stacklevel=user_stacklevel())
             result = replace(result, warnings=tuple(result.warnings) + (message,))
         return result
+
+    def _engine_fit(self, spec: ModelSpec, frame: pd.DataFrame) -> Any:
+        """The engine's fit of ``spec`` to the model frame (a MixedFit)."""
+        reml = self.reml if self.reml is not None else self.engine != "glmmtmb"
+        if self.engine == "lme4":
+            from ..engines.lme4 import lmer
+
+            fit = lmer(spec.formula, frame, reml=reml)
+            return confirm_boundary_optimum(
+                fit, lambda: lmer(spec.formula, frame, reml=reml, control={"optimizer": "bobyqa"}))
+        if self.engine == "glmmtmb":
+            from ..engines.glmmtmb import glmmtmb
+
+            control = {"profile": True} if self.residual == "ar1" else None
+            return glmmtmb(spec.formula, frame, reml=reml, dispformula=spec.dispformula, control=control)
+        if self.engine == "nlme":
+            from ..engines.nlme import lme
+
+            # nlme's default of 50 iterations is often too few for a random slope plus AR(1)
+            return lme(spec.formula, frame, random=spec.random, correlation=spec.correlation, reml=reml,
+                       control=NLME_CONTROL)
+        from ..engines.statsmodels import mixedlm
+
+        return mixedlm(spec.formula, frame, groups=spec.groups, re_formula=spec.re_formula,
+                       vc_formula=spec.vc_formula, reml=reml)
 
     def _nickell_message(self, fit: AllianceFit) -> str | None:
         """The dynamic-panel caution for the lagged-outcome deviation slope, when it applies.
@@ -460,3 +485,4 @@ class AllianceModel:
             "was within 3.5% of the truth on short, unbalanced series and at T = 20 with "
             "symptom->alliance feedback, and within 5.4% at T = 8 with feedback."
         )
+

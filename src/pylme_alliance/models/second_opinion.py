@@ -55,17 +55,31 @@ def confirm_boundary_optimum(fit: MixedFit, refit: Callable[[], MixedFit]) -> Mi
     if ll_other > ll + LOGLIK_TOL and other.converged:
         return _noted(other, f"the default optimizer stopped {ll_other - ll:.2g} log-likelihood units "
                              "short of the optimum bobyqa found; bobyqa's fit is used", True)
-    a = fit.fixef_values
-    b = other.fixef_values.reindex(a.index)
-    scale = np.maximum(1.0, np.abs(a.to_numpy(dtype=float)))
-    gap = float(np.nanmax(np.abs(a.to_numpy(dtype=float) - b.to_numpy(dtype=float)) / scale)) if len(a) else 0.0
-    if abs(ll_other - ll) <= LOGLIK_TOL and gap <= FIXEF_TOL:
+    gap = fixef_gap(fit, other)
+    if same_optimum(fit, other):
         return _noted(fit, "lme4's convergence warning on this boundary (singular) fit was checked: bobyqa "
                            f"reached the same optimum (log-likelihood within {abs(ll_other - ll):.1g}, fixed "
                            f"effects within {gap:.1g} relative)", True)
     return _noted(fit, "convergence check with bobyqa: a different optimum (log-likelihood "
                        f"{ll_other:.6g} vs {ll:.6g}, fixed effects up to {gap:.2g} apart); treat the fit as "
                        "not converged", False)
+
+
+def fixef_gap(fit: MixedFit, other: MixedFit) -> float:
+    """The largest difference of the two fits' fixed effects, relative to max(1, |estimate|)."""
+    a = fit.fixef_values
+    b = other.fixef_values.reindex(a.index)
+    scale = np.maximum(1.0, np.abs(a.to_numpy(dtype=float)))
+    return float(np.nanmax(np.abs(a.to_numpy(dtype=float) - b.to_numpy(dtype=float)) / scale)) if len(a) else 0.0
+
+
+def same_optimum(fit: MixedFit, other: MixedFit) -> bool:
+    """The two fits reached the same optimum: log-likelihoods within ``LOGLIK_TOL`` and
+    fixed effects within ``FIXEF_TOL`` (:func:`fixef_gap`), the same fixed terms."""
+    ll, ll_other = float(fit.stats.get("logLik", np.nan)), float(other.stats.get("logLik", np.nan))
+    if not (np.isfinite(ll) and np.isfinite(ll_other)) or set(fit.fixef_values.index) != set(other.fixef_values.index):
+        return False
+    return abs(ll_other - ll) <= LOGLIK_TOL and fixef_gap(fit, other) <= FIXEF_TOL
 
 
 def _noted(fit: MixedFit, note: str, converged: bool) -> MixedFit:

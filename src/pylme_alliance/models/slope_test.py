@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters, residual_sd
 from ..errors import PylmeError
+from .boundary import specified_ran_pars
+from .mixture import mixture_p_value, mixture_text  # noqa: F401 (the test's names live here too)
 from .protocols import FittedAllianceModel
 
 
@@ -64,18 +65,6 @@ class SlopeTest:
                 f"q = {self.df}, p = {self.p_value:.3g} (null: {self.mixture})")
 
 
-def mixture_p_value(statistic: float, q: int) -> float:
-    """p-value of an LR statistic under 0.5*chi2(q-1) + 0.5*chi2(q) (chi2(0): mass at 0)."""
-    if not np.isfinite(statistic) or q < 1:
-        return float("nan")
-    low = (1.0 if statistic <= 0 else 0.0) if q == 1 else float(stats.chi2.sf(statistic, q - 1))
-    return float(0.5 * low + 0.5 * stats.chi2.sf(statistic, q))
-
-
-def mixture_text(q: int) -> str:
-    return f"0.5*chi2({q - 1}) + 0.5*chi2({q})"
-
-
 #: What the recovery study found about this test in the default (decomposed-control) model.
 DECOMPOSED_CAVEAT = (
     "with the decomposed outcome control this test rejects too often: in the package's recovery study "
@@ -110,11 +99,12 @@ def slope_test(fit: FittedAllianceModel) -> SlopeTest:
     if full_reml != red_reml:  # same AllianceModel, so this cannot happen; guard the claim anyway
         raise PylmeError("the two fits use different criteria (REML and ML)")
     ll_full, ll_red = float(fit.stats.get("logLik", np.nan)), float(reduced.stats.get("logLik", np.nan))
-    keys = lambda t: set(zip(t["group"].astype(str), t["term"].astype(str)))  # noqa: E731
-    removed = tuple(sorted(f"{g}: {t}" for g, t in keys(fit.ran_pars_table) - keys(reduced.ran_pars_table)))
-    q = int(round(float(fit.stats.get("df", np.nan)) - float(reduced.stats.get("df", np.nan)))) \
-        if np.isfinite(fit.stats.get("df", np.nan)) and np.isfinite(reduced.stats.get("df", np.nan)) \
-        else len(removed)
+    removed = tuple(sorted(f"{g}: {t}" for g, t in specified_ran_pars(fit) - specified_ran_pars(reduced)))
+    # parameters of the models as specified: a random intercept removed from either fit
+    # because the fixed part carries it (models/boundary.py) was at 0 and is counted
+    df_full = float(fit.stats.get("df_specified") or fit.stats.get("df", np.nan))
+    df_reduced = float(reduced.stats.get("df_specified") or reduced.stats.get("df", np.nan))
+    q = int(round(df_full - df_reduced)) if np.isfinite(df_full) and np.isfinite(df_reduced) else len(removed)
     if q < 1:
         q = max(len(removed), 1)
         notes.append(f"parameter counts did not differ; q taken as {q} from the ran_pars rows removed")

@@ -83,7 +83,7 @@ def prepare(
     time: Hashable | None = None,
     within: str = "person_mean",
     early_sessions: int = 3,
-    leads: Iterable[int] | int = (1,),
+    leads: Iterable[int] | int = (1, 2, 3),
     moderators: Iterable[Hashable] | Hashable = (),
     min_sessions: int = 2,
     time_varying: Iterable[Hashable] | Hashable = (),
@@ -118,7 +118,8 @@ def prepare(
         Number of first sessions averaged when ``within="early"``.
     leads : tuple of int
         Add ``outcome_lead<k>``: the outcome at session t + k of the same patient,
-        found by session number (NA when that session is missing).
+        found by session number (NA when that session is missing). The default
+        (1, 2, 3) is the default of :func:`~pylme_alliance.analyze` and ``duration()``.
     moderators : column names
         Numeric moderators are grand-mean centred over patients into
         ``<name>_c``; categorical ones (object, string, category, bool) become a

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import executors
+from ..errors import warnings_once
 from ..models import diagnostics, feasibility
 from ..panel.prepare import AlliancePanel
 from ..progress import Counter
@@ -36,6 +37,7 @@ def planned_files(moderators: Iterable[Any] = ()) -> list[str]:
     return Report(tables=tables, figures=figs).file_names()  # type: ignore[arg-type]
 
 
+@warnings_once
 def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderators: Iterable[Any] = (),
             engine: str = "lme4", residual: str = "iid", therapist: str | None = None,
             random_slope: Any = "auto", control_outcome: Any = "decomposed", prior_outcome: Any = "auto",

@@ -16,6 +16,7 @@ from typing import Any
 from ..analyses.duration import check_leads, lead_model, lead_step_names
 from ..errors import PylmeError
 from ..models import design, diagnostics
+from ..models.choices import choose_therapist
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
 from .parts import Part, flag_rows
@@ -105,7 +106,7 @@ def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str,
     notes.extend(skipped)
     if not leads:
         raise PylmeError("no requested lead has at least 2 rows for most patients: " + " ".join(skipped))
-    therapist, why = _choose_therapist(panel, therapist)
+    therapist, why = choose_therapist(panel, therapist)
     if why:
         notes.append(why)
     main_lead = _main_lead(leads)
@@ -180,18 +181,6 @@ def _main_slope(panel: AlliancePanel, random_slope: Any, main_lead: int, therapi
         return bool(random_slope), ""
     capable, reason = design.slope_capacity(panel, main_lead, therapist)
     return bool(capable), ("" if capable else f"Random slope dropped (random_slope='auto'): {reason}.")
-
-
-def _choose_therapist(panel: AlliancePanel, therapist: str | None) -> tuple[str, str | None]:
-    if therapist is not None:
-        return therapist, None
-    if panel.roles.get("therapist") is None:
-        return "none", "No therapist column: the models have no therapist term (therapist='none')."
-    multi = len(panel.multi_therapist_patients)
-    if multi:
-        return "crossed", (f"{multi} patient(s) saw more than one therapist, so therapists are crossed with "
-                           "patients (therapist='crossed').")
-    return "nested", "Every patient saw one therapist: patients nested in therapists (therapist='nested')."
 
 
 def _main_lead(leads: Sequence[int]) -> int:

@@ -85,6 +85,8 @@ def build_result(rows: list[dict[str, Any]], *, points: list[dict[str, Any]], sw
             "test": "; ".join(tests),
         })
     table = pd.DataFrame(table_rows, columns=[*swept, *TABLE_COLUMNS])
+    # counts are counts: integers in the table, its HTML and its CSV (never "522.0")
+    table = table.astype({"n_sims": "int64", "n_ok": "int64", "n_failed": "int64"})
     replicates = reps[[*swept, *REPLICATE_COLUMNS]]
     settings = {"n_sims": n_sims, "alpha": alpha, "seed": seed, "effects": list(effects),
                 "model": repr(model), "design_points": [dict(p) for p in points]}
@@ -151,7 +153,8 @@ class PowerResult:
     def figure(self) -> Any:
         """Power curves: power against n_patients, one panel per effect, one line per
         value of the other swept keywords, the Monte-Carlo interval as a band and alpha
-        as a dashed line. A matplotlib Figure (no pyplot)."""
+        as a dashed line. A matplotlib Figure (no pyplot) that displays as an image in
+        Jupyter (``_repr_png_``)."""
         from ..canvas import new_figure  # matplotlib only when a figure is asked for
 
         effects = list(dict.fromkeys(self.table["effect"]))

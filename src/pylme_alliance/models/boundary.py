@@ -1,0 +1,193 @@
+"""Random terms at the boundary: which are expected by design, which are real problems.
+
+With the decomposed outcome control (the default model) the patient's mean outcome, a
+fixed effect, carries each patient's level, and with it each therapist's: the patient
+and therapist random intercepts are then estimated at 0 by construction, not because
+something went wrong. Such a term is removed and the model refitted without it (a
+parsimonious random structure: Bates et al. 2015, Matuschek et al. 2017). A variance at
+exactly 0 contributes nothing to the likelihood, so the refit has the same fixed
+effects and log-likelihood; the removal is said once (``AllianceFit.notes``) and the
+fit is no longer flagged singular. A random SLOPE at the boundary is a real problem and
+is never removed here (heterogeneity is then "not estimated").
+
+Done for the engines whose random part is a formula (lme4 and glmmTMB); nlme and
+statsmodels fits keep the terms and their boundary flag (``fit_status`` says it is
+expected).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..engines.flags import boundary_parameters
+from ..errors import PylmeError
+from .mixture import mixture_p_value
+from .second_opinion import same_optimum
+from .spec import ModelSpec
+
+WITHIN = "alliance_within"
+INTERCEPT = "(Intercept)"
+# a random term of the formulas AllianceModel.spec writes (an ar1() term is a residual structure)
+_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|0 \+ " + WITHIN + r"|1 \+ " + WITHIN + r") \| [^)]+\)")
+
+
+def boundary_terms(fit: Any) -> list[str]:
+    """The variance parameters at (or next to) the boundary, in words: SDs ~ 0 relative
+    to the residual SD and correlations beyond +/-0.99 (the rule of
+    :mod:`pylme_alliance.engines.flags`)."""
+    try:
+        pars = fit.ran_pars_table
+    except Exception:  # a fit without a ran_pars table has no boundary to name
+        return []
+    sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
+    return [f"SD of the random {name} over {group} ~ 0" if kind == "sd"
+            else f"correlation {name} over {group} = {value:+.3f}"
+            for kind, group, name, value in boundary_parameters(pars, sigma)]
+
+
+def slope_degenerate(fit: Any, term: str = WITHIN) -> bool:
+    """Whether the random slope of ``term`` is at the boundary: its SD ~ 0 or its
+    correlation with another random term beyond +/-0.99 (other parameters at the
+    boundary, e.g. a patient intercept absorbed by the patient's mean outcome, do not
+    make the slope unidentified). The one rule for analyze()'s random_slope="auto" and
+    for :meth:`AllianceFit.heterogeneity`."""
+    return any(term in text for text in boundary_terms(fit))
+
+
+def slope_not_identified(fit: Any) -> str:
+    """Why the between-patient variation of the within effect is not estimated from
+    ``fit`` ("" when it is): the model has no random slope, or the slope is at the
+    boundary."""
+    model = getattr(fit, "model", None)
+    if model is not None and not getattr(model, "random_slope", True):
+        return "the model has no random slope (random_slope=False)."
+    if not slope_degenerate(fit):
+        return ""
+    return ("in the fit with a random slope " + ", ".join(t for t in boundary_terms(fit) if WITHIN in t)
+            + ", so the variation of the within effect between patients is not identified in these data.")
+
+
+def absorbed_intercepts(fit: Any, model: Any) -> list[str]:
+    """The groups whose random intercept sits at 0 because the fixed part carries it
+    (decomposed outcome control with the patient's mean outcome in the model); empty
+    when any other parameter is at the boundary too, or the model is another."""
+    if getattr(model, "control_outcome", None) != "decomposed" or "outcome_between" not in fit.fixef_values.index:
+        return []
+    sigma = float(fit.stats.get("sigma", np.nan) or np.nan)
+    at_boundary = boundary_parameters(fit.ran_pars_table, sigma)
+    # an intercept SD at 0 leaves its correlation with the slope meaningless (often +-1);
+    # an intercept perfectly correlated with the slope is the same absorption seen from
+    # the other side (a rank-one patient covariance: the intercept only rides on the slope)
+    groups = list(dict.fromkeys(group for kind, group, name, _ in at_boundary
+                                if kind == "sd" and name == INTERCEPT
+                                or kind == "cor" and name == f"{INTERCEPT}.{WITHIN}"))
+    expected = [name == INTERCEPT or name.startswith(INTERCEPT + ".") for _, _, name, _ in at_boundary]
+    return groups if at_boundary and all(expected) else []
+
+
+def without_intercepts(spec: ModelSpec, groups: list[str]) -> ModelSpec | None:
+    """``spec`` without the random intercepts of ``groups`` (None when the engine's
+    random part is not a formula, or nothing random would remain)."""
+    if spec.engine not in ("lme4", "glmmtmb"):
+        return None
+    formula = spec.formula
+    for group in groups:
+        with_slope, alone = f"(1 + {WITHIN} | {group})", f" + (1 | {group})"
+        if with_slope in formula:
+            formula = formula.replace(with_slope, f"(0 + {WITHIN} | {group})")
+        elif alone in formula:
+            formula = formula.replace(alone, "")
+        else:
+            return None
+    if not _RANDOM_TERM.search(formula.split("~", 1)[1]):  # no variance component left
+        return None
+    return dataclasses.replace(spec, formula=formula)
+
+
+#: A random intercept that is not exactly at 0 (e.g. perfectly correlated with the slope)
+#: is removed only when the data do not support it: likelihood-ratio p above this, the
+#: criterion of Matuschek et al. (2017) for a parsimonious random structure.
+KEEP_ALPHA = 0.2
+
+
+def removal_note(groups: list[str], p_value: float | None = None) -> str:
+    """The sentence that says what was removed and why (once, in the methods)."""
+    named = " and ".join(f"the {g} random intercept" for g in groups)
+    many = len(groups) > 1
+    was, it = ("were", "them") if many else ("was", "it")
+    carried = ("(the patient's mean outcome, a fixed effect of the decomposed outcome control, carries the "
+               "patients' and therapists' levels)")
+    if p_value is None:
+        return (f"{named[0].upper()}{named[1:]} {was} estimated at 0 {carried} and {was} removed: the model was "
+                f"refitted without {it}, with the same fixed effects and log-likelihood (parsimonious random "
+                "structure, Bates et al. 2015; Matuschek et al. 2017).")
+    return (f"{named[0].upper()}{named[1:]} {was} at the boundary {carried} and the data do not support "
+            f"{it} (likelihood-ratio p = {p_value:.2g} > {KEEP_ALPHA}): {'they were' if many else 'it was'} removed "
+            f"and the model refitted without {it} (parsimonious random structure, Matuschek et al. 2017).")
+
+
+def _not_supported(fit: Any, other: Any) -> float | None:
+    """The likelihood-ratio p of the removed intercept parameters when the data do not
+    support them (p > KEEP_ALPHA), else None."""
+    ll, ll_other = float(fit.stats.get("logLik", np.nan)), float(other.stats.get("logLik", np.nan))
+    q = int(fit.stats.get("df", 0) or 0) - int(other.stats.get("df", 0) or 0)
+    if not (np.isfinite(ll) and np.isfinite(ll_other)) or q < 1:
+        return None
+    p = mixture_p_value(max(2.0 * (ll - ll_other), 0.0), q)
+    return p if p > KEEP_ALPHA else None
+
+
+def drop_absorbed_intercepts(fit: Any, refit: Callable[[ModelSpec], Any]) -> Any:
+    """``fit`` (an AllianceFit) refitted without the random intercepts its fixed part
+    carries, or ``fit`` itself when there are none, the engine cannot drop them, or the
+    refit does not reach the same optimum (log-likelihood and fixed effects; then the
+    boundary flag stays).
+
+    ``refit(spec)`` fits the reduced spec and returns an AllianceFit. The result records
+    ``removed_terms`` ("group: (Intercept)"), the sentence in ``notes``, and in
+    ``stats["df_specified"]`` the parameter count of the model as specified (the
+    random-slope test compares models as specified).
+    """
+    current, removed, tested = fit, [], False
+    # removing one intercept can leave another at 0 (the therapist's, then the patient's)
+    for _ in range(3):
+        groups = absorbed_intercepts(current, fit.model)
+        reduced = without_intercepts(current.spec, groups) if groups else None
+        if reduced is None:
+            break
+        try:
+            other = refit(reduced)
+        except PylmeError:
+            break
+        if not other.converged:
+            break
+        if not same_optimum(fit, other):  # the optimum of the model as specified, or else...
+            if _not_supported(current, other) is None:  # ...terms the data do not support
+                break
+            tested = True
+        current, removed = other, [*removed, *groups]
+    if current is fit:
+        return fit
+    # the note gives the p of everything removed against the model as specified
+    p_value = _not_supported(fit, current) if tested else None
+    stats = {**current.stats, "df_specified": fit.stats.get("df")}
+    return dataclasses.replace(current, stats=stats, removed_terms=tuple(f"{g}: (Intercept)" for g in removed),
+                               notes=(*fit.notes, removal_note(removed, p_value)))
+
+
+def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:
+    """The (group, term) rows of ``fit``'s ran_pars table as the model was specified:
+    with the random intercepts removed by :func:`drop_absorbed_intercepts` put back (an
+    intercept SD, and its correlation with a slope of the same group)."""
+    table = fit.ran_pars_table
+    rows = set(zip(table["group"].astype(str), table["term"].astype(str)))
+    for removed in getattr(fit, "removed_terms", ()):
+        group = removed.split(": ", 1)[0]
+        rows.add((group, f"sd__{INTERCEPT}"))
+        if (group, f"sd__{WITHIN}") in rows:
+            rows.add((group, f"cor__{INTERCEPT}.{WITHIN}"))
+    return rows
