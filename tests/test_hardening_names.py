@@ -83,6 +83,11 @@ def test_integers_beyond_double_precision_are_refused():
     data = pd.DataFrame({"session": np.array([1, 10**19], dtype=np.uint64)})
     with pytest.raises(PylmeError, match=r"'session' has 1 integer\(s\) beyond 2\^53"):
         model_columns(data, ["session"])
+    nullable = pd.DataFrame({"session": pd.array([1, None, 10**19], dtype="UInt64")})
+    with pytest.raises(PylmeError, match="beyond 2\\^53"):
+        model_columns(nullable, ["session"])
+    with pytest.raises(PylmeError, match="beyond 2\\^53"):
+        model_columns(pd.DataFrame({"session": [1, -(2**62)]}), ["session"])
     ok = pd.DataFrame({"session": np.array([1, 2**53], dtype=np.int64)})
     assert model_columns(ok, ["session"])["session"].tolist() == [1, 2**53]
 

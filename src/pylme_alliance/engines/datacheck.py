@@ -183,9 +183,9 @@ def _from_arrow(series: pd.Series, name: str) -> pd.Series:
 def _numbers(series: pd.Series, name: str, target: str) -> pd.Series:
     missing = series.isna().to_numpy()
     if pd.api.types.is_integer_dtype(series.dtype):
-        raw = series.dropna().to_numpy()
-        raw = raw.astype(np.uint64 if raw.dtype.kind == "u" else np.int64, copy=False)
-        too_big = (raw > MAX_EXACT_INTEGER) if raw.dtype.kind == "u" else (
+        unsigned = pd.api.types.is_unsigned_integer_dtype(series.dtype)  # uint64 holds 1e19
+        raw = series.dropna().to_numpy(dtype=np.uint64 if unsigned else np.int64)
+        too_big = (raw > MAX_EXACT_INTEGER) if unsigned else (
             (raw > MAX_EXACT_INTEGER) | (raw < -MAX_EXACT_INTEGER))
         big = raw[too_big]
         if big.size:
