@@ -284,7 +284,7 @@ def test_recovery_lme4_and_nlme_ar1(sim, panel):
     between = quiet(pa.AllianceModel(control_outcome=False).fit, panel).alliance_effects().set_index("term")
     est, se = between.loc["alliance_between", ["estimate", "std_error"]]
     assert abs(est - truth["between"]) < 3 * se
-    table = quiet(pa.duration, panel, leads=(1, 2))
+    table = quiet(pa.duration, panel, leads=(1, 2), effect="lead_regression")
     within = table[table["term"] == "alliance_within"].set_index("lead")["estimate"]
     # the data say the lead-2 effect is half the lead-1 effect (both negative)
     assert abs(within[2]) < abs(within[1])

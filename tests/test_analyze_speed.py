@@ -102,10 +102,10 @@ def test_duration_and_moderators_bars_name_their_steps(panel, monkeypatch):
     model = {"therapist": "nested", "random_slope": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pa.duration(panel, leads=(1, 2), progress=True, **model)
+        pa.duration(panel, leads=(1, 2), progress=True, effect="direct", **model)
         pa.moderators(panel, ["arm"], progress=True, **model)
-    assert "duration (total): lead 1 of 2" in FakeBar.labels
-    assert "duration (total): lead 2 of 2" in FakeBar.labels
+    assert "duration (direct): lead 1 of 2" in FakeBar.labels
+    assert "duration (direct): lead 2 of 2" in FakeBar.labels
     assert "moderators: moderator arm" in FakeBar.labels
 
 

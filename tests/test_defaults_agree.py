@@ -55,7 +55,8 @@ def test_without_a_therapist_column_every_route_chooses_none(small):
     assert "therapist" not in formula and "| patient)" in formula
     fit = quiet(pa.AllianceModel().fit, panel)
     assert fit.model.therapist == "none" and sentence in fit.notes
-    table = quiet(duration, panel, leads=(1, 2))
+    # the per-lead models (effect="total" is the RI-CLPM since issue 19: no therapist term)
+    table = quiet(duration, panel, leads=(1, 2), effect="lead_regression")
     assert set(table["lead"]) == {1, 2} and sentence in table.attrs["notes"]
     mods = quiet(pa.moderators, _panel(small, moderators=["severity"]), ["severity"])
     assert len(mods) and sentence in mods.attrs["notes"]

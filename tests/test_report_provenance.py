@@ -46,8 +46,14 @@ def test_provenance_record(report):
     assert versions["pylme_alliance"] == pa.__version__
     assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
     # the versions R itself reports, not guesses
-    for name in ("lme4", "nlme", "glmmTMB"):
+    for name in ("lme4", "nlme", "glmmTMB", "lmerTest", "emmeans", "pbkrtest"):
         assert versions[name] == _rscript_version(name)
+    from importlib import metadata
+
+    for name in ("rpy2", "statsmodels"):  # issue 21: the Python side that shapes the numbers
+        assert versions[name] == metadata.version(name)
+    line = next(x for x in provenance.lines(made) if x.startswith("Python "))
+    assert f"lmerTest {versions['lmerTest']}" in line and f"rpy2 {versions['rpy2']}" in line
     r_version = subprocess.run(["Rscript", "-e", "cat(R.version$major, R.version$minor, sep='.')"],
                                capture_output=True, text=True, check=True).stdout
     assert versions["R"] == r_version
@@ -61,18 +67,20 @@ def test_provenance_record(report):
     assert pd.Timestamp(made["date"]).tzinfo is not None
 
 
-def test_documents_open_with_provenance(report):
+def test_documents_say_how_they_were_made(report):
+    # issue 21: the documents open with the summary; how they were made is an appendix
     md = report.to_markdown()
     html = report.to_html()
     sha = report.provenance["source"]["sha256"]
-    head_md = md[: md.index("```")]
-    assert "How this report was made" in head_md and sha in head_md
+    assert md.index("## Summary") < md.index("## How this report was made")
+    head_md = md[md.index("## How this report was made"):]
+    assert sha in head_md
     assert f"lme4 {report.provenance['versions']['lme4']}" in head_md
     assert "trial <1>.csv" in head_md
     assert "'x y.csv'" in head_md  # the command line, shell-quoted
     assert "random_slope=False" in head_md and "engine='lme4'" in head_md
-    head_html = html[: html.index("<pre>")]
-    assert "How this report was made" in head_html and sha in head_html
+    head_html = html[html.index("<h2>How this report was made</h2>"):]
+    assert sha in head_html
     assert "trial &lt;1&gt;.csv" in head_html
 
 
@@ -107,7 +115,14 @@ def test_results_json_round_trip(report, tmp_path):
     assert list(loaded.tables) == list(report.tables)
     for name, table in report.tables.items():
         assert_frame_equal(loaded.tables[name], table.reset_index(drop=True), check_exact=True, obj=name)
-    assert loaded.figures == {} and loaded.notes == report.notes
+    # the figures come back as the PNGs save wrote, and a second save keeps them
+    assert set(loaded.figures) == set(report.figures) and loaded.notes == report.notes
+    stems = report.file_stems()["figures"]
+    for name, data in loaded.figures.items():
+        assert data == (out / f"{stems[name]}.png").read_bytes()
+    again = loaded.save(tmp_path / "again")
+    assert (again / "report.html").read_text().count("data:image/png;base64") == len(report.figures)
+    assert all((again / f"{s}.png").read_bytes() == (out / f"{s}.png").read_bytes() for s in stems.values())
     assert loaded.settings["engine"] == report.settings["engine"]
     assert "How this report was made" in loaded.to_markdown()
     with pytest.raises(pa.PylmeError, match="overwrite"):
@@ -133,6 +148,6 @@ def test_headings_are_words(report):
     assert heading("simple_slopes_arm") == "Simple slopes by arm"
     md, html = report.to_markdown(), report.to_html()
     assert "### Data summary" in md and "### data_summary" not in md
-    assert "*Figure: Simple slopes by arm*" in md
+    assert "Simple slopes by arm*" in md  # "*Figure 3. Simple slopes by arm*"
     assert "<h3>Data summary</h3>" in html and "<h3>data_summary</h3>" not in html
-    assert "<figcaption>Simple slopes by arm</figcaption>" in html
+    assert "Simple slopes by arm</figcaption>" in html

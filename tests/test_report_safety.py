@@ -23,8 +23,9 @@ HOSTILE = 'x"><img src=x onerror=alert(1)>'
 SLASHED = "a/../b"
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "pre", "p", "figure", "img",
                 "figcaption", "table", "thead", "tbody", "tr", "th", "td", "ul", "li", "em", "strong", "blockquote",
-                "div"}  # div: the scroll box around each table (class="table-scroll")
-ALLOWED_ATTRS = {"charset", "alt", "src", "data-file", "class", "border", "style"}
+                "div", "dl", "dt", "dd", "details", "summary"}  # div: the scroll box around each table
+# (class="table-scroll") and the figure grid; dl: the glossary; details/summary: the notebook view
+ALLOWED_ATTRS = {"charset", "alt", "src", "data-file", "class", "border", "style", "name", "content"}
 
 
 class _Collect(HTMLParser):

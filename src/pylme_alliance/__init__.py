@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import EngineCannotExpress, PylmeError, RError, RWarning  # noqa: F401 (public)
+from .errors import EngineCannotExpress, PylmeError, RError, RWarning, SentinelWarning  # noqa: F401 (public)
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "AllianceModel": ".models.model",
     "AllianceFit": ".models.model",
     "duration": ".analyses.duration",
+    "reciprocal": ".analyses.reciprocal",
+    "ReciprocalFit": ".analyses.reciprocal_fit",
     "between_effect": ".analyses.between",
     "moderators": ".analyses.moderation",
     "analyze": ".report.analyze",
@@ -48,7 +50,7 @@ _EXPORTS: dict[str, str] = {
 
 }
 
-__all__ = sorted([*_EXPORTS, "PylmeError", "RError", "RWarning", "EngineCannotExpress", "__version__"])
+__all__ = sorted([*_EXPORTS, "PylmeError", "RError", "RWarning", "EngineCannotExpress", "SentinelWarning", "__version__"])
 
 
 def __getattr__(name: str) -> Any:

@@ -71,6 +71,17 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
                       help="patient-level moderator (repeat for several)")
 
 
+def _add_value_checks(p: argparse.ArgumentParser) -> None:
+    values = p.add_argument_group("values (checked before any fit)")
+    values.add_argument("--alliance-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
+                        help="the alliance scale's bounds, e.g. 1 7: any value outside them is refused")
+    values.add_argument("--outcome-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
+                        help="the outcome scale's bounds, e.g. 0 180: any value outside them is refused")
+    values.add_argument("--na-values", metavar="CODES", default=None,
+                        help="comma list of codes that mean missing in the alliance, outcome and moderators, "
+                             "e.g. --na-values=-99,999 (with '=' when a code is negative)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pylme-alliance",
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="run the alliance-outcome analysis on a data file")
     _add_columns(p)
+    _add_value_checks(p)
     model = p.add_argument_group("model")
     model.add_argument("--within", choices=WITHIN, default="person_mean",
                        help="how to split alliance into within/between parts (default: person_mean)")
@@ -152,6 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace those files in --out")
     p.set_defaults(handler=_dispatch("run_power"))
 
+    p = sub.add_parser("reciprocal", help="alliance->outcome and outcome->alliance in one dynamic model "
+                                          "(RI-CLPM by default) with impulse responses",
+                       description="Fit both directions of the alliance-outcome dynamics on session-number "
+                                   "waves (lavaan, FIML) and write effects.csv, impulse.csv and summary.txt.")
+    _add_columns(p)
+    p.add_argument("--method", choices=("riclpm", "dpm", "mlm"), default="riclpm",
+                   help="riclpm (default), dpm (ML-SEM dynamic panel model) or mlm (the decomposed "
+                        "multilevel pair, biased: see its notes)")
+    p.add_argument("--waves", type=int, metavar="W", help="sessions 1..W are the waves (default: chosen "
+                                                           "from the data, at most 10)")
+    p.add_argument("--slopes", action="store_true", help="riclpm: add random linear slopes for both series")
+    p.add_argument("--leads", type=int, default=3, metavar="K", help="impulse responses at t+1..t+K (default: 3)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (checked before any fitting)")
+    p.add_argument("--overwrite", action="store_true", help="replace those files in --out")
+    p.set_defaults(handler=_dispatch("run_reciprocal"))
+
     p = sub.add_parser(
         "crosscheck", help="fit the model in R and in statsmodels and compare the estimates",
         description="Fit the lead-1 alliance model with statsmodels MixedLM and with R, print one row "
@@ -159,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--therapist both fit the closest model statsmodels can express (patient intercept "
                     "and slope uncorrelated) and the notes say which terms are compared.")
     _add_columns(p)
+    _add_value_checks(p)
     p.add_argument("--within", choices=WITHIN, default="person_mean",
                    help="how to split alliance into within/between parts (default: person_mean)")
     p.add_argument("--engine", choices=ENGINES, default="lme4",
@@ -186,6 +215,13 @@ def cli_words(message: str, parser: argparse.ArgumentParser, command: str | None
         if not flags or action.dest in ("help",):
             continue
         flag = flags[0]
+        # a list value: "na_values=[-99, 999]" -> "--na-values=-99,999"; "x_range=(1, 7)" -> "--x-range 1 7"
+        def as_option(match: re.Match, flag: str = flag, many: bool = action.nargs in ("+", "*")
+                      or isinstance(action.nargs, int)) -> str:
+            items = [item.strip() for item in match.group(1).split(",") if item.strip()]
+            return f"{flag} {' '.join(items)}" if many else f"{flag}={','.join(items)}"
+
+        message = re.sub(rf"\b{re.escape(action.dest)}=[\[(]([^\])]*)[\])]", as_option, message)
         message = re.sub(rf"\b{re.escape(action.dest)}=(['\"])([^'\"]*)\1", rf"{flag} \2", message)
         message = re.sub(rf"\b{re.escape(action.dest)}=(?=[\s,;.)]|$)", flag, message)
         message = re.sub(rf"\b{re.escape(action.dest)}=", f"{flag} ", message)

@@ -1,4 +1,4 @@
-"""The work behind ``pylme-alliance demo | analyze | simulate | power | crosscheck``.
+"""The work behind ``pylme-alliance demo | analyze | simulate | power | reciprocal | crosscheck``.
 
 cli.py parses the arguments and turns PylmeError/ValueError/FileNotFoundError into a
 one-line ``error:``; these functions do the work and return an exit code (or None).
@@ -34,7 +34,31 @@ def _panel(args: argparse.Namespace, leads: Any) -> Any:
                    within=getattr(args, "within", "person_mean"), leads=tuple(leads),
                    moderators=tuple(getattr(args, "moderator", None) or ()),
                    outcome_better=getattr(args, "outcome_better", None),
-                   outcome_label=getattr(args, "outcome_label", None))
+                   outcome_label=getattr(args, "outcome_label", None),
+                   alliance_range=_pair(getattr(args, "alliance_range", None)),
+                   outcome_range=_pair(getattr(args, "outcome_range", None)),
+                   na_values=_na_values(getattr(args, "na_values", None)))
+
+
+def _pair(values: list[float] | None) -> tuple[float, float] | None:
+    return None if values is None else (values[0], values[1])
+
+
+def _na_values(text: str | None) -> list[float | str] | None:
+    """``--na-values=-99,999,n/a`` as ``[-99.0, 999.0, "n/a"]`` (numbers where they parse)."""
+    if text is None:
+        return None
+    codes: list[float | str] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        try:
+            codes.append(float(token))
+        except ValueError:
+            codes.append(token)
+    if not codes:
+        raise PylmeError("--na-values is empty; give the codes that mean missing, e.g. --na-values=-99,999")
+    return codes
 
 
 def _print_summary(report: Any) -> None:
@@ -153,6 +177,32 @@ def _write_file(out: Path, data: bytes, *, overwrite: bool) -> None:
     from .outfiles import write_files
 
     write_files(out.parent, {out.name: data}, overwrite=overwrite)
+
+
+RECIPROCAL_FILES = ("effects.csv", "impulse.csv", "summary.txt")
+
+
+def run_reciprocal(args: argparse.Namespace) -> int:
+    from .analyses.reciprocal import reciprocal
+    from .outfiles import check_directory, write_files
+
+    check_directory(args.out, files=RECIPROCAL_FILES, overwrite=args.overwrite)  # before any fitting
+    if args.leads < 1:
+        raise PylmeError(f"--leads must be at least 1, got {args.leads}")
+    panel = _panel(args, (1,))
+    options: dict[str, Any] = {"method": args.method, "leads": args.leads, "slopes": args.slopes}
+    if args.method != "mlm":
+        options["waves"] = args.waves
+    elif args.waves is not None:
+        raise PylmeError("--waves applies to --method riclpm or dpm, not mlm")
+    fit = reciprocal(panel, **options)
+    text = fit.summary()
+    out = write_files(args.out, {"effects.csv": fit.effects.to_csv(index=False).encode(),
+                                 "impulse.csv": fit.impulse.to_csv(index=False).encode(),
+                                 "summary.txt": (text + "\n").encode()}, overwrite=args.overwrite)
+    print(text)
+    print(f"\nWrote {', '.join(RECIPROCAL_FILES)} to {out.resolve()}")
+    return 0
 
 
 def run_crosscheck(args: argparse.Namespace) -> int:

@@ -47,6 +47,12 @@ class PylmeWarning(UserWarning):
     """Base class of the warnings this package raises on purpose (not R's own)."""
 
 
+class SentinelWarning(PylmeWarning):
+    """Values of the alliance, the outcome or a moderator look like missing-data codes
+    (-99, 999, ...) or stand far outside the other values; declare them with
+    ``prepare(na_values=...)`` or give the scale's bounds (``alliance_range=``)."""
+
+
 class RWarning(UserWarning):
     """A warning or message that R emitted while fitting (kept on the fit too)."""
 

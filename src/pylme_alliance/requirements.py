@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 #: R packages the code calls at run time, with the minimum version it was tested against
-#: (pbkrtest: Kenward-Roger df through lmerTest).
+#: (pbkrtest: Kenward-Roger df through lmerTest; lavaan: reciprocal(), r/reciprocal.R).
 R_PACKAGES: dict[str, str] = {
     "lme4": "1.1-31",
     "nlme": "3.1-160",
@@ -10,6 +10,7 @@ R_PACKAGES: dict[str, str] = {
     "glmmTMB": "1.1.5",
     "emmeans": "1.8.4",
     "pbkrtest": "0.5.2",
+    "lavaan": "0.6-14",
 }
 
 #: R packages set-up installs but the package never calls: (minimum version, what for).

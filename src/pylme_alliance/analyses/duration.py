@@ -1,5 +1,5 @@
 """duration(): how long the alliance-outcome association lasts (objective b), as a total
-or a direct effect."""
+effect (from the fitted dynamics), a direct effect, or the per-lead regression."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -12,8 +12,12 @@ from ..models.estimands import for_term
 from ..models.model import EFFECTS, AllianceModel
 from ..panel.prepare import AlliancePanel
 from ..progress import named_steps
+from .duration_total import LEAD_REGRESSION_BIAS, dynamic_rows
 
 TERMS = ("alliance_within", "alliance_between")
+#: duration()'s effects: "lead_regression" is the per-lead AllianceModel with only Y_t
+#: controlled (what "total" meant before issue 19), labelled with its measured bias.
+DURATION_EFFECTS = (*EFFECTS, "lead_regression")
 COLUMNS = ["lead", "effect", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low",
            "conf_high", "std_estimate", "n", "n_patients", "converged", "singular", "estimand"]
 
@@ -23,10 +27,10 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
              progress: bool = False, **model: Any) -> pd.DataFrame:
     """Fit the same alliance model for the outcome 1, 2, 3, ... sessions ahead.
 
-    "How long the effect lasts" is a question about the DIRECT effect: with only the
-    outcome at t controlled, the lead-k coefficient is the TOTAL effect, which includes
-    what the lead-1 effect carries forward through Y_t+1, Y_t+2, ... (METHODS.md, best
-    practice 4). Report both; word the duration from ``effect="direct"``.
+    "How long the effect lasts" is asked two ways: the TOTAL effect at lead k (what a
+    one-point within-patient alliance change at t does to the outcome at t+k, through
+    every path: the alliance and the outcome in between) and the DIRECT effect (what is
+    left when the sessions in between are controlled; METHODS.md, best practice 4).
 
     Parameters
     ----------
@@ -35,13 +39,20 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
     leads : iterable of int
         Lead distances; 0 adds the concurrent association (fitted without an outcome
         control, since the outcome cannot control itself).
-    effect : {"total", "direct"}
-        ``"total"``: controls the outcome at t (the same model at every lead).
-        ``"direct"``: controls the most recent outcome before t + k and the alliance
+    effect : {"total", "direct", "lead_regression"}
+        ``"total"`` (issue 19): the impulse response of the fitted within-person
+        dynamics, alliance and outcome equations together
+        (:func:`pylme_alliance.reciprocal`, RI-CLPM, one lavaan fit for all leads;
+        rows for ``alliance_within`` only; ``**model`` applies to lead 0 only; the
+        fit's notes in ``table.attrs["notes"]``). ``"lead_regression"``: the same
+        :class:`AllianceModel` at every lead with only the outcome at t controlled
+        (what "total" meant before): under person-mean centring it is NOT the total
+        effect (37% short at lead 2, 71% at lead 3 in issue 19's check; its
+        ``estimand`` says so). ``"direct"``: controls the most recent outcome before t + k and the alliance
         deviations at t + 1 .. t + k - 1 (:class:`AllianceModel` ``effect="direct"``);
         a lag-k effect that exists only through the outcomes in between comes out near
         0. Rows where an intermediate session is missing drop out of the direct model.
-        Both are identical at lead 1.
+        "direct" and "lead_regression" are identical at lead 1.
     progress : bool
         Show a progress bar over the leads.
     **model
@@ -65,13 +76,18 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
     """
     if "lead" in model:
         raise PylmeError("duration() sets the lead itself; pass leads=(...) instead of lead=")
-    if effect not in EFFECTS:
-        raise PylmeError(f"effect must be 'total' or 'direct', got {effect!r}")
+    if effect not in DURATION_EFFECTS:
+        raise PylmeError(f"effect must be 'total', 'direct' or 'lead_regression', got {effect!r}")
     leads = check_leads(panel, leads, "duration()")
-    fits = [lead_model(lead, effect=effect, **model).fit(panel)
+    if effect == "total":
+        return total_from_dynamics(panel, leads, **model)
+    fit_effect = "total" if effect == "lead_regression" else effect
+    fits = [lead_model(lead, effect=fit_effect, **model).fit(panel)
             for lead in named_steps(leads, lead_step_names(leads), enabled=progress,
                                     desc=f"duration ({effect})")]
     table = pd.concat([lead_rows(fit) for fit in fits], ignore_index=True)
+    if effect == "lead_regression":
+        table = table.assign(effect="lead_regression", estimand=table["estimand"] + "; " + LEAD_REGRESSION_BIAS)
     table.attrs["notes"] = fit_notes(fits)
     return table
 
@@ -79,6 +95,28 @@ def duration(panel: AlliancePanel, leads: Iterable[int] = (1, 2, 3), *, effect: 
 def fit_notes(fits: Iterable[Any]) -> list[str]:
     """The fits' notes (the therapist term chosen, random intercepts removed), each once."""
     return list(dict.fromkeys(note for fit in fits for note in getattr(fit, "notes", ())))
+
+
+def total_from_dynamics(panel: AlliancePanel, leads: tuple[int, ...], **model: Any) -> pd.DataFrame:
+    """effect="total": the RI-CLPM impulse responses at the positive leads (one lavaan
+    fit); lead 0, if asked, is the concurrent regression with the ``model`` options."""
+    parts = []
+    notes: list[str] = []
+    if 0 in leads:
+        concurrent = lead_model(0, **model).fit(panel)
+        parts.append(lead_rows(concurrent))
+        notes += fit_notes([concurrent])
+    if any(k > 0 for k in leads):
+        rows, fit = dynamic_rows(panel, leads, COLUMNS)
+        parts.append(rows)
+        notes += [*fit.notes, *fit.problems]
+        if model:
+            notes.append(f"the AllianceModel options {sorted(model)} do not apply to the dynamics (RI-CLPM)")
+    order = {k: i for i, k in enumerate(leads)}
+    table = pd.concat(parts, ignore_index=True)
+    table = table.sort_values("lead", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    table.attrs["notes"] = notes
+    return table
 
 
 def lead_step_names(leads: tuple[int, ...]) -> list[str]:

@@ -131,3 +131,29 @@ def patient_value_range(
         low = np.fmin.reduceat(values, starts)
         high = np.fmax.reduceat(values, starts)
     return low, high
+
+
+def scales(n_rows: int, n_patients: int, alliance_within: np.ndarray, outcome_within: np.ndarray,
+           alliance_level: np.ndarray, outcome_level: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The SDs that standardise effects (see ``AlliancePanel.scales``).
+
+    Within-patient SDs are pooled: root of the sum of squared deviations from the
+    patient's level over (sessions - patients), the df left after one mean per patient.
+    The same denominator for alliance and outcome keeps their ratio the ratio of
+    root-mean-square deviations, which is how ``simulate()`` defines ``within_std``.
+    """
+    df_within = n_rows - n_patients
+
+    def pooled(values: np.ndarray) -> float:
+        return float(np.sqrt(np.sum(values ** 2) / df_within)) if df_within > 0 else float("nan")
+
+    def sd(values: np.ndarray) -> float:
+        return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+    return {
+        "alliance_within": pooled(alliance_within.astype(np.float64, copy=False)),
+        "alliance_between": sd(alliance_level),
+        "outcome_within": pooled(outcome_within.astype(np.float64, copy=False)),
+        "outcome_between": sd(outcome_level),
+        "outcome": sd(y),
+    }

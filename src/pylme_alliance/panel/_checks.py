@@ -2,6 +2,7 @@
 becomes a PylmeError naming the column and the problem."""
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import numbers
 from collections.abc import Hashable, Iterable
@@ -73,11 +74,33 @@ def _check_column(data: pd.DataFrame, name: Hashable, role: str) -> None:
         raise PylmeError(f"column {name!r} (given as {role}) appears more than once in the data")
 
 
+def _check_role_columns(data: pd.DataFrame, roles: dict[str, Hashable | None],
+                        moderators: tuple[Hashable, ...]) -> list[tuple[str, Hashable]]:
+    """Check the role and moderator columns exist once each and no column plays two
+    parts; return the ``(role, column)`` pairs given."""
+    used = [(role, name) for role, name in roles.items() if name is not None]
+    for role, name in used:
+        _check_column(data, name, f"{role}=")
+    for i, (role, name) in enumerate(used):
+        for other_role, other in used[i + 1:]:
+            if name == other:
+                raise PylmeError(f"column {name!r} is given both as {role}= and as {other_role}=")
+    role_columns = {name for _, name in used}
+    for name in moderators:
+        _check_column(data, name, "a moderator")
+        if name in role_columns:
+            raise PylmeError(f"moderator {name!r} is also a role column (patient, session, ...)")
+    return used
+
+
 def _derived_name(name: Hashable, suffix: str) -> str:
     return f"{name}{suffix}"
 
 
 # -- value checks -----------------------------------------------------------------
+
+#: Session numbers above this are refused (a session number, not a date or a timestamp).
+MAX_SESSION_NUMBER = 10**9
 
 _NUMERIC_KINDS = {"integer", "floating", "mixed-integer-float", "decimal", "empty"}
 
@@ -135,6 +158,15 @@ def _session_numbers(series: pd.Series, name: Hashable) -> tuple[np.ndarray, np.
             f"session column {name!r} must hold session numbers >= 0; "
             f"found: {_examples(series[~missing][negative])}"
         )
+    # 1e19 does not fit int64 (it became -9223372036854775808), and beyond 2**53 a float
+    # no longer holds every integer: no therapy has a billion sessions
+    too_large = present > MAX_SESSION_NUMBER
+    if too_large.any():
+        raise PylmeError(
+            f"session column {name!r} holds session numbers above {MAX_SESSION_NUMBER:,}: "
+            f"{_examples(series[~missing][too_large])}. Session numbers count sessions (1, 2, 3, ...); "
+            "pass calendar time or timestamps as time= instead."
+        )
     sessions = np.zeros(len(values), dtype=np.int64)
     sessions[~missing] = present.astype(np.int64)
     return sessions, missing
@@ -168,6 +200,15 @@ def _time_in_days(series: pd.Series, name: Hashable) -> np.ndarray:
         return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan) / 86_400.0
     if ptypes.is_numeric_dtype(dtype) and not ptypes.is_bool_dtype(dtype):
         return _numeric_values(series, name, "time")
+    if ptypes.is_object_dtype(dtype):
+        present = series[series.notna()]
+        # datetime.date / datetime.datetime objects (an SPSS or Stata date read without
+        # conversion, or a frame built by hand) are calendar dates as much as datetime64
+        if len(present) and present.map(lambda v: isinstance(v, (dt.date, pd.Timestamp))).all():
+            try:
+                return _time_in_days(pd.to_datetime(series, utc=True), name)
+            except (ValueError, TypeError, OverflowError) as error:
+                raise PylmeError(f"time column {name!r} holds dates that cannot be used: {error}") from None
     raise PylmeError(
         f"time column {name!r} has dtype {dtype}; time must be numeric (days) or datetime "
         "(convert text dates with pd.to_datetime)"

@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ._describe import describe_panel
+
 __all__ = ["AlliancePanel", "ModeratorInfo"]
 
 # Reasons a row is dropped, in the order they are checked: a row gets the first
@@ -20,12 +22,14 @@ REASON_PATIENT = "missing patient id"
 REASON_SESSION = "missing session number"
 REASON_THERAPIST = "missing therapist id"
 REASON_TIME = "missing time"
+REASON_NA_ALLIANCE = "alliance declared missing (na_values)"
+REASON_NA_OUTCOME = "outcome declared missing (na_values)"
 REASON_BOTH = "missing alliance and outcome"
 REASON_ALLIANCE = "missing alliance"
 REASON_OUTCOME = "missing outcome"
 _REASON_ORDER = (
     REASON_PATIENT, REASON_SESSION, REASON_THERAPIST, REASON_TIME,
-    REASON_BOTH, REASON_ALLIANCE, REASON_OUTCOME,
+    REASON_NA_ALLIANCE, REASON_NA_OUTCOME, REASON_BOTH, REASON_ALLIANCE, REASON_OUTCOME,
 )
 
 
@@ -136,9 +140,23 @@ class AlliancePanel:
         Which direction of the outcome is the better one, as the user said
         (``None``: not said; texts then stay neutral and claim no benefit).
     outcome_label : str or None
-        The outcome's name for texts and axes (None: the column name).
+        The outcome's name for texts and axes: the user's ``outcome_label``, else the
+        column's variable label from the file, else None (the column name).
     early_sessions : int
         The number of first sessions that define "early alliance".
+    alliance_label : str or None
+        The alliance measure's name, found as ``outcome_label`` is.
+    alliance_range, outcome_range : (float, float) or None
+        The scale bounds the values were checked against (None: not given).
+    na_values : dict
+        Column -> the codes declared missing with ``prepare(na_values=...)``.
+    na_counts : dict
+        Column -> how many input rows held one of those codes.
+    suspect_values : dict
+        Where ("alliance column 'wai'") -> {value: rows} for values that looked like
+        missing-data codes and were analysed as they are (a SentinelWarning said so).
+    labels : dict
+        Used column -> its variable label from the file (``data.attrs["labels"]``).
     """
 
     data: pd.DataFrame
@@ -156,11 +174,23 @@ class AlliancePanel:
     outcome_better: Literal["lower", "higher"] | None = None
     outcome_label: str | None = None
     early_sessions: int = 3
+    alliance_label: str | None = None
+    alliance_range: tuple[float, float] | None = None
+    outcome_range: tuple[float, float] | None = None
+    na_values: dict[Hashable, tuple] = field(default_factory=dict)
+    na_counts: dict[Hashable, int] = field(default_factory=dict)
+    suspect_values: dict[str, dict[float, int]] = field(default_factory=dict)
+    labels: dict[Hashable, str] = field(default_factory=dict)
 
     @property
     def outcome_name(self) -> str:
         """The outcome's name for texts: ``outcome_label`` or the outcome column."""
         return self.outcome_label if self.outcome_label is not None else str(self.roles["outcome"])
+
+    @property
+    def alliance_name(self) -> str:
+        """The alliance measure's name for texts: ``alliance_label`` or the alliance column."""
+        return self.alliance_label if self.alliance_label is not None else str(self.roles["alliance"])
 
     def median_sessions(self) -> float:
         """Median number of kept sessions per patient (the T of dynamic-panel bias)."""
@@ -174,6 +204,21 @@ class AlliancePanel:
         grouped = session.groupby(data[self.roles["patient"]], sort=False, observed=True)
         return pd.DataFrame({"n": grouped.size(), "low": grouped.min(), "high": grouped.max()})
 
+    def _unrated_inside(self, per: pd.DataFrame) -> int:
+        """Sessions attended (outcome given) without an alliance rating that lie inside a
+        kept patient's range of sessions: dropped rows, but not missed sessions."""
+        dropped = self.dropped
+        if not len(dropped) or "reason" not in dropped:
+            return 0
+        patient, session = self.roles["patient"], self.roles["session"]
+        unrated = dropped[dropped["reason"] == REASON_ALLIANCE]
+        if not len(unrated) or patient not in unrated or session not in unrated:
+            return 0
+        ranges = per.reindex(unrated[patient].to_numpy())
+        numbers = pd.to_numeric(unrated[session], errors="coerce").to_numpy(dtype=float)
+        inside = (numbers >= ranges["low"].to_numpy(dtype=float)) & (numbers <= ranges["high"].to_numpy(dtype=float))
+        return int(inside.sum())
+
     def summary(self) -> pd.DataFrame:
         """Counts a methods section needs: patients, sessions, gaps and drops.
 
@@ -182,11 +227,14 @@ class AlliancePanel:
         pandas.DataFrame
             One column ``value`` indexed by ``item``: patients, therapists,
             sessions kept, sessions per patient (min, 25%, median, 75%, max),
-            missing sessions (gaps in session numbers inside each patient's
-            kept range), rows dropped in total and by reason, and rows whose
+            attended sessions without an alliance rating (inside a patient's kept
+            range), missing sessions (gaps in session numbers inside each patient's
+            kept range that were not attended), rows dropped in total and by reason,
+            and rows whose
             ``outcome_lead<k>`` is missing (they drop out of that lead's model).
         """
         per = self._sessions_per_patient()
+        unrated = self._unrated_inside(per)
         quantiles = per["n"].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
         therapist = self.roles.get("therapist")
         items: list[tuple[str, Any]] = [
@@ -198,7 +246,8 @@ class AlliancePanel:
             ("sessions per patient: median", float(quantiles[2])),
             ("sessions per patient: 75%", float(quantiles[3])),
             ("sessions per patient: max", float(quantiles[4])),
-            ("missing sessions (gaps)", int((per["high"] - per["low"] + 1 - per["n"]).sum())),
+            ("attended sessions without an alliance rating", unrated),
+            ("missing sessions (gaps)", int((per["high"] - per["low"] + 1 - per["n"]).sum()) - unrated),
             ("rows dropped", len(self.dropped)),
         ]
         for reason, count in _reason_counts(self.dropped["reason"]):
@@ -209,6 +258,37 @@ class AlliancePanel:
             # numbers in a numeric column (no therapist -> NaN), so the table sorts and sums
             {"value": pd.Series([np.nan if value is None else value for _, value in items], dtype=float)},
         ).set_axis(pd.Index([name for name, _ in items], name="item"))
+
+    def describe(self) -> pd.DataFrame:
+        """The data analysed, variable by variable and patient by patient.
+
+        A sanity table for the methods section: a missing-data code analysed as a
+        score (a -99 alliance) shows here as an impossible minimum.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``item``: ``alliance``, ``outcome``, ``time`` (when given),
+            ``moderator: <name>`` for each moderator, then ``sessions per patient``
+            (input rows of each analysed patient, dropped ones included), ``rated
+            sessions per patient`` (those with an alliance rating) and ``analysed
+            sessions per patient`` (kept). Columns:
+
+            - ``column``: the data column; ``label``: its name for texts (the
+              user's or the file's variable label; None when there is none);
+            - ``unit``: what ``n`` counts: "sessions", or "patients" for a
+              patient-level moderator (each patient once) and the per-patient rows;
+            - ``n``: analysed sessions (patients) with a value;
+            - ``missing``: for alliance, outcome and time, input rows without a
+              value, including codes declared with ``na_values`` (those rows were
+              dropped); for a moderator, analysed patients (sessions) without one;
+              0 for the per-patient rows;
+            - ``mean``, ``sd``, ``min``, ``median``, ``max``: over those values
+              (time in days since the patient's first analysed session; for the
+              per-patient rows, over patients); NaN for categorical moderators;
+            - ``levels``: number of levels of a categorical moderator (else NA).
+        """
+        return describe_panel(self)
 
     def __repr__(self) -> str:
         per = self._sessions_per_patient()

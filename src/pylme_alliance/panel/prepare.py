@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PylmeError
-from . import _centering
+from . import _centering, _values
 from ._checks import (
-    _check_column,
     _check_duplicates,
     _check_leads,
+    _check_role_columns,
     _derived_name,
     _id_codes,
     _names,
@@ -39,6 +39,8 @@ from ._moderators import _prepare_moderator, moderator_kind
 from .data import (
     REASON_ALLIANCE,
     REASON_BOTH,
+    REASON_NA_ALLIANCE,
+    REASON_NA_OUTCOME,
     REASON_OUTCOME,
     REASON_PATIENT,
     REASON_SESSION,
@@ -53,6 +55,11 @@ __all__ = ["prepare", "AlliancePanel", "ModeratorInfo", "direct_columns"]
 
 WITHIN_METHODS = ("person_mean", "early", "detrend")
 OUTCOME_BETTER = ("lower", "higher")
+
+
+#: The outcome at session t - 1 (before the alliance rating at t), by session number, from
+#: every attended session: the sessions dropped for a missing alliance rating included.
+OUTCOME_BEFORE = "outcome_before"
 
 
 def direct_columns(lead: int) -> tuple[str | None, list[str]]:
@@ -92,6 +99,10 @@ def prepare(
     reference_levels: Mapping[Hashable, Any] | None = None,
     outcome_better: str | None = None,
     outcome_label: str | None = None,
+    alliance_label: str | None = None,
+    alliance_range: tuple[float, float] | None = None,
+    outcome_range: tuple[float, float] | None = None,
+    na_values: Any = None,
 ) -> AlliancePanel:
     """Prepare session-level data for alliance-outcome mixed models.
 
@@ -149,7 +160,24 @@ def prepare(
         of patients "helped" use it. None (default): neutral wording, no claims
         of benefit.
     outcome_label : str, optional
-        The outcome's name in texts and axis labels (default: the column name).
+        The outcome's name in texts and axis labels (default: the column's variable
+        label from :func:`~pylme_alliance.readers.read_data`, in
+        ``data.attrs["labels"]``, else the column name).
+    alliance_label : str, optional
+        The alliance measure's name in texts (default: as for ``outcome_label``).
+    alliance_range, outcome_range : (low, high), optional
+        The scale's bounds (e.g. ``(1, 7)`` for a WAI mean score). A value outside
+        them is refused before anything else, naming the column, the count and
+        examples: a missing-data code such as -99 must be declared, never analysed.
+        Without bounds, typical codes (-99, -9, 999, 9999, ...) standing apart from
+        the other values, and values far outside the bulk, of the alliance, the
+        outcome and numeric moderators raise a
+        :class:`~pylme_alliance.errors.SentinelWarning` (also kept in ``notes``).
+    na_values : scalar, sequence or dict, optional
+        Codes that mean missing: a number or a list applies to the alliance, the
+        outcome and the moderators (not to ids or session numbers); a dict
+        ``{column: codes}`` names any column used. Their rows are dropped with the
+        reason "... declared missing (na_values)"; ``panel.dropped`` keeps the code.
 
     Returns
     -------
@@ -158,7 +186,8 @@ def prepare(
     Raises
     ------
     PylmeError
-        For a missing or duplicated column, duplicate (patient, session) rows,
+        For values outside ``alliance_range``/``outcome_range``, a missing or
+        duplicated column, duplicate (patient, session) rows,
         non-numeric or infinite alliance/outcome values, a constant alliance
         column, session numbers that are not positive integers, a moderator that
         varies within patients (unless time-varying), a moderator mixing numbers
@@ -197,8 +226,11 @@ def prepare(
     reference_levels = dict(reference_levels or {})
     if outcome_better is not None and outcome_better not in OUTCOME_BETTER:
         raise PylmeError(f"outcome_better must be 'lower', 'higher' or None; got {outcome_better!r}")
-    if outcome_label is not None and not isinstance(outcome_label, str):
-        raise PylmeError(f"outcome_label must be a string or None; got {type(outcome_label).__name__}")
+    for argument, label in (("outcome_label", outcome_label), ("alliance_label", alliance_label)):
+        if label is not None and not isinstance(label, str):
+            raise PylmeError(f"{argument} must be a string or None; got {type(label).__name__}")
+    alliance_bounds = _values.bounds(alliance_range, "alliance_range")
+    outcome_bounds = _values.bounds(outcome_range, "outcome_range")
     if center_outcome is not None:
         warnings.warn(
             "prepare(center_outcome=...) is deprecated and has no effect: outcome_within and "
@@ -209,19 +241,7 @@ def prepare(
         "patient": patient, "session": session, "alliance": alliance,
         "outcome": outcome, "therapist": therapist, "time": time,
     }
-    for role, name in roles.items():
-        if name is not None:
-            _check_column(data, name, f"{role}=")
-    used = [(role, name) for role, name in roles.items() if name is not None]
-    for i, (role, name) in enumerate(used):
-        for other_role, other in used[i + 1:]:
-            if name == other:
-                raise PylmeError(f"column {name!r} is given both as {role}= and as {other_role}=")
-    role_columns = {name for _, name in used}
-    for name in moderator_names:
-        _check_column(data, name, "a moderator")
-        if name in role_columns:
-            raise PylmeError(f"moderator {name!r} is also a role column (patient, session, ...)")
+    used = _check_role_columns(data, roles, moderator_names)
     for name in time_varying_names:
         if name not in moderator_names:
             raise PylmeError(f"time_varying lists {name!r}, which is not among moderators={moderator_names!r}")
@@ -231,12 +251,25 @@ def prepare(
     if split_therapist and therapist is None:
         raise PylmeError("split_therapist=True needs a therapist= column")
 
+    # variable labels read_data() kept from an SPSS/Stata file name the measures
+    file_labels = _values.file_labels(data, [name for _, name in used] + list(moderator_names))
+
+    # ---- values that cannot be right: declared codes, bounds, sentinels ------
+    source = data
+    na_by_column = _values.na_codes(na_values, value_columns=[alliance, outcome, *moderator_names],
+                                    used_columns=[name for _, name in used] + list(moderator_names))
+    data, declared = _values.apply_na_codes(source, na_by_column)
+    alliance_values = _numeric_values(data[alliance], alliance, "alliance")
+    outcome_values = _numeric_values(data[outcome], outcome, "outcome")
+    _values.check_range(alliance_values, data[alliance], alliance, "alliance", alliance_bounds)
+    _values.check_range(outcome_values, data[outcome], outcome, "outcome", outcome_bounds)
+
     lead_columns = [f"outcome_lead{k}" for k in leads]
     # the direct lead-k model also needs the outcome at t + k - 1 and the alliance
     # deviations at t + 1 .. t + k - 1 (see direct_columns)
     outcome_lead_distances = sorted(set(leads) | {k - 1 for k in leads if k > 1})
     alliance_lead_distances = list(range(1, max(leads))) if leads else []
-    derived = ["alliance_between", "alliance_within", "outcome_between", "outcome_within",
+    derived = ["alliance_between", "alliance_within", "outcome_between", "outcome_within", OUTCOME_BEFORE,
                *[f"outcome_lead{k}" for k in outcome_lead_distances],
                *[f"alliance_within_lead{j}" for j in alliance_lead_distances]]
     if split_therapist:
@@ -245,6 +278,12 @@ def prepare(
         derived.append("time_days")
     # refuses numbers with stray text ("n/a") before any work
     kinds = {name: moderator_kind(data[name], name) for name in moderator_names}
+    # without bounds, codes such as -99 are flagged (a SentinelWarning), not refused
+    suspects = _values.flag_suspects({
+        f"alliance column {alliance!r}": alliance_values if alliance_bounds is None else None,
+        f"outcome column {outcome!r}": outcome_values if outcome_bounds is None else None,
+        **{f"moderator {name!r}": _numeric_values(data[name], name, "moderator")
+           for name in moderator_names if kinds[name] == "numeric"}})
     derived += [_derived_name(name, "_c") for name in moderator_names if kinds[name] == "numeric"]
     taken = [name for name in derived if name in data.columns]
     if taken:
@@ -276,14 +315,14 @@ def prepare(
     if time is not None:
         days = _time_in_days(data[time], time)
         mark(np.isnan(days), REASON_TIME)
-    alliance_values = _numeric_values(data[alliance], alliance, "alliance")
-    outcome_values = _numeric_values(data[outcome], outcome, "outcome")
 
     # ---- leads, on the full input (before rows with missing alliance go) -----
     keyed_rows = np.flatnonzero(keyed)
     lead_values: dict[int, np.ndarray] = {}
+    # k = -1: the outcome of the session before, from every attended session (an alliance
+    # rated every other session must not leave the outcome before missing)
     for k, values in outcome_leads(
-        patient_codes[keyed_rows], sessions[keyed_rows], outcome_values[keyed_rows], outcome_lead_distances
+        patient_codes[keyed_rows], sessions[keyed_rows], outcome_values[keyed_rows], [-1, *outcome_lead_distances]
     ).items():
         lead_values[k] = np.full(n_rows, np.nan)
         lead_values[k][keyed_rows] = values
@@ -291,6 +330,9 @@ def prepare(
     # ---- usable sessions and patients -------------------------------------
     no_alliance = np.isnan(alliance_values)
     no_outcome = np.isnan(outcome_values)
+    for reason, name in ((REASON_NA_ALLIANCE, alliance), (REASON_NA_OUTCOME, outcome)):
+        if name in declared:
+            mark(declared[name], reason)
     mark(no_alliance & no_outcome, REASON_BOTH)
     mark(no_alliance, REASON_ALLIANCE)
     mark(no_outcome, REASON_OUTCOME)
@@ -301,7 +343,7 @@ def prepare(
 
     kept = np.flatnonzero(reason_code == 0)
     dropped_rows = np.flatnonzero(reason_code > 0)
-    dropped = data.iloc[dropped_rows].copy()
+    dropped = source.iloc[dropped_rows].copy()  # as in the file: a declared -99 stays -99
     labels = np.array([None, *reason_labels], dtype=object)
     dropped["reason"] = pd.Series(labels[reason_code[dropped_rows]], index=dropped.index, dtype=object)
     if len(kept) == 0:
@@ -324,7 +366,7 @@ def prepare(
     # the derived columns, added to ``out`` at once before the moderators (a pandas
     # column insert costs ~0.1 ms, which power() pays for every simulated trial)
     new: dict[str, np.ndarray] = {}
-    notes: list[str] = []
+    notes: list[str] = [_values.sentinel_message(suspects)] if suspects else []
     if np.ptp(a) == 0:
         raise PylmeError(
             f"alliance column {alliance!r} is constant ({a[0]:g} in all {len(a)} kept sessions): "
@@ -389,6 +431,7 @@ def prepare(
     new["outcome_within"] = y - outcome_level[group]
 
     # ---- leads, and what the direct lead models need ---------------------------
+    new[OUTCOME_BEFORE] = lead_values[-1][kept]
     for k in outcome_lead_distances:
         new[f"outcome_lead{k}"] = lead_values[k][kept]
     kept_sessions = sessions[kept]
@@ -405,7 +448,7 @@ def prepare(
         if not moderator_names:  # the last column either way
             new["time_days"] = time_days
     out = _with_columns(out, new)
-    scales = _scales(len(out), n_patients, new["alliance_within"], new["outcome_within"], parts.level,
+    scales = _centering.scales(len(out), n_patients, new["alliance_within"], new["outcome_within"], parts.level,
                      outcome_level, y)
 
     # ---- moderators ---------------------------------------------------------
@@ -442,8 +485,15 @@ def prepare(
         outcome_grand_mean=outcome_grand_mean,
         scales=scales,
         outcome_better=outcome_better,
-        outcome_label=outcome_label,
+        outcome_label=outcome_label if outcome_label is not None else file_labels.get(outcome),
+        alliance_label=alliance_label if alliance_label is not None else file_labels.get(alliance),
         early_sessions=early_sessions,
+        alliance_range=alliance_bounds,
+        outcome_range=outcome_bounds,
+        na_values=na_by_column,
+        na_counts={name: int(mask.sum()) for name, mask in declared.items()},
+        suspect_values=suspects,
+        labels=file_labels,
     )
 
 
@@ -463,29 +513,3 @@ def _with_columns(out: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame
     if not new:
         return out
     return pd.concat([out, pd.DataFrame(new, index=out.index)], axis=1)
-
-
-def _scales(n_rows: int, n_patients: int, alliance_within: np.ndarray, outcome_within: np.ndarray,
-            alliance_level: np.ndarray, outcome_level: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """The SDs that standardise effects (see ``AlliancePanel.scales``).
-
-    Within-patient SDs are pooled: root of the sum of squared deviations from the
-    patient's level over (sessions - patients), the df left after one mean per patient.
-    The same denominator for alliance and outcome keeps their ratio the ratio of
-    root-mean-square deviations, which is how ``simulate()`` defines ``within_std``.
-    """
-    df_within = n_rows - n_patients
-
-    def pooled(values: np.ndarray) -> float:
-        return float(np.sqrt(np.sum(values ** 2) / df_within)) if df_within > 0 else float("nan")
-
-    def sd(values: np.ndarray) -> float:
-        return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-
-    return {
-        "alliance_within": pooled(alliance_within.astype(np.float64, copy=False)),
-        "alliance_between": sd(alliance_level),
-        "outcome_within": pooled(outcome_within.astype(np.float64, copy=False)),
-        "outcome_between": sd(outcome_level),
-        "outcome": sd(y),
-    }

@@ -18,7 +18,7 @@ from ..errors import warnings_once
 from ..models import diagnostics, feasibility
 from ..panel.prepare import AlliancePanel
 from ..progress import Counter
-from . import assemble, figures, provenance
+from . import assemble, describe, figures, provenance
 from .parts import COST, run_part
 from .plan import CHECKS, Plan, Step, executor_name, make_plan, part_steps
 from .report import SECTIONS, Report
@@ -122,7 +122,8 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             main.slope_note or "the model has no random slope (random_slope=False).")
         collected = assemble.collect(run_parts(part_steps(plan, main.fit), executor, bar), main)
         notes = [*plan.notes, *collected.notes]
-        tables = {"data_summary": panel.summary().reset_index(), **main.tables, **collected.het_tables}
+        tables = {"data_description": describe.data_description(panel), "data_summary": panel.summary().reset_index(),
+                  **main.tables, **collected.het_tables}
         if plan.run_ar1:
             tables["ar1_comparison"], compared = assemble.ar1_comparison(collected, main.fit.model)
             notes.extend(compared)

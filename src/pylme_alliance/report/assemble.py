@@ -71,8 +71,12 @@ def main_fit(fit: Any, fits: dict[str, Any], slope_note: str, name: str) -> Main
     """The main fit with its rows and tables."""
     rows = lead_rows(fit)  # the duration rows of the main lead's total effect
     rows["status"] = fit_status(fit)
-    return MainFit(fit=fit, fits=fits, slope_note=slope_note, rows=report_tables.within_rows(fit, name),
-                   duration_rows=rows, tables=fit_main_tables(fit))
+    within = report_tables.within_rows(fit, name)
+    for column in ("n", "n_patients"):  # the sessions and patients behind the headline numbers
+        if column in rows and len(rows):
+            within[column] = rows[column].iloc[0]
+    return MainFit(fit=fit, fits=fits, slope_note=slope_note, rows=within, duration_rows=rows,
+                   tables=fit_main_tables(fit))
 
 
 def collect(results: list[dict[str, Any]], main: MainFit) -> Collected:
@@ -184,21 +188,34 @@ def _duration_figure(rows: pd.DataFrame, effect: str, words: dict[str, Any]) -> 
     return caution(fig, "; ".join(sorted({s for s in rows["status"] if s})))
 
 
+#: how the current outcome is controlled, in plain words (the model's own note names the
+#: econometrics; the glossary defines those names)
+CONTROL_WORDS = {
+    "decomposed": "the current outcome controlled as the patient's mean outcome plus the session's deviation from "
+                  "it, so the alliance effect compares each patient with themselves",
+    "raw": "the current outcome controlled as it is (raw lagged outcome)",
+    False: "no control of the current outcome",
+}
+
+
 def closing_notes(plan: Plan, main: MainFit, notes: list[str], fits_table: pd.DataFrame) -> list[str]:
-    """The report's notes: the plan's, the main model in one sentence, the parts', and
-    every flagged fit and main-model warning."""
+    """The report's notes: the plan's, the main model in one plain sentence, the parts'.
+    Every fit's status and R's warnings are in the fits table (the report's appendix),
+    not repeated here."""
     model = main.fit.model
     out = list(notes)
-    out.insert(len(plan.panel.notes), f"Main model: lead {plan.main_lead}, engine {plan.main_model.engine}, "
-               f"residual {plan.residual}, therapist {plan.therapist}, lagged outcome {model.control_outcome} "
-               f"({model.control_bias()}), "
-               + ("random within-patient slope." if model.random_slope else "no random slope."))
+    therapist = {"nested": "patients nested in therapists", "crossed": "patients crossed with therapists",
+                 "none": "no therapist level"}.get(str(plan.therapist), str(plan.therapist))
+    out.insert(len(plan.panel.notes), f"Main model: each alliance rating and the outcome "
+               f"{wording.when_words(plan.main_lead)} (lead {plan.main_lead}), fitted with {plan.main_model.engine}; {CONTROL_WORDS.get(model.control_outcome, '')}; "
+               f"{therapist}; residuals {'independent' if plan.residual == 'iid' else plan.residual}; "
+               + ("a random within-patient slope (each patient may have an own effect)." if model.random_slope
+                  else "no random slope (one within-patient effect for all patients)."))
+    # what the fit itself chose (e.g. random intercepts removed as expected by design): once
+    out.extend(n for n in dict.fromkeys(" ".join(str(x).split()) for x in getattr(main.fit, "notes", ()) or ())
+               if n not in out)
     if main.slope_note:
         out.append(main.slope_note)
-    for row in fits_table[fits_table["status"] != "ok"].itertuples():
-        out.append(f"Fit '{row.model}': {row.status}.")
-    for w in dict.fromkeys(" ".join(str(x).split()) for x in main.fit.warnings or ()):
-        out.append(f"Main model warning from {main.fit.engine}: {w}")
     return out
 
 
@@ -252,11 +269,13 @@ def _moderator_figure(drawing: dict[str, Any], mods: pd.DataFrame | None, words:
 
 
 def caution(fig: Any, status: str) -> Any:
-    """Mark a figure drawn from a fit that did not converge or is singular/degenerate, in
-    red under the plot (the figure-level x label, which the layout makes room for)."""
-    if status:
-        # a figure may draw several fits: each problem once
-        problems = "; ".join(dict.fromkeys(p for p in wording.short_status(status).split("; ") if p))
-        fig.supxlabel(f"Caution: drawn from fit(s) flagged: {problems} (see the fits table)",
+    """Mark a figure drawn from a fit with a real problem (did not converge, a random
+    slope or correlation at its boundary), in red under the plot (the figure-level x
+    label, which the layout makes room for). A boundary the design explains is not
+    marked (:mod:`.status`)."""
+    # a figure may draw several fits: each problem once
+    problems = "; ".join(dict.fromkeys(p for p in wording.short_status(status).split("; ") if p))
+    if problems:
+        fig.supxlabel(f"Caution: drawn from fit(s) flagged: {problems} (see the appendix)",
                       fontsize=8, color="#b30000")
     return fig

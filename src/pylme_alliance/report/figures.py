@@ -67,8 +67,9 @@ def duration_plot(table: pd.DataFrame, *, outcome_label: str | None = None,
         ax.set_xticks(leads)
         ax.set_xticklabels([f"t+{k}" for k in leads])
         ax.set_xlim(min(leads) - 0.5, max(leads) + 0.5)
-        ax.set_xlabel("Outcome measured k sessions after the alliance rating")
-        ax.set_ylabel(f"Effect on {_plain(outcome_label or 'outcome')} ({_units(outcome_label)})")
+        ax.set_xlabel("Outcome k sessions after the alliance rating")
+        # two short lines: one long label is taller than the panel and gets cut off
+        ax.set_ylabel(f"Effect on {_plain(outcome_label or 'outcome')}\n({_units(outcome_label)})")
         ax.set_title(TERM_LABELS[term])
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"(b) Duration: how long does the alliance effect last?\n"
@@ -107,7 +108,7 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
     if significant is None and adjusted_p is not None and np.isfinite(adjusted_p):
         significant = bool(adjusted_p < alpha)
     rows = slopes[slopes["term"] == "alliance_within"]
-    fig = new_figure(7.0, 4.5)
+    fig = new_figure(6.0, 3.7)
     ax = fig.subplots()
     remark = None
     if kind == "numeric":
@@ -117,7 +118,7 @@ def simple_slopes_plot(slopes: pd.DataFrame, moderator: str, kind: str, *,
         _categorical_slopes(ax, rows, moderator)
     if remark:
         ax.text(0.01, 0.99, remark, transform=ax.transAxes, ha="left", va="top", fontsize=8, color="#8c2d04")
-    ax.set_ylabel(f"Within-patient effect ({_units(outcome_label)})")
+    ax.set_ylabel(f"Within-patient effect\n({_units(outcome_label)})")
     ax.set_title(f"(c) Within-patient alliance effect by {moderator}\n({_sign_hint(outcome_label, outcome_better)})",
                  fontsize=11)
     ax.grid(axis="y", alpha=0.3)
@@ -143,7 +144,7 @@ def _numeric_slopes(ax: Any, rows: pd.DataFrame, moderator: str, *, observed: np
     if jn is not None and len(jn):
         if significant is False:
             p_text = f" (adjusted p = {adjusted_p:.3g})" if adjusted_p is not None else ""
-            remark = ("Interaction not significant after the multiplicity correction"
+            remark = ("Interaction not significant after\nthe multiplicity correction"
                       f"{p_text}:\nno Johnson-Neyman region is shown.")
         else:
             remark = _shade_regions(ax, jn, x, significant, outcome_better)
@@ -153,7 +154,7 @@ def _numeric_slopes(ax: Any, rows: pd.DataFrame, moderator: str, *, observed: np
                 label="patients' values")
     ax.set_xlim(x.min(), x.max())
     ax.set_xlabel(f"{moderator} (moderator, observed range)")
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)  # the remark sits upper left
     return remark
 
 
@@ -221,7 +222,7 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame, *, outcome_l
     patient's interval category (``category`` of
     :meth:`~pylme_alliance.models.fit.AllianceFit.heterogeneity`), never by the sign
     of a shrunken estimate alone."""
-    fig = new_figure(10.5, 4.8)
+    fig = new_figure(10.5, 3.3)
     ax = fig.subplots()
     rows = patients.sort_values("slope").reset_index(drop=True)
     rank = np.arange(1, len(rows) + 1)
@@ -267,7 +268,7 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame, *, outcome_l
     ax.axhline(mean, color="black", linewidth=1.5, label=f"mean within effect ({mean:.2f})")
     ax.set_xlim(0, len(rows) + 1)
     ax.set_xlabel("Patients, sorted by their own within-patient effect")
-    ax.set_ylabel(f"Patient's within effect ({_units(outcome_label)})")
+    ax.set_ylabel(f"Patient's within effect\n({_units(outcome_label)})")
     ax.set_title(f"Patient-specific alliance effects ({_sign_hint(outcome_label, outcome_better)})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
@@ -276,7 +277,7 @@ def caterpillar_plot(patients: pd.DataFrame, summary: pd.DataFrame, *, outcome_l
 
 def acf_plot(table: pd.DataFrame) -> Figure:
     """Residual autocorrelation by session lag, with +/-1.96/sqrt(n_pairs) bands."""
-    fig = new_figure(6.5, 4.0)
+    fig = new_figure(6.0, 3.3)
     ax = fig.subplots()
     lags = table["lag"].to_numpy(dtype=float)
     acf = table["acf"].to_numpy(dtype=float)

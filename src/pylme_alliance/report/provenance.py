@@ -13,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-R_PACKAGES = ("lme4", "nlme", "glmmTMB")
+R_PACKAGES = ("lme4", "nlme", "glmmTMB", "lmerTest", "emmeans", "pbkrtest")
+#: Python packages whose versions shape the numbers (asked of the installed metadata,
+#: never by importing them: only bridge/ imports rpy2)
+PYTHON_PACKAGES = ("rpy2", "statsmodels", "pandas", "numpy")
 
 
 def file_sha256(path: str | Path) -> str | None:
@@ -41,6 +44,19 @@ def r_versions() -> dict[str, str]:
     return {name: (found.get(name) or "not installed") for name in ("R", *R_PACKAGES)}
 
 
+def python_versions() -> dict[str, str]:
+    """The installed versions of :data:`PYTHON_PACKAGES` ("not installed" when absent)."""
+    from importlib import metadata
+
+    found = {}
+    for name in PYTHON_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def collect(*, arguments: Mapping[str, Any], source: str | Path | None = None,
             command: Sequence[str] | None = None, timings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The provenance record of one analysis.
@@ -61,7 +77,8 @@ def collect(*, arguments: Mapping[str, Any], source: str | Path | None = None,
     """
     from .. import __version__
 
-    versions = {"pylme_alliance": __version__, "python": platform.python_version(), **r_versions()}
+    versions = {"pylme_alliance": __version__, "python": platform.python_version(), **python_versions(),
+                **r_versions()}
     record: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "versions": versions,
@@ -82,7 +99,8 @@ def lines(provenance: Mapping[str, Any]) -> list[str]:
     versions = provenance.get("versions", {})
     out = [f"Made by pylme_alliance {versions.get('pylme_alliance', 'unknown')} on {provenance.get('date', 'unknown')}",
            "Python {python}, R {R}, lme4 {lme4}, nlme {nlme}, glmmTMB {glmmTMB}".format(
-               **{k: versions.get(k, "unknown") for k in ("python", "R", "lme4", "nlme", "glmmTMB")})]
+               **{k: versions.get(k, "unknown") for k in ("python", "R", "lme4", "nlme", "glmmTMB")})
+           + "".join(f", {k} {versions[k]}" for k in (*R_PACKAGES[3:], *PYTHON_PACKAGES) if k in versions)]
     source = provenance.get("source")
     if source:
         out.append(f"Input file: {source.get('file')} (SHA-256 {source.get('sha256') or 'unavailable: not readable'})")
@@ -94,9 +112,11 @@ def lines(provenance: Mapping[str, Any]) -> list[str]:
     if timings:
         parts = ", ".join(f"{t.get('part')} {float(t.get('seconds', float('nan'))):.2f}"
                           for t in timings.get("parts") or ())
-        out.append(f"Time: {float(timings.get('total_seconds', float('nan'))):.1f} s in all; parts ran on "
-                   f"{timings.get('executor', 'unknown')}; seconds per part (in the process that ran it): "
-                   + (parts or "none recorded"))
+        where = str(timings.get("executor", "unknown"))
+        where = ("one after another in this Python process" if where.startswith("none")
+                 else f"on {where}")
+        out.append(f"Time: {float(timings.get('total_seconds', float('nan'))):.1f} s in all; the fits ran "
+                   f"{where}; seconds per part (in the process that ran it): " + (parts or "none recorded"))
     command = provenance.get("command")
     if command:
         import shlex

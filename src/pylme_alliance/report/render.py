@@ -17,116 +17,127 @@ from typing import Any
 
 import pandas as pd
 
-from . import provenance, wording
+from . import layout, wording
 
 TITLE = "Alliance-outcome analysis"
-
-
-#: table and figure keys said in words; other keys: underscores as spaces, first letter capital
-HEADINGS = {
-    "data_summary": "Data summary", "alliance_effects": "Alliance effects", "fixed_effects": "Fixed effects",
-    "variance_parameters": "Variance parameters", "fit_statistics": "Fit statistics",
-    "duration": "Duration: total effect by lead", "duration_direct": "Duration: direct effect by lead",
-    "moderators": "Moderators", "johnson_neyman": "Johnson-Neyman regions", "heterogeneity": "Heterogeneity",
-    "patient_slopes": "Patient slopes", "fits": "Fits", "residual_acf": "Residual autocorrelation",
-    "ar1_comparison": "Independent vs AR(1) residuals",
-}
-
-
-def heading(name: object) -> str:
-    """The words a reader sees for a table or figure key (``simple_slopes_arm`` ->
-    "Simple slopes by arm"); the one mapping the Markdown and HTML documents use."""
-    key = str(name)
-    if key in HEADINGS:
-        return HEADINGS[key]
-    if key.startswith("simple_slopes_"):
-        return f"Simple slopes by {key[len('simple_slopes_'):]}"
-    words = key.replace("_", " ").strip()
-    return words[:1].upper() + words[1:] if words else key
+heading = layout.heading  # the one mapping of keys to words (tests and callers import it from here)
 
 
 def md_text(text: object) -> str:
-    """User-derived text for Markdown: one line, no raw HTML. A ``<`` that could open a
-    tag (followed by a letter, ``/``, ``!`` or ``?``) and an ``&`` that could open an
-    entity become entities; "p < .001" and "->" stay readable."""
+    """User-derived text for Markdown running text: one line, no raw HTML, no link,
+    image or code span. A ``<`` that could open a tag and an ``&`` that could open an
+    entity become entities; ``\\``, ``[``, ``]``, `````` ` `````` and ``*`` are
+    backslash-escaped, so ``[click](javascript:...)`` and ``![t](http://...)`` stay
+    text. "p < .001" and "->" stay readable."""
     line = " ".join(str(text).split())
     line = re.sub(r"&(?=#?[A-Za-z0-9]+;)", "&amp;", line)
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", line)
+    line = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", line)
+    return re.sub(r"([\\\[\]`*])", r"\\\1", line)
 
 
 def md_label(text: object) -> str:
-    """Text inside Markdown link/image brackets or a table cell."""
-    return re.sub(r"([\\\[\]|`])", r"\\\1", md_text(text))
+    """Text inside Markdown link/image brackets or a table cell (``|`` escaped too)."""
+    return md_text(text).replace("|", "\\|")
 
 
-def _fence(text: str) -> str:
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
-
+# ------------------------------------------------------------------ Markdown
 
 def to_markdown(report: Any) -> str:
     """The report as Markdown (figures referenced by their file names)."""
-    texts = wording.lead_ins(report)
     stems = report.file_stems()
-    summary = str(report)
-    fence = _fence(summary)
     out = [f"# {TITLE}", ""]
-    made = provenance.lines(getattr(report, "provenance", {}))
-    if made:
-        out += ["## How this report was made", ""] + [f"- {md_text(line)}" for line in made] + [""]
-    out += [fence, summary, fence, ""]
-    for key, title, tables, figs in report.sections():
-        out += [f"## {title}", ""]
-        if key in texts:
-            out += [md_text(texts[key]), ""]
-        for name in figs:
-            out += [f"![{md_label(heading(name))}]({stems['figures'][name]}.png)", "",
-                    f"*Figure: {md_label(heading(name))}*", ""]
-        for name in tables:
-            shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
-            out += [f"### {md_label(heading(name))}", "", markdown_table(shown), ""] + ([md_text(note), ""] if note else [])
-    if report.notes:
-        out += ["## Notes", ""] + [f"- {md_text(n)}" for n in report.notes] + [""]
-    closing = wording.closing_note(report)
-    if closing:
-        out += ["## Closing note: the headline sentences", ""] + [f"> {md_text(q)}" + "\n>" for q in closing] + [""]
+    for section in layout.sections(report):
+        out += [f"## {md_text(section.title)}", ""]
+        for block in section.blocks:
+            out += _md_block(report, block, stems)
     return "\n".join(out)
 
 
-def to_html(report: Any) -> str:
-    """A self-contained HTML page (figures embedded as base64 PNG), every user-derived
-    string escaped."""
+def _md_block(report: Any, block: layout.Block, stems: dict[str, dict[Any, str]]) -> list[str]:
+    if block.kind == "p":
+        return [md_text(block.text), ""]
+    if block.kind == "ul":
+        head = [f"**{md_text(block.text)}**", ""] if block.text else []
+        return head + [f"- {md_text(item)}" for item in block.items] + [""]
+    if block.kind == "quote":
+        return [line for q in block.items for line in (f"> {md_text(q)}", ">")] + [""]
+    if block.kind == "dl":
+        return ([f"### {md_text(block.text)}", ""]
+                + [f"- **{md_text(term)}**: {md_text(words)}" for term, words in block.items] + [""])
+    if block.kind == "figs":
+        out = []
+        for name, caption in block.items:
+            out += [f"![{md_label(caption)}]({stems['figures'][name]}.png)", "", f"*{md_text(caption)}*", ""]
+        return out
+    shown, note = shorten(block.shown.table, _csv_name(stems, block.name))
+    out = [f"### {md_label(block.text)}", "", markdown_table(shown), ""]
+    out += [md_text(f) + "  " for f in block.footnotes] + ([""] if block.footnotes else [])
+    return out + ([md_text(note), ""] if note else [])
+
+
+def _csv_name(stems: dict[str, dict[Any, str]], name: str) -> str:
+    stem = stems["tables"].get(name)
+    return f"{stem}.csv" if stem else "the CSV files"
+
+
+# ------------------------------------------------------------------ HTML
+
+def to_html(report: Any, *, notebook: bool = False) -> str:
+    """A self-contained, responsive HTML page (figures embedded as base64 PNG), every
+    user-derived string escaped. ``notebook=True``: the summary open and every other
+    section folded in a ``<details>`` (for :meth:`Report._repr_html_`), no page head."""
     esc = html.escape  # quote=True: safe in attributes and text alike
-    texts = wording.lead_ins(report)
     stems = report.file_stems()
     body = [f"<h1>{esc(TITLE)}</h1>"]
-    made = provenance.lines(getattr(report, "provenance", {}))
-    if made:
-        body.append("<h2>How this report was made</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in made)
-                    + "</ul>")
-    body.append(f"<pre>{esc(str(report))}</pre>")
-    for key, title, tables, figs in report.sections():
-        body.append(f"<h2>{esc(title)}</h2>")
-        if key in texts:
-            body.append(f"<p>{esc(texts[key])}</p>")
-        for name in figs:
-            body.append(f'<figure><img alt="{esc(heading(name))}" data-file="{esc(stems["figures"][name])}.png" '
-                        f'src="data:image/png;base64,{png_base64(report.figures[name])}">'
-                        f"<figcaption>{esc(heading(name))}</figcaption></figure>")
-        for name in tables:
-            shown, note = shorten(report.tables[name], f"{stems['tables'][name]}.csv")
-            body.append(f"<h3>{esc(heading(name))}</h3>")
-            body.append(html_table(shown))
-            if note:
-                body.append(f"<p><em>{esc(note)}</em></p>")
-    if report.notes:
-        body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(str(n))}</li>" for n in report.notes) + "</ul>")
-    closing = wording.closing_note(report)
-    if closing:
-        body.append("<h2>Closing note: the headline sentences</h2>"
-                    + "".join(f"<blockquote><p>{esc(q)}</p></blockquote>" for q in closing))
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(TITLE)}</title>"
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    for section in layout.sections(report):
+        inner = "\n".join(_html_block(report, block, stems) for block in section.blocks)
+        if notebook and section.group != "summary":
+            body.append(f"<details><summary>{esc(section.title)}</summary>\n{inner}\n</details>")
+        else:
+            body.append(f"<h2>{esc(section.title)}</h2>\n{inner}")
+    if notebook:
+        return f'<div class="pylme-report"><style>{_CSS}</style>\n' + "\n".join(body) + "\n</div>"
+    return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{esc(TITLE)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body)
+            + "\n</body></html>\n")
+
+
+def _html_block(report: Any, block: layout.Block, stems: dict[str, dict[Any, str]]) -> str:
+    esc = html.escape
+    if block.kind == "p":
+        return f"<p>{esc(block.text)}</p>"
+    if block.kind == "ul":
+        head = f"<h3>{esc(block.text)}</h3>" if block.text else ""
+        return head + "<ul>" + "".join(f"<li>{esc(str(i))}</li>" for i in block.items) + "</ul>"
+    if block.kind == "quote":
+        return "".join(f"<blockquote><p>{esc(q)}</p></blockquote>" for q in block.items)
+    if block.kind == "dl":
+        return (f"<h3>{esc(block.text)}</h3><dl>"
+                + "".join(f"<dt>{esc(str(t))}</dt><dd>{esc(str(w))}</dd>" for t, w in block.items) + "</dl>")
+    if block.kind == "figs":
+        return f'<div class="figs n{min(len(block.items), 3)}">' + "".join(
+            f'<figure{_wide(report.figures[name], len(block.items))}><img alt="{esc(heading(name))}" '
+            f'data-file="{esc(stems["figures"][name])}.png" '
+            f'src="data:image/png;base64,{png_base64(report.figures[name])}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>" for name, caption in block.items) + "</div>"
+    shown, note = shorten(block.shown.table, _csv_name(stems, block.name))
+    parts = [f"<h3>{esc(block.text)}</h3>", html_table(shown)]
+    parts += [f'<p class="foot">{esc(f)}</p>' for f in block.footnotes]
+    if note:
+        parts.append(f'<p class="foot"><em>{esc(note)}</em></p>')
+    return "".join(parts)
+
+
+def _wide(fig: Any, count: int) -> str:
+    """A figure alone in its row that is wide (the patients' caterpillar) spans the grid;
+    others share a row two by two on a wide screen."""
+    if isinstance(fig, (bytes, bytearray)):  # a loaded report's PNG (saved at 110 dpi): width from its header
+        inches = int.from_bytes(bytes(fig[16:20]), "big") / 110 if len(fig) > 24 else 0.0
+    else:
+        size = getattr(fig, "get_size_inches", None)
+        inches = float(size()[0]) if size is not None else 0.0
+    return ' class="wide"' if count == 1 and inches > 8.5 else ""
 
 
 def html_table(table: pd.DataFrame) -> str:
@@ -134,28 +145,40 @@ def html_table(table: pd.DataFrame) -> str:
     the column labels are made strings first so none is passed through as markup)."""
     shown = display(table)
     shown.columns = [str(c) for c in shown.columns]
-    # wide tables (the moderators table is ~1,400 px) scroll inside their own box instead of
-    # being cut off at the page width
+    # wide tables scroll inside their own box instead of being cut off at the page width
     return ('<div class="table-scroll">'
             + shown.to_html(index=False, na_rep="", border=0, classes="table", escape=True) + "</div>")
 
 
 _CSS = """
-body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #1f5fa8; padding-bottom: .2em; }
-h2 { color: #1f5fa8; margin-top: 2em; border-bottom: 1px solid #ddd; }
-h3 { font-size: 1em; color: #555; }
+body, .pylme-report { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; color: #222;
+       line-height: 1.3; font-size: 14.5px; }
+body { max-width: 1240px; margin: 1.2em auto; padding: 0 1em; }
+h1 { border-bottom: 2px solid #1f5fa8; padding-bottom: .2em; font-size: 1.6em; }
+h2 { color: #1f5fa8; margin: 1.1em 0 .3em; border-bottom: 1px solid #ddd; font-size: 1.3em; }
+h3 { font-size: .95em; color: #555; margin: .7em 0 .2em; }
+p { margin: .45em 0; }
+p, li, dd, figcaption { overflow-wrap: anywhere; }  /* table cells break at spaces only: a wide table scrolls */
+ul { padding-left: 1.3em; margin: .4em 0; } li { margin: .25em 0; }
 .table-scroll { overflow-x: auto; max-width: 100%; }
-table.table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
-table.table th, table.table td { border: 1px solid #ccc; padding: .2em .5em; text-align: right; }
+table.table { border-collapse: collapse; font-size: .8em; margin: .3em 0 .2em; }
+table.table th, table.table td { border: 1px solid #ccc; padding: .15em .45em; text-align: left;
+       vertical-align: top; }
 table.table th { background: #f0f4fa; }
-figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: .8em; color: #777; }
-pre { background: #f6f6f6; padding: .7em; }
+p.foot { font-size: .78em; color: #555; margin: .1em 0 .6em; }
+.figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 370px), 1fr)); gap: .6em; }
+.figs.n2 { grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr)); }
+figure.wide { grid-column: 1 / -1; }
+figure { margin: .4em 0; } img { max-width: 100%; height: auto; } figcaption { font-size: .8em; color: #555; }
+dl { columns: 3 300px; column-gap: 1.6em; font-size: .8em; line-height: 1.3; margin: .2em 0; }
+dt { font-weight: 600; break-after: avoid; } dd { margin: 0 0 .35em .8em; break-inside: avoid; }
+blockquote { margin: .4em 0; padding-left: .8em; border-left: 3px solid #ddd; color: #444; font-size: .9em; }
+pre { background: #f6f6f6; padding: .7em; white-space: pre-wrap; overflow-wrap: anywhere; }
+details { margin: .4em 0; } summary { cursor: pointer; color: #1f5fa8; font-weight: 600; }
 """
 
 
-def shorten(table: pd.DataFrame, file_name: str, limit: int = 100, keep: int = 10) -> tuple[pd.DataFrame, str]:
+def shorten(table: pd.DataFrame, file_name: str, limit: int = 100, keep: int = 5) -> tuple[pd.DataFrame, str]:
     """Long tables (one row per patient) show their first and last rows in the documents;
     the CSV keeps every row."""
     if len(table) <= limit:
@@ -165,10 +188,17 @@ def shorten(table: pd.DataFrame, file_name: str, limit: int = 100, keep: int = 1
                    f"all rows are in {file_name}.")
 
 
-def png_base64(fig: Any) -> str:
+def png_bytes(fig: Any, dpi: int = 100) -> bytes:
+    """A figure as PNG; ``bbox_inches="tight"`` keeps every label inside the image."""
+    if isinstance(fig, (bytes, bytearray)):  # a figure kept as its PNG (a loaded report)
+        return bytes(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)
+    return buffer.getvalue()
+
+
+def png_base64(fig: Any) -> str:
+    return base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 #: columns shown as p values ("< .001" or three decimals)

@@ -5,7 +5,7 @@ and HTML; :mod:`~pylme_alliance.outfiles` writes it.
 """
 from __future__ import annotations
 
-import io
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from . import render, results_json, wording
 __all__ = ["Report", "SECTIONS", "REPORT_FILES"]
 
 SECTIONS = [
-    ("data", "Data", ["data_summary"], []),
+    ("data", "Data", ["data_description", "data_summary"], []),
     ("a", "(a) Within- and between-patient alliance effects",
      ["alliance_effects", "fixed_effects", "variance_parameters", "fit_statistics"], []),
     ("b", "(b) Duration of the alliance effect", ["duration"], ["duration", "duration_direct"]),
@@ -41,6 +41,9 @@ class Report:
 
     Tables (``.tables``; a name is absent when its part was not run):
 
+    - ``data_description``: per variable used (alliance, outcome, time, each moderator)
+      n, missing, mean, SD, min, max (levels for categories), and per patient the
+      sessions and rated sessions (:func:`~.describe.data_description`).
     - ``data_summary``: the panel summary (patients, sessions, drops).
     - ``alliance_effects``: the within-patient effect of the main model (first row), the
       between-patient LEVEL effect of :func:`~pylme_alliance.analyses.between.between_effect`
@@ -135,8 +138,9 @@ class Report:
         return render.to_html(self)
 
     def _repr_html_(self) -> str:
-        """Notebook display: the same page as :meth:`to_html` (tables and embedded figures)."""
-        return self.to_html()
+        """Notebook display: the summary, and every other section folded in a
+        ``<details>`` that opens on a click (the whole page is many screens long)."""
+        return render.to_html(self, notebook=True)
 
     # ------------------------------------------------------------------ files
     def file_stems(self) -> dict[str, dict[Any, str]]:
@@ -161,9 +165,9 @@ class Report:
         """Read a report back from the ``results.json`` that :meth:`save` wrote.
 
         The tables equal the saved ones (values, column order and dtypes); settings,
-        notes and provenance come back as JSON gives them (tuples as lists). Figures are
-        not stored in results.json: the loaded report has none (the PNG files stay in
-        the directory).
+        notes and provenance come back as JSON gives them (tuples as lists). Figures come
+        back as the PNG bytes :meth:`save` wrote beside results.json (a figure whose PNG
+        is missing is left out), so a loaded report saves and renders with them.
 
         Only a regular file of at most ``results_json.MAX_BYTES`` is read (a FIFO, a
         device or a link to one is refused without blocking), JSON nested at most
@@ -177,8 +181,8 @@ class Report:
         """
         path = Path(directory).expanduser() / results_json.FILE_NAME
         parts = results_json.loads(results_json.read_text(path))
-        return cls(tables=parts["tables"], figures={}, notes=parts["notes"], settings=parts["settings"],
-                   provenance=parts["provenance"])
+        return cls(tables=parts["tables"], figures=_saved_figures(path.parent, parts.get("figures", [])),
+                   notes=parts["notes"], settings=parts["settings"], provenance=parts["provenance"])
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write report.md, report.html, results.json (see :meth:`load`), one PNG per
@@ -214,9 +218,7 @@ class Report:
         stems = self.file_stems()
         contents: dict[str, bytes] = {}
         for name, fig in self.figures.items():
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=110)
-            contents[f"{stems['figures'][name]}.png"] = buffer.getvalue()
+            contents[f"{stems['figures'][name]}.png"] = render.png_bytes(fig, dpi=110)
         for name, table in self.tables.items():
             contents[f"{stems['tables'][name]}.csv"] = table.to_csv(index=False).encode("utf-8")
         contents["report.md"] = self.to_markdown().encode("utf-8")
@@ -224,3 +226,27 @@ class Report:
         contents["results.json"] = results_json.dumps(self).encode("utf-8")
         return write_files(directory, contents, overwrite=overwrite)
 
+
+
+#: the largest PNG a loaded report reads back (the report's own are well under 1 MB)
+MAX_PNG_BYTES = 20 * 1024 * 1024
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _saved_figures(directory: Path, names: list[str]) -> dict[str, bytes]:
+    """The PNGs :meth:`Report.save` wrote for ``names`` (under the same safe stems), as
+    bytes; a regular file only (no FIFO, device or symlink), bounded in size, with a PNG
+    signature -- anything else is left out."""
+    figures: dict[str, bytes] = {}
+    for name, stem in unique_slugs(names).items():
+        path = directory / f"{stem}.png"
+        try:
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PNG_BYTES:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if data.startswith(_PNG_MAGIC):
+            figures[name] = data
+    return figures

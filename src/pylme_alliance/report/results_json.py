@@ -199,7 +199,11 @@ def _parts(document: dict[str, Any]) -> dict[str, Any]:
         raise _damaged("'settings' and 'provenance' must be objects")
     if not isinstance(notes or [], list) or not all(isinstance(n, str) for n in notes or []):
         raise _damaged("'notes' must be a list of strings")
-    return {"tables": out, "settings": settings or {}, "notes": list(notes or []), "provenance": provenance or {}}
+    figures = document.get("figures") or []
+    if not isinstance(figures, list):
+        raise _damaged("'figures' must be a list of names")
+    return {"tables": out, "settings": settings or {}, "notes": list(notes or []), "provenance": provenance or {},
+            "figures": [f for f in figures if isinstance(f, str)]}
 
 
 def loads(text: str) -> dict[str, Any]:

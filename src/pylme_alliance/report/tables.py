@@ -13,7 +13,7 @@ from ..models import estimands
 from ..models.diagnostics import fit_status
 
 EFFECT_COLUMNS = ["lead", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high",
-                  "std_estimate", "std_definition", "model", "status", "estimand"]
+                  "std_estimate", "std_definition", "n", "n_patients", "model", "status", "estimand"]
 STD_WITHIN = "estimate x SD(alliance_within) / SD(outcome_within): within-patient SDs"
 STD_BETWEEN = "estimate x SD over patients of the alliance level / SD over patients of their mean outcome"
 HET_COLUMNS = ["statistic", "estimate", "conf_low", "conf_high", "p_value", "note", "estimand"]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import status as fit_statuses
 from .tables import direction_words
 
 ALPHA = 0.05
@@ -40,19 +41,23 @@ def p_text(value: float) -> str:
 
 
 def _caution(status: Any) -> str:
-    status = "" if status is None or (isinstance(status, float) and np.isnan(status)) else str(status)
-    return f" [Caution: this estimate comes from a fit that is flagged: {status}.]" if status else ""
+    """A short caution for a fit with a REAL problem; nothing for what the design
+    explains (:mod:`.status`): that is said once in the methods."""
+    words = fit_statuses.short(status)
+    return f" [Caution: this estimate comes from a fit that is flagged: {words}; see the appendix.]" if words else ""
 
 
-def short_status(status: str) -> str:
-    """"singular (SD of ... ~ 0)" -> "singular": the details are in the fits table."""
-    out, depth = [], 0
-    for char in str(status):
-        depth += char == "("
-        if depth == 0:
-            out.append(char)
-        depth -= char == ")" and depth > 0
-    return " ".join("".join(out).split()).replace(" ;", ";")
+def short_status(status: Any) -> str:
+    """"singular (SD of ... ~ 0)" -> "singular", real problems only ("" for a status the
+    design explains): the details are in the fits table."""
+    return fit_statuses.short(status)
+
+
+def when_words(lead: int) -> str:
+    """"in the same session", "1 session later", "3 sessions later"."""
+    if lead == 0:
+        return "in the same session"
+    return f"{lead} session{'s' if lead != 1 else ''} later"
 
 
 def _direction(estimate: float, better: str | None) -> str:
@@ -70,8 +75,7 @@ def within_sentence(report: Any) -> str | None:
         return None
     better = report.settings.get("outcome_better")
     name = report.settings.get("outcome_name", "the outcome")
-    lead = int(row["lead"])
-    when = "in the same session" if lead == 0 else f"{lead} session(s) later"
+    when = when_words(int(row["lead"]))
     before = f" and the same {name} of the session before" if report.settings.get("prior_outcome") else ""
     control = {"decomposed": f"at the same current {name}{before} (controlled as the patient's mean plus the "
                              "deviation from it)",
@@ -89,16 +93,25 @@ def between_sentence(report: Any) -> str | None:
     name = report.settings.get("outcome_name", "the outcome")
     if row is None:
         if effect_row(report, "alliance_between") is not None:
-            return ("Between patients: the between-patient level model could not be fitted (see the notes); the "
-                    "lagged model's alliance_between coefficient is a conditional change coefficient, not a "
+            return ("Between patients: the between-patient level model could not be fitted (see the methods); the "
+                    "main model's between-patient coefficient is a change at the same current outcome, not a "
                     "difference in outcome level, and is not interpreted here.")
         return None
     early = "early alliance" if "early" in str(row.get("model", "")) else "average alliance"
     return (f"Between patients (the between-patient level model): patients whose {early} was one point higher "
             f"had {name} levels {abs(row['estimate']):.2f} points {_direction(row['estimate'], better)} "
-            f"(95% CI {row['conf_low']:.2f} to {row['conf_high']:.2f}; {p_text(row['p_value'])}). Estimand: "
-            f"{row['estimand']}. The lagged model's alliance_between row is a conditional change coefficient "
-            "(labelled so in the table), not this level difference." + _caution(row.get("status")))
+            f"(95% CI {row['conf_low']:.2f} to {row['conf_high']:.2f}; {p_text(row['p_value'])}), at the same "
+            f"intake {name}. The main model's between-patient coefficient answers another question (the change "
+            "at the same current outcome; see the glossary) and is not this level difference."
+            + _caution(row.get("status")))
+
+
+def _leads_words(leads: list[int]) -> str:
+    """"1 session later", "1 and 2 sessions later", "1, 2 and 3 sessions later"."""
+    if not leads:
+        return ""
+    listed = ", ".join(map(str, leads[:-1])) + (f" and {leads[-1]}" if len(leads) > 1 else str(leads[-1]))
+    return f"{listed} session{'s' if leads != [1] else ''} later"
 
 
 def duration_text(report: Any) -> str | None:
@@ -112,31 +125,35 @@ def duration_text(report: Any) -> str | None:
 
     def listing(effect: str) -> str:
         rows = within[within["effect"] == effect].sort_values("lead")
-        return "; ".join(f"lead {int(r.lead)}: {r.estimate:.2f} [{r.conf_low:.2f}, {r.conf_high:.2f}]"
-                         + (f" (fit {short_status(r.status)})" if getattr(r, "status", "") else "")
+        return "; ".join(f"{when_words(int(r.lead))}: {r.estimate:.2f} [{r.conf_low:.2f}, {r.conf_high:.2f}]"
+                         + (f" (fit {short_status(r.status)})" if short_status(getattr(r, "status", "")) else "")
                          for r in rows.itertuples())
 
     direct = within[within["effect"] == "direct"].sort_values("lead")
     lasting = [int(r.lead) for r in direct.itertuples() if r.p_value < ALPHA and r.lead > 0]
     good = direction_words(better)["good_sign"]
-    if good:
-        lasting_good = [int(r.lead) for r in direct.itertuples()
-                        if r.p_value < ALPHA and r.lead > 0 and (r.estimate < 0) == (good == "negative")]
-    text = ("Total effect (controls the outcome at t; at later leads it includes what is carried through the "
-            f"outcomes in between): {listing('total')}. Direct effect (controls the most recent earlier outcome "
-            f"and the alliance in between): {listing('direct')}. ")
+    text = ("Total effect: controls the outcome at the rating; at later leads it includes what is carried through "
+            "the outcomes in between. Direct effect: also controls the most recent earlier outcome and the "
+            "alliance in between. Within patients, by lead: " + "; ".join(
+                f"{kind} {listing(kind)}" for kind in ("total", "direct") if listing(kind)) + ". ")
     if not lasting:
-        text += "How long it lasts (direct effect): at no lead is the direct within-patient effect distinguishable from zero."
-    else:
-        last = max(lasting)
-        text += (f"How long it lasts (direct effect): the direct within-patient effect is distinguishable from zero "
-                 f"at lead(s) {', '.join(map(str, lasting))}")
-        if good:
-            text += (f" (in the better direction at {', '.join(map(str, lasting_good))})" if lasting_good
-                     else " (none in the better direction)")
-        beyond = [int(k) for k in direct["lead"] if k > last]
-        text += (f"; not beyond lead {last} among the leads analysed." if beyond else
-                 f"; lead {last} is the longest lead analysed.")
+        text += ("How long it lasts (direct effect): at no lead is the direct within-patient effect "
+                 "distinguishable from zero.")
+        return text + " Points are estimates with 95% CIs; the dashed line is zero."
+    last = max(lasting)
+    text += ("How long it lasts (direct effect): the direct within-patient effect is distinguishable from zero "
+             f"{_leads_words(lasting)}")
+    if good:
+        better_leads = [k for k in lasting if (float(direct.loc[direct["lead"] == k, "estimate"].iloc[0]) < 0)
+                        == (good == "negative")]
+        if better_leads == lasting:
+            text += " (in the better direction)"
+        elif better_leads:
+            text += f" (in the better direction {_leads_words(better_leads)})"
+        else:
+            text += " (in the worse direction)"
+    beyond = [int(k) for k in direct["lead"] if k > last]
+    text += (f"; not {_leads_words(beyond)}." if beyond else f"; {_leads_words([last])} is the longest lead analysed.")
     return text + " Points are estimates with 95% CIs; the dashed line is zero."
 
 
@@ -145,52 +162,64 @@ def moderators_text(report: Any) -> str | None:
     if mods is None:
         return None
     better = report.settings.get("outcome_better")
-    sign_hint = {"lower": "a negative interaction with alliance_within makes the within effect more negative "
+    sign_hint = {"lower": "a negative interaction makes the within effect more negative "
                           "(stronger in the better direction) as the moderator increases",
-                 "higher": "a positive interaction with alliance_within makes the within effect more positive "
+                 "higher": "a positive interaction makes the within effect more positive "
                            "(stronger in the better direction) as the moderator increases"}.get(
-        better, "a negative interaction with alliance_within makes the within effect more negative as the "
-                "moderator increases")
-    return ("Each moderator gets its own model with its interactions with the within and between alliance; p values "
-            f"are Benjamini-Hochberg adjusted over all interaction terms; {sign_hint}. "
-            + moderators_result(report))
+        better, "a negative interaction makes the within effect more negative as the moderator increases")
+    return ("Each moderator gets its own model, in which it may change the within- and the between-patient "
+            "alliance effect (an interaction); p values are adjusted for testing many interactions "
+            f"(Benjamini-Hochberg); {sign_hint}. " + moderators_result(report))
 
 
 def moderators_result(report: Any) -> str:
     sig = report.significant_moderators()
     n = report.tables["moderators"]["moderator"].nunique()
-    return (f"Moderators with an interaction significant after Benjamini-Hochberg adjustment: {', '.join(sig)} "
+    return (f"Moderators with an interaction significant after adjustment for multiple testing: {', '.join(sig)} "
             f"(of {n})." if sig else f"No interaction of the {n} moderator(s) is significant after "
-            "Benjamini-Hochberg adjustment.")
+            "adjustment for multiple testing.")
 
 
-def heterogeneity_text(report: Any) -> str | None:
+def _lrt_words(test: dict[str, Any]) -> str:
+    p = float(test.get("p_value", np.nan))
+    return (f"likelihood-ratio test of whether the effect varies between patients: "
+            f"chi2 = {float(test.get('statistic', np.nan)):.2f}, {p_text(p)}")
+
+
+def heterogeneity_head(report: Any) -> str | None:
+    """The heterogeneity verdict in one sentence (that can stand alone)."""
     absent = report.settings.get("heterogeneity_absent")
     if absent:
         return f"Heterogeneity of the within-patient effect was not estimated: {absent}"
     info = report.settings.get("heterogeneity")
-    table = report.tables.get("heterogeneity")
-    if not info or table is None:
+    if not info or report.tables.get("heterogeneity") is None:
         return None
-    better = report.settings.get("outcome_better")
-    stat = table.set_index("statistic")
     test = info["test"]
     p = float(test.get("p_value", np.nan))
-    lrt = (f"likelihood-ratio test of the random slope: chi2 = {float(test.get('statistic', np.nan)):.2f}, "
-           f"{p_text(p)}, against the {test.get('reference', 'reference distribution')}")
     if info.get("degenerate"):
-        head = ("The random-slope fit is degenerate (a random SD ~ 0 or a correlation at +/-1): the variation of "
-                f"the within effect between patients cannot be assessed in these data ({lrt}).")
-    elif np.isfinite(p) and p < ALPHA:
-        head = f"The within-patient effect differs between patients ({lrt})."
+        return ("The random-slope fit is degenerate (the spread of the effect between patients, or its "
+                "correlation, is at its boundary): the variation of the within effect between patients cannot be "
+                f"assessed in these data ({_lrt_words(test)}).")
+    if np.isfinite(p) and p < ALPHA:
+        head = f"The within-patient effect differs between patients ({_lrt_words(test)})."
         if info.get("caveat"):
             head += " Caution: " + info["caveat"] + "."
         if info.get("degenerate_other"):
             head += (" Other variance parameters of this fit are at the boundary ("
                      + ", ".join(info["degenerate_other"]) + "); the slope's are not.")
-    else:
-        head = (f"The data cannot distinguish heterogeneity of the within-patient effect from none ({lrt}); the SD "
-                "and share below are model quantities, not evidence that patients differ.")
+        return head
+    return (f"The data cannot distinguish heterogeneity of the within-patient effect from none ({_lrt_words(test)}); "
+            "the model's spread of patients' effects and the share of patients it implies are model quantities, "
+            "not evidence that patients differ.")
+
+
+def heterogeneity_text(report: Any) -> str | None:
+    head = heterogeneity_head(report)
+    if head is None or report.settings.get("heterogeneity_absent"):
+        return head
+    info = report.settings["heterogeneity"]
+    better = report.settings.get("outcome_better")
+    stat = report.tables["heterogeneity"].set_index("statistic")
     parts = [head]
     if info.get("degenerate"):
         parts.append("Its SD, share and patient classifications are therefore not interpreted.")
@@ -199,9 +228,9 @@ def heterogeneity_text(report: Any) -> str | None:
     if sd is not None:
         interval = (f" (95% CI {sd['conf_low']:.2f} to {sd['conf_high']:.2f})"
                     if np.isfinite(float(sd["conf_low"])) else " (no interval)")
-        parts.append(f"Random-slope SD {float(sd['estimate']):.2f}{interval}"
-                     + (f"; profile warnings: {'; '.join(info['profile_warnings'])}" if info["profile_warnings"]
-                        else "") + ".")
+        parts.append(f"SD of the within effect over patients (random-slope SD) {float(sd['estimate']):.2f}{interval}"
+                     + ("; its interval's likelihood profile had problems (see the appendix)"
+                        if info.get("profile_warnings") else "") + ".")
     share = next((r for name, r in stat.iterrows() if str(name).startswith("share")), None)
     if share is not None:
         interval = (f" (95% CI {share['conf_low']:.0%} to {share['conf_high']:.0%})"
@@ -212,17 +241,16 @@ def heterogeneity_text(report: Any) -> str | None:
             what = "a negative own within effect (no direction of benefit was given)"
         parts.append(f"The model implies that {float(share['estimate']):.0%}{interval} of patients have {what}.")
     shrinkage = info.get("shrinkage", np.nan)
-    spread = (f" (their SD is {shrinkage:.0%} of the model's slope SD)" if shrinkage is not None
+    spread = (f" (their SD is {shrinkage:.0%} of the model's)" if shrinkage is not None
               and np.isfinite(shrinkage) else "")
-    parts.append(f"Patient-specific slopes (BLUPs) are shrunken toward the mean effect{spread}: they spread less "
-                 "than the patients' own effects and patients with few sessions are pulled in the most, so "
-                 "patients are classified by their own 95% intervals, never by the sign of their BLUP alone.")
+    parts.append(f"Each patient's own estimated effect is shrunken toward the mean effect{spread}: the estimates "
+                 "spread less than the patients' true effects, and patients with few sessions are pulled in the most, "
+                 "so patients are classified by their own 95% intervals, never by the sign of their estimate alone.")
     patients = report.tables.get("patient_slopes")
     if patients is not None and "category" in patients:
         counts = patients["category"].value_counts()
         parts.append("Patients by their interval: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".")
-    status = report.settings.get("main_status")
-    return " ".join(parts) + _caution(status)
+    return " ".join(parts) + _caution(report.settings.get("main_status"))
 
 
 def lead_ins(report: Any) -> dict[str, str]:
@@ -235,9 +263,9 @@ def lead_ins(report: Any) -> dict[str, str]:
         value = func(report)
         if value:
             text[key] = value
-    text["d"] = ("Convergence, singularity and degeneracy of every fit, the main model's residual autocorrelation "
-                 "(pairs matched by session number within patient), and a comparison with AR(1) residuals on "
-                 "converged fits of the same model.")
+    text["d"] = ("Convergence and boundary checks of every fit, the main model's residual autocorrelation "
+                 "(pairs matched by session number within patient), and a comparison with residuals correlated "
+                 "from one session to the next (AR(1)) on converged fits of the same model.")
     return text
 
 
@@ -251,7 +279,7 @@ def headline(report: Any) -> list[str]:
         if row is None:
             continue
         lead = "" if pd.isna(row["lead"]) else f" (lead {int(row['lead'])})"
-        flag = f"  [fit {short_status(row['status'])}]" if isinstance(row.get("status"), str) and row["status"] else ""
+        flag = f"  [fit {short_status(row['status'])}]" if short_status(row.get("status")) else ""
         lines.append(f"  {label}{lead}: {row['estimate']:.3f} [{row['conf_low']:.3f}, {row['conf_high']:.3f}], "
                      f"{p_text(row['p_value'])}{flag}")
     dur = report.tables.get("duration")
@@ -266,8 +294,7 @@ def headline(report: Any) -> list[str]:
                 for r in rows.itertuples():
                     # a mark for a flagged fit, never "*" (which readers take for significance);
                     # a missing status (NaN) is not a flag
-                    status = getattr(r, "status", "")
-                    flagged = isinstance(status, str) and bool(status)
+                    flagged = bool(short_status(getattr(r, "status", "")))
                     flagged_any |= flagged
                     parts.append(f"t+{int(r.lead)}: {r.estimate:.3f} [{r.conf_low:.3f}, {r.conf_high:.3f}]"
                                  + (" (flagged)" if flagged else ""))
@@ -287,11 +314,127 @@ def closing_note(report: Any) -> list[str]:
     duration = duration_text(report)
     if duration and "How long it lasts" in duration:
         quotes.append(duration[duration.index("How long it lasts"):].split(" Points are")[0])
-    het = heterogeneity_text(report)
+    het = heterogeneity_head(report)
     if het:
-        first = het.split(". ")[0].rstrip(".") + "."
-        caution = het[het.index("[Caution"):] if "[Caution" in het else ""
-        quotes.append(f"{first} {caution}".strip())
+        quotes.append((het + _caution(report.settings.get("main_status"))).strip())
     if report.tables.get("moderators") is not None:
         quotes.append(moderators_result(report))
     return [q for q in quotes if q]
+
+
+# ---------------------------------------------------------------- the one-screen summary
+
+def _ci(row: Any, estimate: str = "estimate") -> str:
+    return f"{row[estimate]:.2f} [95% CI {row['conf_low']:.2f}, {row['conf_high']:.2f}]"
+
+
+def _n_words(row: Any) -> str:
+    n, patients = row.get("n"), row.get("n_patients")
+    parts = []
+    if n is not None and np.isfinite(float(n)):
+        parts.append(f"{int(n)} sessions")
+    if patients is not None and np.isfinite(float(patients)):
+        parts.append(f"{int(patients)} patients")
+    return f", n = {' of '.join(parts)}" if parts else ""
+
+
+def _figure_ref(figures: dict[str, int], *names: str) -> str:
+    numbers = [figures[n] for n in names if n in figures]
+    if not numbers:
+        return ""
+    return f" (Figure {numbers[0]})" if len(numbers) == 1 else f" (Figures {min(numbers)}-{max(numbers)})"
+
+
+def summary_within(report: Any, figures: dict[str, int]) -> str | None:
+    row = effect_row(report, "alliance_within")
+    if row is None:
+        return None
+    name = report.settings.get("outcome_name", "the outcome")
+    direction = _direction(row["estimate"], report.settings.get("outcome_better"))
+    return (f"(a) Within patients: in sessions where a patient's alliance was one point above the patient's own "
+            f"level, {name} {when_words(int(row['lead']))} was {abs(row['estimate']):.2f} points {direction}: "
+            f"{_ci(row)}, {p_text(row['p_value'])}{_n_words(row)}{_figure_ref(figures, 'duration')}."
+            + _caution(row.get("status")))
+
+
+def summary_between(report: Any, figures: dict[str, int]) -> str | None:
+    row = effect_row(report, "alliance_level")
+    if row is None:
+        return None
+    name = report.settings.get("outcome_name", "the outcome")
+    early = "early alliance" if "early" in str(row.get("model", "")) else "average alliance"
+    direction = _direction(row["estimate"], report.settings.get("outcome_better"))
+    return (f"(a) Between patients: patients whose {early} was one point higher had {name} levels "
+            f"{abs(row['estimate']):.2f} points {direction}: {_ci(row)}, {p_text(row['p_value'])}{_n_words(row)}."
+            + _caution(row.get("status")))
+
+
+def summary_duration(report: Any, figures: dict[str, int]) -> str | None:
+    text = duration_text(report)
+    if not text or "How long it lasts" not in text:
+        return None
+    verdict = text[text.index("How long it lasts (direct effect): ") + 35:].split(" Points are")[0].rstrip(".")
+    table = report.tables["duration"]
+    direct = table[(table["term"] == "alliance_within") & (table.get("effect", "total") == "direct")]
+    listing = "; ".join(f"{when_words(int(r['lead']))} {_ci(r)}, {p_text(r['p_value'])}"
+                        + (f" [{short_status(r.get('status'))}]" if short_status(r.get("status")) else "")
+                        for r in direct.sort_values("lead").to_dict("records"))
+    return (f"(b) How long it lasts: {verdict[:1].lower() + verdict[1:]} (direct effect: {listing})"
+            f"{_figure_ref(figures, 'duration_direct')}.")
+
+
+def summary_moderators(report: Any, figures: dict[str, int]) -> str | None:
+    mods = report.tables.get("moderators")
+    if mods is None or not len(mods) or not {"kind", "term", "moderator", "p_adjusted"} <= set(mods.columns):
+        return None
+    refs = _figure_ref(figures, *[f for f in figures if f.startswith("simple_slopes_")])
+    inter = mods[(mods["kind"] == "interaction") & mods["term"].astype(str).str.startswith("alliance_within:")]
+    n_mod = mods["moderator"].nunique()
+    sig = report.significant_moderators()
+    if not sig or not len(inter):
+        best = inter.sort_values("p_adjusted").iloc[0] if len(inter) else None
+        smallest = (f" (smallest adjusted p: {p_digits(best['p_adjusted'])}, {best['moderator']})"
+                    if best is not None else "")
+        return (f"(c) Moderators: none of the {n_mod} moderator(s) changes the within-patient effect after "
+                f"adjustment for multiple testing{smallest}{refs}.")
+    parts = []
+    for name in sig:
+        rows = inter[inter["moderator"].astype(str) == name].sort_values("p_adjusted")
+        if len(rows):
+            r = rows.iloc[0]
+            parts.append(f"{name} ({_ci(r)} per unit, adjusted p {p_digits(r['p_adjusted'])}, n = {int(r['n'])} "
+                         "sessions)" + _caution(r.get("status")))
+    return (f"(c) Moderators: {len(sig)} of {n_mod} moderator(s) change the within-patient effect after "
+            f"adjustment for multiple testing: {'; '.join(parts) or ', '.join(sig)}{refs}.")
+
+
+def summary_heterogeneity(report: Any, figures: dict[str, int]) -> str | None:
+    absent = report.settings.get("heterogeneity_absent")
+    if absent:
+        return f"Heterogeneity: not estimated ({absent.rstrip('.')})."
+    info = report.settings.get("heterogeneity")
+    table = report.tables.get("heterogeneity")
+    if not info or table is None:
+        return None
+    p = float(info["test"].get("p_value", np.nan))
+    if info.get("degenerate"):
+        verdict = "whether the within-patient effect differs between patients cannot be assessed (boundary fit)"
+    elif np.isfinite(p) and p < ALPHA:
+        verdict = "the within-patient effect differs between patients"
+    else:
+        verdict = "the data cannot tell whether the within-patient effect differs between patients"
+    sd = table[table["statistic"].astype(str).str.startswith("random-slope SD")]
+    spread = ""
+    if len(sd) and not info.get("degenerate"):
+        spread = f"; SD of the effect over patients {_ci(sd.iloc[0])}"
+    patients = report.tables.get("patient_slopes")
+    n = f", n = {len(patients)} patients" if patients is not None else ""
+    return (f"Heterogeneity: {verdict} (test {p_text(p)}{spread}{n}){_figure_ref(figures, 'patient_slopes')}."
+            + _caution(report.settings.get("main_status")))
+
+
+def summary_lines(report: Any, figures: dict[str, int]) -> list[str]:
+    """The one-screen summary: each objective in one sentence with estimate [95% CI], p,
+    n and the figure that answers it."""
+    makers = (summary_within, summary_between, summary_duration, summary_moderators, summary_heterogeneity)
+    return [line for line in (make(report, figures) for make in makers) if line]
