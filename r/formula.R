@@ -100,7 +100,64 @@ pylme_formula_info <- function(text) {
   groups <- unique(unlist(lapply(pylme_bars(rhs), function(b) pylme_vars(b[[3L]]))))
   if (is.null(groups)) groups <- character()
   list(vars = unique(vars), response = response, calls = unique(calls),
-       groups = groups, two_sided = two_sided, constants = unique(constants))
+       groups = groups, two_sided = two_sided, constants = unique(constants),
+       terms_bound = pylme_terms_bound(walk))
+}
+
+# An upper bound on the number of terms (and random-effect columns) R's terms() would
+# make of the formula, computed from the parse tree without expanding it, so that
+# Python can refuse `a*b*c*...` (2^k terms) or `(a+...+v)^22` before terms() spends
+# minutes building them. Uses the pre-order walk of pylme_lang_nodes: a node's
+# children follow it, so walking backwards finds every child's bound before its
+# parent's. Doubles: the bound may exceed any integer (Inf is fine).
+pylme_terms_bound <- function(walk) {
+  n <- length(walk$nodes)
+  bound <- numeric(n)
+  kids <- vector("list", n)
+  # a node's children are the next nodes one level deeper, up to the next node at its depth
+  parent <- integer(n)
+  last_at <- integer(max(walk$depth) + 1L)
+  for (i in seq_len(n)) {
+    d <- walk$depth[i]
+    last_at[d] <- i
+    if (d > 1L) parent[i] <- last_at[d - 1L]
+  }
+  for (i in rev(seq_len(n))) {
+    e <- walk$nodes[[i]]
+    b <- 1
+    if (is.call(e) && is.name(e[[1L]])) {
+      args <- kids[[i]]            # bounds of the arguments (the head is not kept)
+      op <- as.character(e[[1L]])
+      a <- if (length(args) >= 1L) args[[1L]] else 1
+      z <- if (length(args) >= 2L) args[[2L]] else 0
+      b <- switch(op,
+        "~" = , "+" = , "-" = , "(" = a + z,
+        "*" = (a + 1) * (z + 1) - 1,
+        ":" = , "%in%" = a * max(z, 1),
+        "/" = a + a * max(z, 1),
+        "|" = , "||" = (a + 1) * (z + 1),
+        "^" = {
+          k <- e[[3L]]
+          k <- if (is.numeric(k) && length(k) == 1L && !is.na(k)) min(max(k, 1), a) else a
+          sum(choose(a, seq_len(k)))
+        },
+        1)
+    }
+    if (parent[i] > 0L && !walk$head[i]) {
+      kids[[parent[i]]] <- c(b, kids[[parent[i]]])  # walking backwards: prepend
+    }
+    bound[i] <- b
+  }
+  # a term is a set of atoms (variables, calls such as log(x)): `x*x*...*x` is one term
+  ops <- c("~", "+", "-", "*", "/", ":", "%in%", "^", "|", "||", "(")
+  atoms <- 0
+  symbols <- character()
+  for (i in seq_len(n)) {
+    e <- walk$nodes[[i]]
+    if (is.call(e) && !(is.name(e[[1L]]) && as.character(e[[1L]]) %in% ops)) atoms <- atoms + 1
+    if (is.name(e) && !walk$head[i]) symbols <- c(symbols, as.character(e))
+  }
+  min(bound[1L], 4^(atoms + length(unique(symbols))))
 }
 
 # Variables (symbols outside function position) of an expression, in order of appearance.
@@ -245,10 +302,43 @@ pylme_check_fixed_rank <- function(fixed, data) {
   fixed <- lme4::nobars(fixed)
   if (length(fixed) == 3L) fixed <- fixed[-2L]  # the response is not part of the design
   rows <- stats::complete.cases(data)
-  mf <- stats::model.frame(fixed, data = data[rows, , drop = FALSE], na.action = stats::na.pass)
+  # unused levels are dropped, as lmer, lme and glmmTMB drop them: an empty level is not collinear
+  mf <- stats::model.frame(fixed, data = data[rows, , drop = FALSE], na.action = stats::na.pass,
+                          drop.unused.levels = TRUE)
+  if (pylme_sparse_full_rank(fixed, mf)) return(character())
+  # possibly deficient: the dense pivoted QR names the aliased columns as lme4 would
   X <- stats::model.matrix(fixed, mf)
   if (ncol(X) == 0L) return(character())
   q <- qr(X, tol = 1e-7)
   if (q$rank >= ncol(X)) return(character())
   colnames(X)[q$pivot[seq.int(q$rank + 1L, ncol(X))]]
+}
+
+# TRUE when the sparse QR of the fixed-effects design shows it clearly of full rank.
+# The dense qr() of a 12,000 x 1,500 design (a 1,500-level factor) takes ~20 s of CPU
+# inside LINPACK, where Ctrl-C is never checked; the sparse QR (Matrix, CSparse with a
+# fill-reducing column order) takes milliseconds. Every |R_jj| relative to its
+# column's norm must exceed 1e-4 (1,000 times qr()'s tolerance): then no column is
+# within qr()'s tolerance of the others' span. Anything closer, a structurally
+# deficient or empty design, or a term sparse.model.matrix cannot build gives FALSE,
+# and the dense check decides as before.
+pylme_sparse_full_rank <- function(fixed, mf) {
+  tryCatch({
+    X <- withCallingHandlers(
+      Matrix::sparse.model.matrix(fixed, mf),
+      warning = function(w) invokeRestart("muffleWarning"))
+    p <- ncol(X)
+    if (p == 0L || nrow(X) < p) return(FALSE)
+    norms <- sqrt(Matrix::colSums(X^2))
+    if (any(!is.finite(norms)) || any(norms == 0)) return(FALSE)
+    deficient <- FALSE
+    q <- withCallingHandlers(Matrix::qr(X), warning = function(w) {
+      deficient <<- TRUE  # "structurally rank deficient": rows of zeros were added
+      invokeRestart("muffleWarning")
+    })
+    if (deficient) return(FALSE)
+    r <- abs(Matrix::diag(Matrix::qrR(q, backPermute = FALSE)))
+    rel <- r / norms[q@q + 1L]
+    length(rel) == p && all(is.finite(rel)) && all(rel > 1e-4)
+  }, error = function(e) FALSE)
 }

@@ -7,7 +7,11 @@ pylme_fit_lmer <- function(env, formula, reml, ddf, control, names = NULL) {
   f <- pylme_formula(formula, env, names)
   aliased <- pylme_check_fixed_rank(f, env$data)
   if (length(aliased) > 0L) return(list(aliased = aliased))
-  env$control <- do.call(lme4::lmerControl, as.list(control))
+  control <- as.list(control)
+  # the rank was checked above (sparsely, so Ctrl-C is not stuck in LINPACK): lme4's own
+  # dense qr() of the same design would take as long again, never checking for Ctrl-C
+  if (is.null(control$check.rankX)) control$check.rankX <- "ignore"
+  env$control <- do.call(lme4::lmerControl, control)
   fun <- if (identical(ddf, "none")) quote(lme4::lmer) else quote(lmerTest::lmer)
   call <- bquote(.(fun)(.(f), data = data, REML = .(reml), control = control))
   fit <- pylme_tag_names(eval(call, env), names)

@@ -175,11 +175,21 @@ def test_a_users_own_sigint_handler_is_kept_and_called():
             with RInterruptible(convert.ri.openrlib.rlib):
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(0.2)
+            print("went on", [int(s) for s in seen])  # the handler did not raise: no interrupt
         except KeyboardInterrupt:
             print("KeyboardInterrupt", [int(s) for s in seen])
+        def raising(signum, frame):
+            raise RuntimeError("stop now")
+        signal.signal(signal.SIGINT, raising)
+        try:
+            with RInterruptible(convert.ri.openrlib.rlib):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+        except RuntimeError as exc:
+            print("raised", exc, signal.getsignal(signal.SIGINT) is raising)
     """)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split("\n")[:2] == ["True", "KeyboardInterrupt [2]"], out.stdout
+    assert out.stdout.split("\n")[:3] == ["True", "went on [2]", "raised stop now True"], out.stdout
 
 
 # the CLI's exit 130 on a real SIGINT is tested in test_cli.py

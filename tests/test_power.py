@@ -79,13 +79,19 @@ def test_batch_in_r_matches_the_public_fit(small):
         if "bobyqa's fit is used" in fit.stats.get("convergence_check", "") + mod.stats.get("convergence_check", ""):
             continue  # a lmerTest-only flag moved model.fit to bobyqa's optimum (see the test below)
         row = fit.fixed_table.set_index("term").loc["alliance_within"]
-        assert mine.loc["within", "estimate"] == pytest.approx(row["estimate"], rel=1e-6)
-        assert mine.loc["within", "std_error"] == pytest.approx(row["std_error"], rel=1e-6)
+        # the batch fits the model as specified; model.fit() then removes the intercepts at 0
+        # by design and refits: the same optimum to the optimizer's tolerance (3e-6 measured)
+        rel = 1e-5 if fit.removed_terms else 1e-6
+        assert mine.loc["within", "estimate"] == pytest.approx(row["estimate"], rel=rel)
+        assert mine.loc["within", "std_error"] == pytest.approx(row["std_error"], rel=rel)
         inter = mod.fixed_table.set_index("term").loc["alliance_within:severity"]
-        assert mine.loc["moderator:severity", "estimate"] == pytest.approx(inter["estimate"], rel=1e-6)
+        # (after a removal: the same optimum, to 1e-4 of the term's standard error)
+        assert mine.loc["moderator:severity", "estimate"] == pytest.approx(
+            inter["estimate"], rel=1e-6, abs=1e-4 * inter["std_error"] if mod.removed_terms else 0)
         assert mine.loc["slope", "statistic"] == pytest.approx(lr.statistic, rel=1e-5, abs=1e-6)
         assert mine.loc["slope", "p_value"] == pytest.approx(lr.p_value, rel=1e-5, abs=1e-6)
-        assert bool(mine.loc["within", "singular"]) == bool(fit.singular)
+        # the batch's flag is the model's as specified (its intercepts at 0 make it singular)
+        assert bool(mine.loc["within", "singular"]) == (bool(fit.singular) or bool(fit.removed_terms))
 
 
 def test_process_pool_gives_identical_detections(small):
@@ -287,8 +293,9 @@ def test_batch_against_the_checked_fit_and_the_decided_prior_outcome():
         # default optimizer's point: close, not equal (documented in power())
         assert numbers.loglik <= fit.stats["logLik"] + 1e-6
         assert numbers.tests[0][0] == pytest.approx(fit.fixef_values["alliance_within"], abs=0.05)
-    else:
-        assert numbers.tests[0][0] == pytest.approx(fit.fixef_values["alliance_within"], rel=1e-6)
+    else:  # the model as specified; fit may have dropped intercepts at 0 (same optimum)
+        rel = 1e-5 if fit.removed_terms else 1e-6
+        assert numbers.tests[0][0] == pytest.approx(fit.fixef_values["alliance_within"], rel=rel)
     short = pa.simulate(n_patients=40, n_therapists=8, sessions=3, max_sessions=3, within_effect=(-2.0, -1.0),
                         seed=3).data
     short_panel = _power_fit._prepare(short, AllianceModel(), ())

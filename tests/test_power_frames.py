@@ -19,7 +19,6 @@ import pytest
 
 import pylme_alliance as pa
 from pylme_alliance.models import frame as frame_module
-from pylme_alliance.models import model as model_module
 from pylme_alliance.models.frame import _outcome_before_merge, outcome_before
 from pylme_alliance.models.model import AllianceModel
 from pylme_alliance.simulation import _power_fit
@@ -48,8 +47,8 @@ def reference(monkeypatch):
     """Switch the model and frame code to the general (pre-issue-12) implementations."""
 
     def switch():
+        # (the outcome before is prepare()'s column now; the lookup serves older panels)
         monkeypatch.setattr(frame_module, "outcome_before", _outcome_before_merge)
-        monkeypatch.setattr(model_module, "_outcome_before", _outcome_before_merge)
         monkeypatch.setattr(AllianceModel, "_prior_rows", _prior_rows_reference)
         monkeypatch.setattr(AllianceModel, "_mean_session_varies", _mean_session_varies_reference)
 

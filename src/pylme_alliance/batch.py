@@ -86,10 +86,22 @@ def run_job(job: Job) -> MixedFit:
     return fit.detach()
 
 
-def failed_job(index: int, exc: BaseException) -> FailedJob:
-    """The FailedJob for job ``index`` that raised ``exc``."""
-    message = exc.r_message if isinstance(exc, RError) else str(exc)
-    return FailedJob(index=index, error_type=type(exc).__name__, message=message.strip() or repr(exc))
+def failed_job(index: int, exc: BaseException, prefix: str = "") -> FailedJob:
+    """The FailedJob for job ``index`` that raised ``exc`` (``prefix`` says where)."""
+    return FailedJob(index=index, error_type=type(exc).__name__, message=prefix + _message(exc))
+
+
+def _message(exc: BaseException) -> str:
+    """``exc``'s message, even when its ``__str__``/``__repr__`` raise (a user's class):
+    a job's failure must never sink the batch."""
+    for show in ((lambda e: e.r_message) if isinstance(exc, RError) else str, repr):
+        try:
+            text = str(show(exc)).strip()
+        except Exception:
+            continue
+        if text:
+            return text
+    return f"{type(exc).__name__} (its message could not be shown: its __str__ raised)"
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ def _attempt(index: int, job: Job) -> MixedFit | FailedJob:
     exception is, so unpicklable exceptions and R's messages survive the trip back)."""
     try:
         return run_job(job)
-    except Exception as exc:  # KeyboardInterrupt/SystemExit are not a job's failure
+    except Exception as exc:  # KeyboardInterrupt/SystemExit are not a job's failure here
         return failed_job(index, exc)
 
 
@@ -127,20 +139,47 @@ def _fit_chunk(chunk: _Chunk) -> list[tuple[int, MixedFit | FailedJob]]:
     """Run a chunk's jobs one after another (in a worker).
 
     Each job's start and end go to the chunk's log, so after a worker died the parent
-    can tell which job was running.
+    can tell which job was running. In a worker (``check_pickle``) each result is
+    pickled AND unpickled here: one that would not travel, or would not unpickle in
+    the parent (which breaks a process pool), becomes a FailedJob that says so; and a
+    job calling ``sys.exit()`` fails alone instead of exiting the parent.
     """
     out: list[tuple[int, MixedFit | FailedJob]] = []
     for index, job in chunk.jobs:
         _log(chunk.log, f"{index} started")
-        result = _attempt(index, job)
-        if chunk.check_pickle:  # one fit that cannot travel must not sink its chunk
+        if chunk.check_pickle:
             try:
-                pickle.dumps(result)
-            except Exception as exc:
-                result = failed_job(index, exc)
+                result = _attempt(index, job)
+            except SystemExit as exc:
+                result = failed_job(index, exc, f"the job called sys.exit({exc.code!r}) in its worker: ")
+            result = _round_trip(index, result)
+        else:
+            result = _attempt(index, job)
         _log(chunk.log, f"{index} done")
         out.append((index, result))
     return out
+
+
+def _round_trip(index: int, result: MixedFit | FailedJob) -> MixedFit | FailedJob:
+    try:
+        data = pickle.dumps(result)
+    except Exception as exc:
+        return failed_job(index, exc, "the fit could not be pickled to be sent back: ")
+    try:
+        pickle.loads(data)
+    except Exception as exc:
+        return failed_job(index, exc, "the fit was pickled but could not be unpickled, so it could not be "
+                                      "sent back: ")
+    return result
+
+
+def _unreadable_chunk(chunk: _Chunk, exc: BaseException) -> list[tuple[int, FailedJob]]:
+    """A chunk whose results reached this process but could not be read back (a Dask
+    result that fails to deserialise, a SystemExit from a worker): its jobs fail, the
+    batch's others are kept."""
+    why = ("the chunk's results could not be received from the worker (they failed to unpickle "
+           "here, or the worker raised outside the job): ")
+    return [(index, failed_job(index, exc, why)) for index, _ in chunk.jobs]
 
 
 def _culprit(chunk: _Chunk) -> int | None:
@@ -287,7 +326,8 @@ def _run_round(jobs: list[Job], pending: list[int], executor: Any, chunk_size: i
     # warm=False: a worker's first fit starts R and loads only the engine it needs (the
     # warm-up would load all four); R then stays for the worker's next chunks and calls.
     executors.run_chunks(_fit_chunk, chunks, executor=executor, progress=False, on_done=done,
-                         on_lost=lambda _, chunk: _lost_chunk(chunk), warm=False)
+                         on_lost=lambda _, chunk: _lost_chunk(chunk), warm=False,
+                         on_error=lambda _, chunk, exc: _unreadable_chunk(chunk, exc))
     return sorted(rerun)
 
 

@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV")
     p.add_argument("--patients", type=int, default=200, metavar="N", help="number of patients (default: 200)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
     p.set_defaults(handler=_dispatch("run_simulate"))
 
     p = sub.add_parser("power", help="power of the alliance model by simulation (CSV + PNG)",
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ml", action="store_true",
                    help="fit both by maximum likelihood instead of REML")
     p.add_argument("--out", metavar="FILE.csv", help="also write the comparison table here")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
     p.set_defaults(handler=_dispatch("run_crosscheck"))
     return parser
 
@@ -276,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {cli_words(message, parser, args.command)}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a disk full, a scheduler out of reach: one line, not a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc or type(exc).__name__}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -6,6 +6,7 @@ one-line ``error:``; these functions do the work and return an exit code (or Non
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ DEMO_MODERATORS = ("severity", "n_sessions", "integrative", "arm")
 def _panel(args: argparse.Namespace, leads: Any) -> Any:
     from .panel.prepare import prepare
 
+    for option in ("sep", "decimal"):
+        value = getattr(args, option, None)
+        if value is not None and len(value) != 1:
+            raise PylmeError(f"--{option} must be one character (e.g. ';' or a tab), got {value!r}")
     data = read_data(args.data, sep=getattr(args, "sep", None), decimal=getattr(args, "decimal", None))
     # lead 0 (the same session) needs no lead column: prepare() makes columns for k >= 1
     leads = tuple(k for k in leads if k > 0) or (1,)
@@ -142,16 +147,37 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     if args.patients < 1:
         raise PylmeError(f"--patients must be at least 1, got {args.patients}")
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        raise FileNotFoundError(f"directory does not exist: {out.parent}")
+    out = _check_out_file(args.out, overwrite=args.overwrite)
     # simulate()'s default of 40 therapists cannot serve fewer than 40 patients:
     # keep about 5 patients a therapist for small trials.
     n_therapists = min(40, max(1, args.patients // 5))
     data = simulate(n_patients=args.patients, n_therapists=n_therapists, seed=args.seed).data
-    data.to_csv(out, index=False)
+    _write_file(out, data.to_csv(index=False).encode("utf-8"), overwrite=args.overwrite)
     print(f"Wrote {len(data)} sessions of {data['patient'].nunique()} patients to {out.resolve()}")
     return 0
+
+
+def _check_out_file(name: str, *, overwrite: bool) -> Path:
+    """Refuse an --out FILE before any work: its directory missing, a symlink on the way
+    (or the file one, without --overwrite), or an existing file without --overwrite."""
+    from .outfiles import check_directory
+
+    out = Path(name).expanduser()
+    if not out.name or out.name in (".", ".."):
+        raise PylmeError(f"--out {name!r} is not a file name")
+    if not out.parent.is_dir() and not out.parent.is_symlink():
+        raise FileNotFoundError(f"directory does not exist: {out.parent}")
+    if not overwrite and os.path.lexists(out):  # a symlink counts: it would be written through
+        raise PylmeError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    check_directory(out.parent, files=[out.name], overwrite=True)  # symlinks, writable, not a directory
+    return out
+
+
+def _write_file(out: Path, data: bytes, *, overwrite: bool) -> None:
+    # whole or not at all, never through a symlink (outfiles.write_files)
+    from .outfiles import write_files
+
+    write_files(out.parent, {out.name: data}, overwrite=overwrite)
 
 
 RECIPROCAL_FILES = ("effects.csv", "impulse.csv", "summary.txt")
@@ -184,15 +210,16 @@ def run_crosscheck(args: argparse.Namespace) -> int:
     from .analyses.crosscheck import crosscheck
     from .models.model import AllianceModel
 
+    out = _check_out_file(args.out, overwrite=args.overwrite) if args.out else None  # before the fit
     panel = _panel(args, (1,))
     therapist = "auto" if args.therapist else "none"
     model = AllianceModel(engine=args.engine, therapist=therapist,
                           reml=False if getattr(args, "ml", False) else None)
     check = crosscheck(panel, model=model)
     print(str(check))
-    if args.out:
-        check.table.to_csv(args.out, index=False)
-        print(f"\nWrote {Path(args.out).resolve()}")
+    if out is not None:
+        _write_file(out, check.table.to_csv(index=False).encode("utf-8"), overwrite=args.overwrite)
+        print(f"\nWrote {out.resolve()}")
     return 0
 
 

@@ -170,12 +170,14 @@ class _Batch:
     """The results of one run_chunks call and what to do as each chunk ends."""
 
     def __init__(self, chunks: Sequence[Any], bar: Counter, on_done: Callable[[int, Any], None] | None,
-                 on_lost: Callable[[int, Any], Any] | None) -> None:
+                 on_lost: Callable[[int, Any], Any] | None,
+                 on_error: Callable[[int, Any, BaseException], Any] | None = None) -> None:
         self.chunks = chunks
         self.results: list[Any] = [None] * len(chunks)
         self.bar = bar
         self.on_done = on_done
         self.on_lost = on_lost
+        self.on_error = on_error
         self.error: BaseException | None = None
         self.lost: list[int] = []
 
@@ -185,7 +187,10 @@ class _Batch:
         if self.on_done is not None:
             self.on_done(index, result)
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, index: int | None = None) -> None:
+        if self.on_error is not None and index is not None:
+            self.done(index, self.on_error(index, self.chunks[index], exc))
+            return
         if self.error is None:  # the first one raised is the one re-raised
             self.error = exc
         self.bar.advance(failed=True)
@@ -210,7 +215,8 @@ class _Batch:
 
 def run_chunks(task: Callable[[Any], Any], chunks: Sequence[Any], *, executor: Any = None,
                progress: bool = True, desc: str = "", on_done: Callable[[int, Any], None] | None = None,
-               on_lost: Callable[[int, Any], Any] | None = None, warm: bool = True) -> list[Any]:
+               on_lost: Callable[[int, Any], Any] | None = None, warm: bool = True,
+               on_error: Callable[[int, Any, BaseException], Any] | None = None) -> list[Any]:
     """Run ``task(chunk)`` for every chunk; return the results in chunk order.
 
     Parameters
@@ -237,6 +243,12 @@ def run_chunks(task: Callable[[Any], Any], chunks: Sequence[Any], *, executor: A
         Start R and load all the engines' packages in each worker before its first
         chunk, once per worker. ``False``: R starts on a task's first R call and loads
         only what it uses (for tasks that need one engine, or no R at all).
+    on_error : callable, optional
+        ``on_error(index, chunk, exc)``, called here for a chunk whose result came back
+        as an exception (the task's own, a result that failed to unpickle here, a
+        ``SystemExit`` raised in a worker); its return value becomes that chunk's
+        result and the batch goes on. Without it the first such exception is raised
+        after the batch.
 
     Returns
     -------
@@ -253,7 +265,7 @@ def run_chunks(task: Callable[[Any], Any], chunks: Sequence[Any], *, executor: A
     """
     chunks = list(chunks)
     with Counter(len(chunks), enabled=progress, desc=desc) as bar:
-        batch = _Batch(chunks, bar, on_done, on_lost)
+        batch = _Batch(chunks, bar, on_done, on_lost, on_error)
         if not chunks:
             pass
         elif executor is None:
@@ -261,7 +273,7 @@ def run_chunks(task: Callable[[Any], Any], chunks: Sequence[Any], *, executor: A
                 try:
                     result = task(chunk)
                 except Exception as exc:  # KeyboardInterrupt/SystemExit stop the batch
-                    batch.failed(exc)
+                    batch.failed(exc, index)
                 else:
                     batch.done(index, result)
         elif is_dask_client(executor):
@@ -351,8 +363,8 @@ def _round(task: Callable[[Any], Any], pool: Executor, own: bool, indices: list[
                 result = future.result()
             except (BrokenExecutor, CancelledError):
                 lost.append(index)
-            except Exception as exc:  # task's own exception, or its result would not pickle
-                batch.failed(exc)
+            except (Exception, SystemExit) as exc:  # task's own (SystemExit is the worker's, not ours)
+                batch.failed(exc, index)
             else:
                 batch.done(index, result)
     except BaseException:  # Ctrl-C (or on_done raising): stop what has not started
@@ -400,8 +412,8 @@ def _run_dask(task: Callable[[Any], Any], client: Any, batch: _Batch, warm: bool
                     futures[retry] = index
                     pending.add(retry)
                 continue
-            except Exception as exc:  # task's own exception, re-raised by Dask as it was
-                batch.failed(exc)
+            except (Exception, SystemExit) as exc:  # the task's own, or a result that failed to deserialise
+                batch.failed(exc, index)
                 continue
             finally:
                 future.release()

@@ -2,12 +2,17 @@
 and files written whole (temporary file + rename) or not at all.
 
 Nothing here follows a symlink it is about to replace, and nothing is written until every
-file of the report has been rendered and every check has passed.
+file of the report has been rendered and every check has passed. An output path with a
+symlink among its components (the directory itself, or ``sub`` in ``base/sub/x``) is
+refused, naming the symlink and its target: a planted link on a shared drive must not
+redirect a report. New files get the mode the umask gives (0644 under umask 022), a
+replaced file keeps its mode; ``overwrite=True`` replaces all of the files or none.
 """
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -65,6 +70,7 @@ def check_directory(directory: str | Path, *, files: Iterable[str] = (), overwri
     path = Path(directory).expanduser()
     if "\x00" in str(path):
         raise PylmeError("the output path contains a NUL character")
+    refuse_symlinks(path)
     if path.exists() and not path.is_dir():
         raise PylmeError(f"the output path {str(path)!r} exists and is not a directory")
     ancestor = path
@@ -83,11 +89,71 @@ def check_directory(directory: str | Path, *, files: Iterable[str] = (), overwri
             pass
     except OSError as exc:
         raise PylmeError(f"cannot write the report under {str(ancestor)!r}: {exc.strerror or exc}") from None
-    if path.is_dir() and not overwrite:
-        existing = [name for name in files if os.path.lexists(path / name)]
-        if existing:
-            raise PylmeError(_exists_message(path, existing))
+    if path.is_dir():
+        _refuse_non_files(path, files)
+        if not overwrite:
+            existing = [name for name in files if os.path.lexists(path / name)]
+            if existing:
+                raise PylmeError(_exists_message(path, existing))
     return path
+
+
+def refuse_symlinks(path: Path) -> None:
+    """Refuse ``path`` when it, or a component of it as written, is a symlink.
+
+    A relative path is checked from the working directory down (the components the
+    caller named); an absolute one from the root. Refusing is the one rule for every
+    writer (Report.save, PowerResult.save, the CLI's --out): the message names the link
+    and its target, so the caller can pass the real path if that is what they meant.
+    """
+    current = Path(path.anchor) if path.is_absolute() else Path()
+    for part in path.parts[1:] if path.is_absolute() else path.parts:
+        current = current / part
+        if current.is_symlink():
+            target = os.path.realpath(current)
+            raise PylmeError(f"the output path {str(path)!r} goes through the symlink {str(current)!r} "
+                             f"(to {target!r}); refusing to write through a symlink: give the real path, "
+                             f"e.g. {str(Path(target) / path.relative_to(current))!r}, if that is meant")
+
+
+def _refuse_non_files(path: Path, files: Iterable[str]) -> None:
+    """An existing target that is a directory (or a device, FIFO, socket) cannot be
+    replaced by a file: refused before anything is written, whatever ``overwrite``."""
+    for name in files:
+        target = path / name
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise PylmeError(f"cannot write {str(target)!r}: it exists and is {kind}; move it away "
+                             "(nothing was written)")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, and put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _file_mode(target: Path, umask: int) -> int:
+    """The mode a written file gets: an existing regular file's own, else 0666 less the umask."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return 0o666 & ~umask
+    if stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode)
+    return 0o666 & ~umask
 
 
 def _exists_message(path: Path, existing: list[str]) -> str:
@@ -117,14 +183,18 @@ def write_files(directory: str | Path, contents: Mapping[str, bytes], *, overwri
         existing = [name for name in contents if os.path.lexists(path / name)]
         if existing:
             raise PylmeError(_exists_message(path, existing))
+    _refuse_non_files(path, contents)  # again: all or nothing even with overwrite
     temporary: dict[str, str] = {}
     renamed = 0
+    umask = _umask()
     try:
         for name, data in contents.items():
             handle, tmp = tempfile.mkstemp(dir=path, prefix=f".{name}.", suffix=".tmp")
             temporary[name] = tmp
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
+                # mkstemp makes 0600: colleagues on a shared drive could not read the report
+                os.fchmod(stream.fileno(), _file_mode(path / name, umask))
         for name, tmp in temporary.items():
             os.replace(tmp, path / name)
             renamed += 1

@@ -13,6 +13,11 @@ stays usable; Python then raises KeyboardInterrupt.
 The previous handler is put back when the call ends (nothing stays installed), and a
 Ctrl-C that R never saw (it came after R's last check) is cleared from R so that it
 cannot hit the next call, then raised in Python all the same.
+
+A handler of the user's own (not Python's default) is called when the signal comes,
+and decides: if it raises, R is interrupted and its exception is raised when the call
+has unwound; if it returns, the R call goes on undisturbed (the user chose to handle
+Ctrl-C some other way, e.g. to stop after the current fit).
 """
 from __future__ import annotations
 
@@ -36,11 +41,17 @@ class RInterruptible:
         self._previous: Any = None
         self._installed = False
         self.interrupted = False
-        self._frame: FrameType | None = None
+        self._raised: BaseException | None = None
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._previous is not signal.default_int_handler:
+            try:  # the user's handler, now (inside R's callback, where its exception would be lost)
+                self._previous(signum, frame)
+            except BaseException as exc:
+                self._raised = exc
+            else:
+                return  # handled by the user: R goes on
         self.interrupted = True
-        self._frame = frame
         self._rlib.R_interrupts_pending = 1
 
     def __enter__(self) -> RInterruptible:
@@ -67,9 +78,8 @@ class RInterruptible:
         # R may not have reached a check since the flag was set: clear it, or the
         # next R call (maybe a user's rpy2 call) would be interrupted instead
         self._rlib.R_interrupts_pending = 0
-        if self._previous is not signal.default_int_handler:
-            # a handler of the user's: it gets the signal it would have had
-            self._previous(signal.SIGINT, self._frame)
+        if self._raised is not None:  # the user's handler raised: its exception, not ours
+            raise self._raised
         if isinstance(exc, KeyboardInterrupt):
             return False
         raise KeyboardInterrupt

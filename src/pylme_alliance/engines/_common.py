@@ -35,6 +35,11 @@ ALLOWED_CALLS: frozenset[str] = frozenset({
 #: the formula is refused as ambiguous (write ```TRUE``` to mean the column).
 R_CONSTANTS: frozenset[str] = frozenset({"pi", "T", "F", "TRUE", "FALSE"})
 
+#: Most terms a formula may expand to (R's ``terms()`` of ``a*b*c*...`` makes 2^k terms
+#: and takes minutes for k = 22). The bound is computed from the parse tree, before
+#: anything is expanded: ``a*b`` counts 3, ``(a+b+c)^2`` 6, ``x:z`` 1.
+MAX_FORMULA_TERMS = 2000
+
 
 def refuse_nul(value: Any, what: str) -> None:
     """Refuse a NUL character anywhere in ``value`` (strings, dict keys and values, lists).
@@ -81,6 +86,13 @@ def parse_formula(text: str, *, allow_calls: Iterable[str] = ()) -> FormulaInfo:
         raise PylmeError(f"a formula must be a non-empty string, got {text!r}")
     refuse_nul(text, "the formula")
     info, _ = bridge.call("pylme_formula_info", text)
+    bound = float(np.asarray(info.get("terms_bound", 0), dtype=float).ravel()[0])
+    if bound > MAX_FORMULA_TERMS:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise PylmeError(
+            f"formula {shown!r} would expand to up to {bound:,.0f} terms, more than the limit of "
+            f"{MAX_FORMULA_TERMS:,} terms a formula may have (interactions such as a*b*c*... or "
+            "(a+b+...)^k grow as 2^k); write the interactions you mean, e.g. a + b + a:b")
     calls = _as_tuple(info["calls"])
     allowed = ALLOWED_CALLS | set(allow_calls)
     refused = sorted(set(calls) - allowed)
@@ -233,6 +245,8 @@ def fit_in_r(function: str, frame: pd.DataFrame, names: NameMap, **args: Any) ->
             result, conditions = bridge.call(function, env, names=names.r_names(), **args)
     except RError as exc:
         raise RError(names.to_user(exc.r_message), exc.r_call) from None
+    except PylmeError as exc:  # the bridge refusing a value: it knows the column by its R name
+        raise PylmeError(names.to_user(str(exc))) from None
     aliased = texts(result.get("aliased"))
     if aliased:
         terms = [names.to_user(t) for t in aliased]

@@ -14,7 +14,10 @@ names by gluing a factor's level to its name (``v3_B`` is level ``B`` of ``v3_``
 recognised only where it does not follow a letter or digit (``sd__v2_`` holds
 ``v2_``; ``xv2_`` does not), so a factor level glued behind a name is left as it is
 unless the level itself starts with ``v<digits>_``. Factor levels are data: they are
-never renamed.
+never renamed. A map made with :meth:`NameMap.of` knows the levels of the model's
+categorical columns that look like generated names (``v1_hi``): a generated name with
+such a level glued to it (``v2_v1_hi``) is read as one token, column and level, so the
+level comes back exactly as it was (``armv1_hi``), never as ``armarmhi``.
 """
 from __future__ import annotations
 
@@ -41,9 +44,38 @@ class NameMap:
     columns: tuple[str, ...]
     to_r: dict[str, str] = field(init=False, repr=False)
 
-    def __init__(self, columns: Iterable[str]) -> None:
+    def __init__(self, columns: Iterable[str], levels: Mapping[str, Iterable[Any]] | None = None) -> None:
         object.__setattr__(self, "columns", tuple(columns))
         object.__setattr__(self, "to_r", {c: f"v{i + 1}_" for i, c in enumerate(self.columns)})
+        # "<generated name><level>" -> "<user name><level>" for levels that hold a
+        # generated-looking name: matched as a whole before the generic pattern
+        glued: dict[str, str] = {}
+        for column, values in (levels or {}).items():
+            if column not in self.to_r:
+                continue
+            for level in map(str, values):
+                if _GENERATED.search(level):
+                    glued[self.to_r[column] + level] = column + level
+        pattern = _GENERATED
+        if glued:
+            keys = sorted(glued, key=len, reverse=True)  # longest first: v1_v2_x before v1_v2_
+            pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, keys)) + r"|v([0-9]+)_)")
+        object.__setattr__(self, "_glued", glued)
+        object.__setattr__(self, "_pattern", pattern)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> NameMap:
+        """The map of a model frame's columns, with the levels of its categorical columns
+        (see the module docstring)."""
+        levels = {}
+        for column in frame.columns:
+            series = frame[column]
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                levels[str(column)] = list(series.cat.categories)
+            elif not pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_datetime64_any_dtype(
+                    series.dtype):
+                levels[str(column)] = list(series.dropna().unique())
+        return cls([str(c) for c in frame.columns], levels)
 
     # ----------------------------------------------------------------- to R
     def r_names(self) -> dict[str, list[str]]:
@@ -64,15 +96,24 @@ class NameMap:
         if not isinstance(text, str):
             return text
 
+        glued: dict[str, str] = self._glued  # type: ignore[attr-defined]
+
         def back(match: re.Match[str]) -> str:
+            if match.group(0) in glued:
+                return glued[match.group(0)]
             k = int(match.group(1)) - 1
             return self.columns[k] if 0 <= k < len(self.columns) else match.group(0)
 
-        return _GENERATED.sub(back, text)
+        return self._pattern.sub(back, text)  # type: ignore[attr-defined]
 
     def columns_in(self, r_text: str) -> list[str]:
         """The user's columns whose generated names occur in ``r_text``."""
-        found = (int(k) - 1 for k in _GENERATED.findall(r_text))
+        glued: dict[str, str] = self._glued  # type: ignore[attr-defined]
+        found = []
+        for match in self._pattern.finditer(r_text):  # type: ignore[attr-defined]
+            token = match.group(0)
+            generated = token if token not in glued else _GENERATED.match(token).group(0)  # type: ignore[union-attr]
+            found.append(int(generated[1:-1]) - 1)
         return list(dict.fromkeys(self.columns[k] for k in found if 0 <= k < len(self.columns)))
 
     def term_to_r(self, term: str, r_terms: Iterable[str]) -> str:

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import tokenize
+import unicodedata
 
 from ..errors import PylmeError
 
@@ -47,6 +49,15 @@ CONTRASTS = frozenset({"Treatment", "Sum", "Helmert", "Diff", "Poly"})
 _TOKENS_OK = frozenset({"(", ")", ",", "+", "-", "*", "/", "**", ":", "~", "^", ".", "=", "[", "]"})
 _ALLOWED_TEXT = ("column names, numbers, the operators + - * / : ** ^ ~ and parentheses, "
                  "C(), I(), Q(\"name\"), np.log(), np.exp(), np.sqrt()")
+
+
+#: Most terms one side of a formula may expand to: patsy expands ``(a+...+v)**22`` or
+#: ``a*b*c*...`` (2^k terms) before anything is fitted, for minutes. The bound is read
+#: off the parse tree, before patsy sees the formula.
+MAX_FORMULA_TERMS = 2000
+#: Largest number allowed as an exponent of ``**`` inside I()/np.*(): patsy evaluates
+#: those bodies as Python, and ``9**9**9`` is an integer of 370 million digits.
+MAX_EXPONENT = 100
 
 
 class _Refused(Exception):
@@ -101,6 +112,11 @@ def formula_variables(text: object, *, what: str) -> tuple[list[str], list[str]]
         if tok.type == tokenize.ERRORTOKEN and not tok.string.isspace():
             raise PylmeError(f"{what} {text!r}: {tok.string!r} is not allowed in a statsmodels formula "
                              f"(allowed: {_ALLOWED_TEXT})")
+        if tok.type == tokenize.NAME and unicodedata.normalize("NFKC", tok.string) != tok.string:
+            normal = unicodedata.normalize("NFKC", tok.string)
+            raise PylmeError(f"{what} {text!r}: Python (and so patsy) reads the name {tok.string!r} as "
+                             f"{normal!r} (Unicode NFKC), which is another name; write Q({tok.string!r}) "
+                             "to use the column as it is spelled")
         if tok.type != tokenize.OP:
             continue
         if tok.string not in _TOKENS_OK:
@@ -161,6 +177,7 @@ def _check_side(side: str, original: str, found: list[str], *, what: str, text: 
     pieces = _pieces(side)
     if not side[pieces[-1][0]:].strip():
         raise PylmeError(f"cannot read {what} {text!r}: it ends with an operator")
+    total, atoms = 0.0, set[str]()
     for start, end in pieces:
         if not side[start:end].strip():
             continue  # a unary sign: "-1", "x + -1"
@@ -174,10 +191,56 @@ def _check_side(side: str, original: str, found: list[str], *, what: str, text: 
             raise PylmeError(f"{what} {text!r} is nested too deeply to read") from None
         try:
             _formula_node(tree.body, found)
+            total += _terms_bound(tree.body, atoms)
         except _Refused as exc:
             piece = ast.get_source_segment(shown, exc.node) or type(exc.node).__name__
             raise PylmeError(f"{what} {text!r}: {piece!r} is not allowed in a statsmodels formula "
                              f"({exc.why}; allowed: {_ALLOWED_TEXT})") from None
+    total = min(total, 4.0 ** len(atoms))  # a term is a set of atoms: x + x + x is one term
+    if total > MAX_FORMULA_TERMS:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise PylmeError(
+            f"{what} {shown!r} would expand to up to {total:,.0f} terms, more than the limit of "
+            f"{MAX_FORMULA_TERMS:,} terms a formula may have (interactions such as a*b*c*... or "
+            "(a+b+...)**k grow as 2^k); write the interactions you mean, e.g. a + b + a:b")
+
+
+def _terms_bound(root: ast.AST, atoms: set[str] | None = None) -> float:
+    """An upper bound on the terms patsy makes of one piece of a formula (a*b: 3,
+    (a+b+c)**2: 6), without expanding it; capped by 4^(distinct atoms), since a term is
+    a set of atoms (``x*x*x`` is one term). Post-order with an explicit stack."""
+    bounds: dict[int, float] = {}
+    atoms = set() if atoms is None else atoms
+    stack: list[tuple[ast.AST, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, tuple(_FORMULA_OPS)):
+            if not done:
+                stack += [(node, True), (node.right, False), (node.left, False)]
+                continue
+            a, z = bounds.pop(id(node.left)), bounds.pop(id(node.right))
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                b = a + z
+            elif isinstance(node.op, ast.Mult):
+                b = (a + 1) * (z + 1) - 1
+            elif isinstance(node.op, ast.MatMult):
+                b = a * z
+            elif isinstance(node.op, ast.Div):
+                b = a + a * z
+            else:  # ** and ^: all interactions up to the exponent's order
+                k = node.right.value if _number(node.right) else a  # type: ignore[attr-defined]
+                k = int(min(max(k, 1), a))
+                b = float(sum(math.comb(int(a), j) for j in range(1, k + 1))) if a < 1e6 else math.inf
+            bounds[id(node)] = b
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
+            if not done:
+                stack += [(node, True), (node.operand, False)]
+                continue
+            bounds[id(node)] = bounds.pop(id(node.operand))
+        else:
+            atoms.add(ast.dump(node))
+            bounds[id(node)] = 1.0
+    return min(bounds[id(root)], 4.0 ** len(atoms))  # atoms here may include other pieces' atoms
 
 
 def _number(node: ast.AST) -> bool:
@@ -221,6 +284,8 @@ def _walk(root: ast.AST, found: list[str], *, arithmetic: bool) -> None:
     while stack:
         node = stack.pop()
         if isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+            if arithmetic and isinstance(node.op, ast.Pow):
+                _exponent(node)
             stack += [node.right, node.left]
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPS):
             stack.append(node.operand)
@@ -239,6 +304,24 @@ def _walk(root: ast.AST, found: list[str], *, arithmetic: bool) -> None:
                                  "inside I() and np.log/exp/sqrt()")
         else:
             raise _Refused(node, _why(node))
+
+
+def _exponent(node: ast.BinOp) -> None:
+    """Inside I()/np.*() patsy runs the arithmetic as Python: a power of numbers alone
+    is computed exactly (``9**9**9`` would run for hours). An exponent is a number of at
+    most MAX_EXPONENT in absolute value, or an expression that reads a column (then
+    numpy computes it in floating point)."""
+    right = node.right
+    if isinstance(right, ast.UnaryOp) and isinstance(right.op, _UNARY_OPS):
+        right = right.operand
+    if _number(right):
+        if abs(right.value) > MAX_EXPONENT:  # type: ignore[attr-defined]
+            raise _Refused(node, f"an exponent may be at most {MAX_EXPONENT} in absolute value")
+        return
+    if not any(isinstance(n, ast.Name) or (isinstance(n, ast.Call) and not _np_call(n))
+               for n in ast.walk(node)):
+        raise _Refused(node, f"a power of numbers alone needs a plain number of at most {MAX_EXPONENT} "
+                             "as its exponent")
 
 
 def _formula_node(root: ast.AST, found: list[str]) -> None:

@@ -14,6 +14,13 @@ The rule (the same for lme4, nlme, glmmTMB and statsmodels):
   only booleans is logical; a MIX of numbers and strings (or any other mix) is refused;
 - complex numbers, timedeltas, periods, intervals and sparse columns are refused (no
   engine has a counterpart; convert them to numbers first);
+- integers must be at most 2^53 in absolute value: R holds integers beyond 32 bits as
+  doubles, which are exact only that far (a session number of 1e19 would not survive);
+- a used column may not be named ``(Intercept)`` (its row would be indistinguishable from
+  the intercept's), nor share its Unicode NFKC form with another column (``ｘ`` beside
+  ``x``: Python reads the full-width letter as ``x``, so patsy would fit the wrong one);
+- text and category levels must not contain NUL (R's strings end at it), named by column;
+- categories that no row holds are dropped, as lme4 does (they are not "collinear");
 - nullable ``Int64``/``Float64``/``boolean`` and pyarrow-backed columns are accepted and
   become plain numpy/object columns; tz-aware and naive datetimes stay datetimes for the R
   engines (R's POSIXct).
@@ -27,6 +34,7 @@ rows with a missing value are dropped before the fit either way).
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
@@ -36,6 +44,8 @@ from ..errors import PylmeError
 
 #: Largest absolute value a used numeric column may hold (see the module docstring).
 MAX_ABS_VALUE = 1e150
+#: Largest absolute integer a double holds exactly (R keeps integers beyond 32 bits as doubles).
+MAX_EXACT_INTEGER = 2**53
 TARGETS = ("r", "statsmodels")
 
 
@@ -70,6 +80,7 @@ def model_columns(data: pd.DataFrame, columns: Iterable[str], *, target: str = "
     by_name: dict[str, list[int]] = {}
     for j, label in enumerate(labels):
         by_name.setdefault(str(label), []).append(j)
+    _refuse_confusable_names(used, labels)
     positions: list[int] = []
     for name in used:
         where = by_name.get(name, [])
@@ -89,6 +100,24 @@ def model_columns(data: pd.DataFrame, columns: Iterable[str], *, target: str = "
     return pd.DataFrame(out, index=pd.RangeIndex(len(data)))
 
 
+def _refuse_confusable_names(used: list[str], labels: list[object]) -> None:
+    """Refuse a used column named ``(Intercept)`` or whose NFKC form another column shares."""
+    if "(Intercept)" in used:
+        raise PylmeError("column '(Intercept)' is used in the model, but every fit already has a term "
+                         "named '(Intercept)' (the intercept), so the two rows could not be told apart; "
+                         "rename the column, e.g. data.rename(columns={'(Intercept)': 'intercept_col'})")
+    by_form: dict[str, list[str]] = {}
+    for label in labels:
+        if isinstance(label, str):
+            by_form.setdefault(unicodedata.normalize("NFKC", label), []).append(label)
+    for name in used:
+        same = list(dict.fromkeys(by_form.get(unicodedata.normalize("NFKC", name), [name])))
+        if len(same) > 1:
+            raise PylmeError(f"columns {same!r} differ only in Unicode compatibility forms (e.g. full-width "
+                             "letters); Python and patsy read them as the same name (NFKC), so a fit could "
+                             "use one and label it with the other; rename one of them")
+
+
 def _clean(series: pd.Series, name: str, target: str) -> pd.Series:
     series = series.reset_index(drop=True).rename(name)
     dtype = series.dtype
@@ -96,7 +125,9 @@ def _clean(series: pd.Series, name: str, target: str) -> pd.Series:
         series = _from_arrow(series, name)
         dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return series
+        _refuse_nul_levels(series.cat.categories, name)
+        # a category no row holds is not data (lme4 drops it; the rank check would call it collinear)
+        return series.cat.remove_unused_categories()
     if isinstance(dtype, pd.SparseDtype) or isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
         raise PylmeError(f"column {name!r} has dtype {dtype}, which no engine can fit; convert it to "
                          "numbers or strings first")
@@ -152,6 +183,15 @@ def _from_arrow(series: pd.Series, name: str) -> pd.Series:
 def _numbers(series: pd.Series, name: str, target: str) -> pd.Series:
     missing = series.isna().to_numpy()
     if pd.api.types.is_integer_dtype(series.dtype):
+        unsigned = pd.api.types.is_unsigned_integer_dtype(series.dtype)  # uint64 holds 1e19
+        raw = series.dropna().to_numpy(dtype=np.uint64 if unsigned else np.int64)
+        too_big = (raw > MAX_EXACT_INTEGER) if unsigned else (
+            (raw > MAX_EXACT_INTEGER) | (raw < -MAX_EXACT_INTEGER))
+        big = raw[too_big]
+        if big.size:
+            raise PylmeError(f"column {name!r} has {len(big)} integer(s) beyond 2^53 = {MAX_EXACT_INTEGER:,} in "
+                             f"absolute value (e.g. {int(big[0])}), which R cannot hold exactly (it keeps "
+                             "large integers as doubles); check the values, or rescale or recode the column")
         if target == "statsmodels" and missing.any():
             return pd.Series(series.to_numpy(dtype=np.float64, na_value=np.nan), name=name)
         return series  # integers are finite and at most 9.2e18
@@ -181,7 +221,15 @@ def _logical(series: pd.Series, target: str) -> pd.Series:
     return series.astype("boolean")
 
 
+def _refuse_nul_levels(values: Iterable[object], name: str) -> None:
+    for value in values:
+        if isinstance(value, str) and "\x00" in value:
+            raise PylmeError(f"column {name!r} has the value {value!r}, which contains a NUL character "
+                             "(\\x00) that R strings cannot hold; remove it first")
+
+
 def _strings(series: pd.Series, target: str) -> pd.Series:
+    _refuse_nul_levels(series.dropna().unique(), str(series.name))
     if target == "r":
         return series
     missing = series.isna().to_numpy()
@@ -199,6 +247,7 @@ def _seconds(series: pd.Series) -> pd.Series:
 def _object(series: pd.Series, name: str, target: str) -> pd.Series:
     kind = pd.api.types.infer_dtype(series, skipna=True)
     if kind in ("string", "empty"):
+        _refuse_nul_levels(series.dropna().unique(), name)
         return series
     if kind == "boolean":
         return _logical(series.astype("boolean"), target)

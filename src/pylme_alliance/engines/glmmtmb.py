@@ -58,7 +58,7 @@ def glmmtmb(formula: str, data: pd.DataFrame, *, reml: bool = False, dispformula
     if dispformula is not None:
         infos.append(parse_formula(dispformula, allow_calls=allow_calls))
     frame = check_data(data, infos)
-    names = NameMap(frame.columns)
+    names = NameMap.of(frame)
     result, conditions = fit_in_r("pylme_fit_glmmtmb", frame, names, formula=formula, reml=bool(reml),
                                   dispformula=dispformula, control=r_control)
     display = formula + (f"; dispformula: {dispformula}" if dispformula else "")

@@ -81,7 +81,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, ddf: str = "sat
     if not info.groups:
         raise PylmeError(f"formula {formula!r} has no random-effect term like (1 | group)")
     frame = check_data(data, [info])
-    names = NameMap(frame.columns)
+    names = NameMap.of(frame)
     result, conditions = fit_in_r("pylme_fit_lmer", frame, names, formula=formula, reml=bool(reml), ddf=ddf,
                                   control=r_control)
     backend = RBackend("lmer", result["fit"], names, r_terms(result))

@@ -81,7 +81,7 @@ def lme(fixed: str, data: pd.DataFrame, *, random: str | Mapping[str, str],
     if correlation is not None:
         infos.append(parse_formula(correlation.form, allow_calls=allow_calls))
     frame = check_data(data, infos, extra=group_columns)
-    names = NameMap(frame.columns)
+    names = NameMap.of(frame)
     if isinstance(r_random, dict):  # list names, not formula text: renamed here
         r_random = {names.to_r.get(k, k): v for k, v in r_random.items()}
     result, conditions = fit_in_r("pylme_fit_lme", frame, names, fixed=fixed, random=r_random,

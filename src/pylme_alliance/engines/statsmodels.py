@@ -253,6 +253,13 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
             raise PylmeError(f"vc_formula must map names (non-empty, without '[' or NUL) to formula "
                              f"strings, got {bad!r}")
         vc_formula = dict(vc_formula)
+        # the variance-component rows are named after the keys: a key equal to the grouping
+        # column or to "Residual" would give two rows under one name
+        clash = [k for k in vc_formula if k in (groups, "Residual")]
+        if clash:
+            raise PylmeError(f"vc_formula name {clash[0]!r} is also the name of the "
+                             f"{'grouping factor' if clash[0] == groups else 'residual variance'} in the "
+                             "table of variance parameters, so two rows would share it; rename it")
 
     # the guard parses every formula (nothing is evaluated) before patsy may see it
     response, fixed_vars = formula_variables(formula, what="formula")
@@ -277,6 +284,9 @@ def mixedlm(formula: str, data: pd.DataFrame, *, groups: str, re_formula: str | 
     missing = [v for v in wanted if v not in columns]
     if missing:
         raise missing_columns_error(missing, columns)
+    if "Intercept" in [*fixed_vars, *re_vars]:
+        raise PylmeError("column 'Intercept' is used as a predictor, but patsy names the intercept "
+                         "'Intercept' too, so the two rows could not be told apart; rename the column")
     frame = model_columns(data, wanted, target="statsmodels")
     for var in response:
         if not (pd.api.types.is_numeric_dtype(frame[var]) and not pd.api.types.is_bool_dtype(frame[var])):

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..panel.prepare import AlliancePanel
+from ..panel.prepare import OUTCOME_BEFORE, AlliancePanel
 from .spec import SESSION_FACTOR, ModelSpec
 
 #: The outcome at session t - 1 (before the alliance rating at t), by session number.
-BEFORE = "outcome_before"
+BEFORE = OUTCOME_BEFORE
 
 
 def model_frame(panel: AlliancePanel, spec: ModelSpec, model: Any) -> pd.DataFrame:
@@ -37,7 +37,7 @@ def model_frame(panel: AlliancePanel, spec: ModelSpec, model: Any) -> pd.DataFra
     for term in between_sessions:
         columns[term] = data[term].to_numpy(dtype=float)
     if BEFORE in model._outcome_terms() or f"{BEFORE}_within" in model._outcome_terms():
-        columns[BEFORE] = outcome_before(columns["patient"], columns["session"], outcome)
+        columns[BEFORE] = before_values(panel)
     if roles.get("therapist") is not None:
         columns["therapist"] = _as_category(data[roles["therapist"]])
     if roles.get("time") is not None and "time_days" in data:
@@ -53,6 +53,17 @@ def model_frame(panel: AlliancePanel, spec: ModelSpec, model: Any) -> pd.DataFra
         last = int(frame["session"].max())
         frame[SESSION_FACTOR] = pd.Categorical(frame["session"], categories=list(range(1, last + 1)))
     return frame
+
+
+def before_values(panel: AlliancePanel) -> np.ndarray:
+    """The outcome at session t - 1 for every panel row: prepare()'s column, taken from
+    every attended session (also those without an alliance rating), or, for a panel
+    made before that column existed, looked up among the panel's own rows."""
+    data, roles = panel.data, panel.roles
+    if BEFORE in data:
+        return data[BEFORE].to_numpy(dtype=float)
+    return outcome_before(data[roles["patient"]], data[roles["session"]].to_numpy(),
+                          data[roles["outcome"]].to_numpy(dtype=float))
 
 
 def outcome_before(patient: Any, session: np.ndarray, outcome: np.ndarray) -> np.ndarray:

@@ -40,9 +40,8 @@ from .boundary import drop_absorbed_intercepts
 from .choices import THERAPIST_CHOICES, choose_therapist
 from .estimands import CONTROL_OUTCOME_BIAS
 from .fit import AllianceFit
-from .frame import BEFORE, KeptMeans
+from .frame import BEFORE, KeptMeans, before_values
 from .frame import model_frame as _model_frame
-from .frame import outcome_before as _outcome_before
 from .second_opinion import confirm_boundary_optimum
 from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, ModelSpec
 from .spec import model_name as _model_name
@@ -262,7 +261,6 @@ class AllianceModel:
     def _kept_rows(self, panel: AlliancePanel) -> np.ndarray:
         """Rows the engine will fit (before moderators' own missing values)."""
         data, roles = panel.data, panel.roles
-        session = data[roles["session"]].to_numpy(dtype=float)
         outcome = data[roles["outcome"]].to_numpy(dtype=float)
         kept = np.isfinite(outcome) & data["alliance_within"].notna().to_numpy()
         response = f"outcome_lead{self.lead}"
@@ -273,7 +271,7 @@ class AllianceModel:
             if column is not None and column in data:
                 kept &= data[column].notna().to_numpy()
         if self.prior_outcome is True and self.control_outcome is not False:
-            kept &= np.isfinite(_outcome_before(data[roles["patient"]], session, outcome))
+            kept &= np.isfinite(before_values(panel))
         return kept
 
     def _session_terms(self, panel: AlliancePanel) -> list[str]:

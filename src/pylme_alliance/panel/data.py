@@ -204,6 +204,21 @@ class AlliancePanel:
         grouped = session.groupby(data[self.roles["patient"]], sort=False, observed=True)
         return pd.DataFrame({"n": grouped.size(), "low": grouped.min(), "high": grouped.max()})
 
+    def _unrated_inside(self, per: pd.DataFrame) -> int:
+        """Sessions attended (outcome given) without an alliance rating that lie inside a
+        kept patient's range of sessions: dropped rows, but not missed sessions."""
+        dropped = self.dropped
+        if not len(dropped) or "reason" not in dropped:
+            return 0
+        patient, session = self.roles["patient"], self.roles["session"]
+        unrated = dropped[dropped["reason"] == REASON_ALLIANCE]
+        if not len(unrated) or patient not in unrated or session not in unrated:
+            return 0
+        ranges = per.reindex(unrated[patient].to_numpy())
+        numbers = pd.to_numeric(unrated[session], errors="coerce").to_numpy(dtype=float)
+        inside = (numbers >= ranges["low"].to_numpy(dtype=float)) & (numbers <= ranges["high"].to_numpy(dtype=float))
+        return int(inside.sum())
+
     def summary(self) -> pd.DataFrame:
         """Counts a methods section needs: patients, sessions, gaps and drops.
 
@@ -212,11 +227,14 @@ class AlliancePanel:
         pandas.DataFrame
             One column ``value`` indexed by ``item``: patients, therapists,
             sessions kept, sessions per patient (min, 25%, median, 75%, max),
-            missing sessions (gaps in session numbers inside each patient's
-            kept range), rows dropped in total and by reason, and rows whose
+            attended sessions without an alliance rating (inside a patient's kept
+            range), missing sessions (gaps in session numbers inside each patient's
+            kept range that were not attended), rows dropped in total and by reason,
+            and rows whose
             ``outcome_lead<k>`` is missing (they drop out of that lead's model).
         """
         per = self._sessions_per_patient()
+        unrated = self._unrated_inside(per)
         quantiles = per["n"].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
         therapist = self.roles.get("therapist")
         items: list[tuple[str, Any]] = [
@@ -228,7 +246,8 @@ class AlliancePanel:
             ("sessions per patient: median", float(quantiles[2])),
             ("sessions per patient: 75%", float(quantiles[3])),
             ("sessions per patient: max", float(quantiles[4])),
-            ("missing sessions (gaps)", int((per["high"] - per["low"] + 1 - per["n"]).sum())),
+            ("attended sessions without an alliance rating", unrated),
+            ("missing sessions (gaps)", int((per["high"] - per["low"] + 1 - per["n"]).sum()) - unrated),
             ("rows dropped", len(self.dropped)),
         ]
         for reason, count in _reason_counts(self.dropped["reason"]):

@@ -57,6 +57,11 @@ WITHIN_METHODS = ("person_mean", "early", "detrend")
 OUTCOME_BETTER = ("lower", "higher")
 
 
+#: The outcome at session t - 1 (before the alliance rating at t), by session number, from
+#: every attended session: the sessions dropped for a missing alliance rating included.
+OUTCOME_BEFORE = "outcome_before"
+
+
 def direct_columns(lead: int) -> tuple[str | None, list[str]]:
     """The panel columns the DIRECT lead-``lead`` model needs besides ``outcome_lead<lead>``.
 
@@ -264,7 +269,7 @@ def prepare(
     # deviations at t + 1 .. t + k - 1 (see direct_columns)
     outcome_lead_distances = sorted(set(leads) | {k - 1 for k in leads if k > 1})
     alliance_lead_distances = list(range(1, max(leads))) if leads else []
-    derived = ["alliance_between", "alliance_within", "outcome_between", "outcome_within",
+    derived = ["alliance_between", "alliance_within", "outcome_between", "outcome_within", OUTCOME_BEFORE,
                *[f"outcome_lead{k}" for k in outcome_lead_distances],
                *[f"alliance_within_lead{j}" for j in alliance_lead_distances]]
     if split_therapist:
@@ -314,8 +319,10 @@ def prepare(
     # ---- leads, on the full input (before rows with missing alliance go) -----
     keyed_rows = np.flatnonzero(keyed)
     lead_values: dict[int, np.ndarray] = {}
+    # k = -1: the outcome of the session before, from every attended session (an alliance
+    # rated every other session must not leave the outcome before missing)
     for k, values in outcome_leads(
-        patient_codes[keyed_rows], sessions[keyed_rows], outcome_values[keyed_rows], outcome_lead_distances
+        patient_codes[keyed_rows], sessions[keyed_rows], outcome_values[keyed_rows], [-1, *outcome_lead_distances]
     ).items():
         lead_values[k] = np.full(n_rows, np.nan)
         lead_values[k][keyed_rows] = values
@@ -424,6 +431,7 @@ def prepare(
     new["outcome_within"] = y - outcome_level[group]
 
     # ---- leads, and what the direct lead models need ---------------------------
+    new[OUTCOME_BEFORE] = lead_values[-1][kept]
     for k in outcome_lead_distances:
         new[f"outcome_lead{k}"] = lead_values[k][kept]
     kept_sessions = sessions[kept]

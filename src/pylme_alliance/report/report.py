@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import PylmeError
 from ..outfiles import check_directory, unique_slugs, write_files
 from . import render, results_json, wording
 
@@ -179,18 +178,18 @@ class Report:
         back as the PNG bytes :meth:`save` wrote beside results.json (a figure whose PNG
         is missing is left out), so a loaded report saves and renders with them.
 
+        Only a regular file of at most ``results_json.MAX_BYTES`` is read (a FIFO, a
+        device or a link to one is refused without blocking), JSON nested at most
+        ``results_json.MAX_DEPTH`` deep; a damaged file gives a sentence, not a traceback.
+
         Raises
         ------
         PylmeError
-            No readable results.json in ``directory``, or it was not written by
-            :meth:`save`.
+            No readable results.json in ``directory``, it is not a regular file or too
+            large, or it was not written by :meth:`save` (or was altered since).
         """
         path = Path(directory).expanduser() / results_json.FILE_NAME
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PylmeError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-        parts = results_json.loads(text)
+        parts = results_json.loads(results_json.read_text(path))
         return cls(tables=parts["tables"], figures=_saved_figures(path.parent, parts.get("figures", [])),
                    notes=parts["notes"], settings=parts["settings"], provenance=parts["provenance"])
 

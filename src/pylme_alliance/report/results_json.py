@@ -11,7 +11,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,12 @@ from ..errors import PylmeError
 FILE_NAME = "results.json"
 FORMAT = "pylme_alliance report results"
 FORMAT_VERSION = 1
+#: Largest results.json :func:`read_text` reads (a report's is a few hundred kB).
+MAX_BYTES = 64 * 2**20
+#: Deepest nesting of lists and objects :func:`loads` accepts (a saved report has 6).
+MAX_DEPTH = 32
+#: Largest integer a table cell, setting or note may hold (JSON allows any).
+MAX_INTEGER = 2**63
 
 
 def plain(value: Any) -> Any:
@@ -115,19 +124,104 @@ def dumps(report: Any) -> str:
     return json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
 
 
+def read_text(path: Path) -> str:
+    """The text of ``path`` if it is a regular file of at most MAX_BYTES (UTF-8).
+
+    Opened without blocking (a FIFO would wait for a writer forever) and checked on
+    the open file, so a symlink to ``/dev/zero`` or a FIFO is refused, not read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise PylmeError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PylmeError(f"cannot read {str(path)!r}: it is not a regular file (a device, FIFO or "
+                             "socket, or a link to one); Report.load reads only the results.json Report.save wrote")
+        if info.st_size > MAX_BYTES:
+            raise PylmeError(f"cannot read {str(path)!r}: it has {info.st_size:,} bytes, more than the "
+                             f"{MAX_BYTES:,} a report's results.json may have")
+        try:
+            data = stream.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise PylmeError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:  # grew while being read
+        raise PylmeError(f"cannot read {str(path)!r}: more than {MAX_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PylmeError(f"{str(path)!r} is not UTF-8 text (byte {exc.start}); it was not written by "
+                         "Report.save") from None
+
+
+def _check_shape(document: Any) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH or holding integers beyond MAX_INTEGER
+    (an explicit stack: the walk itself cannot run out of stack)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PylmeError(f"{FILE_NAME} is nested more than {MAX_DEPTH} levels deep; it was not written "
+                             "by Report.save (or was altered since)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+            raise PylmeError(f"{FILE_NAME} holds an integer beyond 2^63 ({str(value)[:20]}...); it was not "
+                             "written by Report.save (or was altered since)")
+
+
+def _damaged(why: str) -> PylmeError:
+    return PylmeError(f"{FILE_NAME} is damaged or was altered after Report.save wrote it: {why}")
+
+
+def _parts(document: dict[str, Any]) -> dict[str, Any]:
+    tables = document.get("tables")
+    if not isinstance(tables, dict):
+        raise _damaged("'tables' is not an object")
+    out: dict[str, pd.DataFrame] = {}
+    for name, rec in tables.items():
+        ok = (isinstance(rec, dict) and isinstance(rec.get("columns"), list)
+              and all(isinstance(c, str) for c in rec["columns"]) and isinstance(rec.get("records"), list)
+              and all(isinstance(r, dict) for r in rec["records"]) and isinstance(rec.get("dtypes", {}), dict)
+              and isinstance(rec.get("categories", {}), dict)
+              and all(isinstance(v, list) for v in rec.get("categories", {}).values()))
+        if not ok:
+            raise _damaged(f"table {name!r} is not a table record (columns, dtypes, records)")
+        try:
+            out[name] = read_table(rec)
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise _damaged(f"table {name!r} cannot be read back ({type(exc).__name__}: {exc})") from None
+    settings, notes, provenance = (document.get(k) for k in ("settings", "notes", "provenance"))
+    if not isinstance(settings or {}, dict) or not isinstance(provenance or {}, dict):
+        raise _damaged("'settings' and 'provenance' must be objects")
+    if not isinstance(notes or [], list) or not all(isinstance(n, str) for n in notes or []):
+        raise _damaged("'notes' must be a list of strings")
+    figures = document.get("figures") or []
+    if not isinstance(figures, list):
+        raise _damaged("'figures' must be a list of names")
+    return {"tables": out, "settings": settings or {}, "notes": list(notes or []), "provenance": provenance or {},
+            "figures": [f for f in figures if isinstance(f, str)]}
+
+
 def loads(text: str) -> dict[str, Any]:
     """The parts of a report read from results.json text: tables (frames), settings,
-    notes, provenance."""
+    notes, provenance. Anything else than what :func:`dumps` writes is refused with a
+    sentence (wrong types, deep nesting, huge integers), never a traceback."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PylmeError(f"{FILE_NAME} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PylmeError(f"{FILE_NAME} is nested too deeply to read (more than {MAX_DEPTH} levels)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise PylmeError(f"{FILE_NAME} cannot be read: {exc}") from None
+    _check_shape(document)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PylmeError(f"{FILE_NAME} was not written by Report.save (no {FORMAT!r} format mark)")
     if document.get("format_version") != FORMAT_VERSION:
         raise PylmeError(f"{FILE_NAME} has format version {document.get('format_version')!r}; "
                          f"this version of pylme_alliance reads version {FORMAT_VERSION}")
-    return {"tables": {name: read_table(rec) for name, rec in document["tables"].items()},
-            "settings": document.get("settings") or {}, "notes": list(document.get("notes") or []),
-            "provenance": document.get("provenance") or {},
-            "figures": [f for f in document.get("figures") or [] if isinstance(f, str)]}
+    return _parts(document)

@@ -19,6 +19,51 @@ COLUMNS = [
 ]
 PROCESSES = ("auto", "static", "dynamic")
 
+#: Sizes power() refuses before any work starts (each message names its limit): the
+#: seeds of every replicate are made up front, and a trial of 1e8 patients would only
+#: end in a MemoryError after minutes.
+MAX_SIMS = 100_000          # replicates per design point
+MAX_REPLICATES = 1_000_000  # replicates over all design points
+MAX_POINTS = 10_000         # design points (combinations of the swept values)
+MAX_PATIENTS = 100_000      # patients in one simulated trial
+MAX_TRIAL_ROWS = 3_000_000  # patients x sessions in one simulated trial
+
+
+def check_power_size(points: Sequence[Mapping[str, Any]], n_sims: int) -> None:
+    """Refuse a power() run beyond the limits above, before seeds or data are made.
+
+    Values that are not numbers are left for simulate()'s own checks."""
+    if n_sims > MAX_SIMS:
+        raise PylmeError(f"power(): n_sims = {n_sims:,} is more than the limit of {MAX_SIMS:,} replicates "
+                         "per design point (the Monte-Carlo error at 10,000 is already below 0.5 percentage points)")
+    if len(points) * n_sims > MAX_REPLICATES:
+        raise PylmeError(f"power(): {len(points):,} design points x {n_sims:,} replicates = "
+                         f"{len(points) * n_sims:,} fits, more than the limit of {MAX_REPLICATES:,}; "
+                         "sweep fewer values or run fewer replicates")
+    for point in points:
+        n = point.get("n_patients")
+        if _number(n) and n > MAX_PATIENTS:
+            raise PylmeError(f"power(): n_patients = {n:,} is more than the limit of {MAX_PATIENTS:,} patients "
+                             "in one simulated trial")
+        sessions = point.get("sessions") or point.get("max_sessions", 30)
+        if _number(n) and _number(sessions) and n * sessions > MAX_TRIAL_ROWS:
+            raise PylmeError(f"power(): a trial of {n:,} patients with up to {sessions:,} sessions each has "
+                             f"up to {n * sessions:,.0f} rows, more than the limit of {MAX_TRIAL_ROWS:,} rows "
+                             "in one simulated trial")
+
+
+def check_point_count(lengths: Sequence[int]) -> None:
+    """Refuse a design whose sweep has more than MAX_POINTS combinations (before listing them)."""
+    count = math.prod(lengths)
+    if count > MAX_POINTS:
+        raise PylmeError(f"power(): the design sweeps {count:,} combinations, more than the limit of "
+                         f"{MAX_POINTS:,} design points")
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -54,7 +54,7 @@ from ..errors import PylmeError
 from ..models.model import AllianceModel
 from . import simulate as _simulator  # looked up at each call (tests stand in for it)
 from ._power_fit import _failed, fit_chunk, sim_kwargs
-from ._simchecks import MODERATORS
+from ._simchecks import MODERATORS, check_point_count, check_power_size
 from .power_result import PowerResult
 
 __all__ = ["power", "PowerResult", "EFFECTS", "CHUNK_MAX"]
@@ -100,6 +100,7 @@ def _as_values(key: str, value: Any) -> list[Any]:
             return list(value)
         return [value]
     if isinstance(value, (list, tuple, range, np.ndarray, pd.Series)):
+        check_point_count([len(value)])  # before list(): range(10**12) is cheap until listed
         values = list(value)
         if not values:
             raise PylmeError(f"power(): design[{key!r}] is an empty list")
@@ -125,6 +126,7 @@ def _design_points(design: Mapping[str, Any] | None, n_patients: Any) -> tuple[l
     keys = {"n_patients": _as_values("n_patients", n_patients)}
     keys.update({str(k): _as_values(str(k), v) for k, v in design.items()})
     swept = [k for k, v in keys.items() if len(v) > 1 or k == "n_patients"]
+    check_point_count([len(v) for v in keys.values()])
     points = [dict(zip(keys, combo)) for combo in itertools.product(*keys.values())]
     return points, swept
 
@@ -266,6 +268,7 @@ def power(
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise PylmeError(f"power(): seed must be a non-negative integer or None, got {seed!r}")
     points, swept = _design_points(design, n_patients)
+    check_power_size(points, n_sims)  # the limits, before any seed or trial is made
     _check_points(points)
 
     root = np.random.SeedSequence(seed)

@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import PylmeError
-
 __all__ = ["PowerResult", "build_result", "wilson"]
 
 FILES = ("power.csv", "replicates.csv", "power.png")
@@ -190,13 +188,13 @@ class PowerResult:
         everything is rendered first, then each file is written whole (temporary file
         and rename); an existing file (a symlink counts) is refused unless
         ``overwrite``, and a symlink is then replaced, never written through. A
-        ``directory`` that is itself a symlink is refused.
+        ``directory`` that is a symlink or goes through one (``base/sub/x`` with ``sub``
+        a link) is refused, naming the link. Files get the umask's mode (0644 under 022);
+        a replaced file keeps its own.
         """
         from ..outfiles import check_directory, write_files
 
         path = Path(directory).expanduser()
-        if path.is_symlink():
-            raise PylmeError(f"the output directory {str(path)!r} is a symlink; give the real directory")
         check_directory(path, files=FILES, overwrite=overwrite)
         buffer = io.BytesIO()
         self.figure().savefig(buffer, format="png", dpi=110)

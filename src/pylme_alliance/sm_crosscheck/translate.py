@@ -213,6 +213,23 @@ def _vc_columns(model: Any, j: int) -> tuple[np.ndarray, np.ndarray]:
     return level, value
 
 
+def _check_has_data(model: Any) -> None:
+    """R refits the model from the rows statsmodels used: a result that no longer holds
+    them (``save(remove_data=True)``, data deleted by hand) cannot be cross-checked."""
+    missing = [name for name in ("endog", "exog", "groups")
+               if getattr(model, name, None) is None or np.size(getattr(model, name)) == 0]
+    if missing:
+        raise PylmeError(f"the statsmodels result does not hold its data (model.{', model.'.join(missing)} "
+                         "is empty, e.g. after saving it with remove_data=True); fit it again with the data "
+                         "and pass that result")
+    try:
+        np.asarray(model.endog, dtype=float)
+        np.asarray(model.exog, dtype=float)
+    except (TypeError, ValueError):
+        raise PylmeError("the statsmodels result's data (model.endog, model.exog) are not numeric arrays; "
+                         "fit it again with the data and pass that result") from None
+
+
 def translate(result: Any, *, reml: bool | None = None) -> Translation:
     """Write the lme4 model that a fitted statsmodels MixedLM is.
 
@@ -223,6 +240,7 @@ def translate(result: Any, *, reml: bool | None = None) -> Translation:
     """
     res = _check_result(result)
     model = res.model
+    _check_has_data(model)
     _check_origin(model)
     structure = _free_structure(res)
     _check_parameters(res)
