@@ -21,7 +21,7 @@ RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
       python3.11 python3-venv python3-dev gcc \
       r-base-core r-base-dev \
-      r-cran-lme4 r-cran-nlme r-cran-lmertest r-cran-glmmtmb r-cran-emmeans r-cran-pbkrtest \
+      r-cran-lme4 r-cran-nlme r-cran-lmertest r-cran-glmmtmb r-cran-emmeans r-cran-pbkrtest r-cran-lavaan \
       r-cran-jsonlite r-cran-broom.mixed \
  && rm -rf /var/lib/apt/lists/*
 

@@ -112,7 +112,8 @@ def _shaded(fig):
 
 
 def _texts(fig):
-    return " ".join(t.get_text() for t in fig.findobj(Text))
+    # the words, whatever line breaks the layout puts in them (long remarks are wrapped)
+    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
 
 
 def _grid(fit):
