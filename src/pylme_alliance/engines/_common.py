@@ -14,6 +14,7 @@ import pandas as pd
 from .. import bridge
 from ..errors import PylmeError, RError
 from ..results import MixedFit
+from ._limits import MAX_FORMULA_TERMS, check_formula_size  # noqa: F401 (the limit, public here)
 from ._names import NameMap
 from .datacheck import model_columns
 from .flags import fit_flags
@@ -35,10 +36,6 @@ ALLOWED_CALLS: frozenset[str] = frozenset({
 #: the formula is refused as ambiguous (write ```TRUE``` to mean the column).
 R_CONSTANTS: frozenset[str] = frozenset({"pi", "T", "F", "TRUE", "FALSE"})
 
-#: Most terms a formula may expand to (R's ``terms()`` of ``a*b*c*...`` makes 2^k terms
-#: and takes minutes for k = 22). The bound is computed from the parse tree, before
-#: anything is expanded: ``a*b`` counts 3, ``(a+b+c)^2`` 6, ``x:z`` 1.
-MAX_FORMULA_TERMS = 2000
 
 
 def refuse_nul(value: Any, what: str) -> None:
@@ -87,12 +84,7 @@ def parse_formula(text: str, *, allow_calls: Iterable[str] = ()) -> FormulaInfo:
     refuse_nul(text, "the formula")
     info, _ = bridge.call("pylme_formula_info", text)
     bound = float(np.asarray(info.get("terms_bound", 0), dtype=float).ravel()[0])
-    if bound > MAX_FORMULA_TERMS:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise PylmeError(
-            f"formula {shown!r} would expand to up to {bound:,.0f} terms, more than the limit of "
-            f"{MAX_FORMULA_TERMS:,} terms a formula may have (interactions such as a*b*c*... or "
-            "(a+b+...)^k grow as 2^k); write the interactions you mean, e.g. a + b + a:b")
+    check_formula_size("formula", text, bound)
     calls = _as_tuple(info["calls"])
     allowed = ALLOWED_CALLS | set(allow_calls)
     refused = sorted(set(calls) - allowed)

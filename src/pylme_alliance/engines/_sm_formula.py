@@ -35,6 +35,7 @@ import tokenize
 import unicodedata
 
 from ..errors import PylmeError
+from ._limits import MAX_FORMULA_TERMS, check_formula_size  # noqa: F401 (the limit, public here)
 
 #: Formula operators between terms (":" is read as Python's "@" for parsing only).
 _FORMULA_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: ":",
@@ -51,10 +52,6 @@ _ALLOWED_TEXT = ("column names, numbers, the operators + - * / : ** ^ ~ and pare
                  "C(), I(), Q(\"name\"), np.log(), np.exp(), np.sqrt()")
 
 
-#: Most terms one side of a formula may expand to: patsy expands ``(a+...+v)**22`` or
-#: ``a*b*c*...`` (2^k terms) before anything is fitted, for minutes. The bound is read
-#: off the parse tree, before patsy sees the formula.
-MAX_FORMULA_TERMS = 2000
 #: Largest number allowed as an exponent of ``**`` inside I()/np.*(): patsy evaluates
 #: those bodies as Python, and ``9**9**9`` is an integer of 370 million digits.
 MAX_EXPONENT = 100
@@ -197,12 +194,7 @@ def _check_side(side: str, original: str, found: list[str], *, what: str, text: 
             raise PylmeError(f"{what} {text!r}: {piece!r} is not allowed in a statsmodels formula "
                              f"({exc.why}; allowed: {_ALLOWED_TEXT})") from None
     total = min(total, 4.0 ** len(atoms))  # a term is a set of atoms: x + x + x is one term
-    if total > MAX_FORMULA_TERMS:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise PylmeError(
-            f"{what} {shown!r} would expand to up to {total:,.0f} terms, more than the limit of "
-            f"{MAX_FORMULA_TERMS:,} terms a formula may have (interactions such as a*b*c*... or "
-            "(a+b+...)**k grow as 2^k); write the interactions you mean, e.g. a + b + a:b")
+    check_formula_size(what, text, total, power="**")
 
 
 def _terms_bound(root: ast.AST, atoms: set[str] | None = None) -> float:
