@@ -34,6 +34,7 @@ from ._checks import (
     _session_numbers,
     _time_in_days,
 )
+from ._columns import _set_checked, _with_columns
 from ._leads import lead_positions, outcome_leads
 from ._moderators import _prepare_moderator, moderator_kind
 from .data import (
@@ -496,20 +497,3 @@ def prepare(
         labels=file_labels,
     )
 
-
-def _set_checked(out: pd.DataFrame, name: Hashable, values: np.ndarray) -> None:
-    """``out[name] = values``, skipped when the column already holds exactly these values
-    in this dtype (int64 sessions, float64 scores: the usual input; both 8 bytes wide)."""
-    current = out[name]
-    if current.dtype == values.dtype:
-        held = current.to_numpy()
-        if held.dtype == values.dtype and np.array_equal(held.view(np.int64), values.view(np.int64)):
-            return
-    out[name] = values
-
-
-def _with_columns(out: pd.DataFrame, new: dict[str, np.ndarray]) -> pd.DataFrame:
-    """``out`` with the columns ``new`` appended in order (as ``out[k] = v`` one by one)."""
-    if not new:
-        return out
-    return pd.concat([out, pd.DataFrame(new, index=out.index)], axis=1)
