@@ -212,7 +212,9 @@ def _unsendable(index: int, job: Job, dumps: Callable[[Any], bytes]) -> FailedJo
     try:
         dumps(job)
     except Exception as exc:  # a lambda for a process pool, an open connection, ...
-        return failed_job(index, exc)
+        # say what failed in words: Python 3.13 reports a lambda as an AttributeError
+        # ("Can't get local object"), earlier versions as a PicklingError
+        return failed_job(index, exc, "the job could not be pickled to be sent to a worker: ")
     return None
 
 
