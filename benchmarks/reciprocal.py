@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import reciprocal_data as rd  # noqa: E402
-
 import pylme_alliance as pa  # noqa: E402
+
+import reciprocal_data as rd  # noqa: E402
 
 DESIGNS = {"effects": rd.Dynamics(), "zero": replace(rd.Dynamics(), c_ay=0.0, c_ya=0.0)}
 METHODS = ("riclpm", "dpm", "mlm")

@@ -221,6 +221,30 @@ def _check_r_packages(report: DoctorReport, req: dict) -> None:
         state = version if version != "MISSING" else "not installed"
         # optional: never a failed check, but say what it would be for
         report.add(f"R package {name} (optional)", True, f"{state}; {purpose}")
+    if found.get("glmmTMB", "MISSING") != "MISSING":
+        _check_glmmtmb_build(report)
+
+
+_TMB_SCRIPT = 'cat(as.character(glmmTMB:::.TMB.build.version), as.character(utils::packageVersion("TMB")))'
+
+
+def _check_glmmtmb_build(report: DoctorReport) -> None:
+    """glmmTMB compiled against another TMB than the installed one (Debian 13 ships glmmTMB
+    1.1.10 built with TMB 1.9.16 beside TMB 1.9.17): its fits may fail. Advisory, not a
+    failed check: lme4 and nlme, and many glmmTMB models, are unaffected."""
+    out = _run([shutil.which("Rscript") or "Rscript", "--vanilla", "-e", _TMB_SCRIPT], timeout=120)
+    parts = out.stdout.split() if out and out.returncode == 0 else []
+    if len(parts) != 2:
+        return
+    built, installed = parts
+    if built == installed:
+        report.add("glmmTMB and TMB", True, f"glmmTMB built with the installed TMB {installed}")
+        return
+    report.add("glmmTMB and TMB", True,
+               f"warning: glmmTMB was built with TMB {built} but TMB {installed} is installed; glmmTMB fits may "
+               "fail here (a non-positive-definite Hessian, no log-likelihood) where lme4 fits cleanly. Fix: "
+               "Rscript -e 'install.packages(\"glmmTMB\", type = \"source\")' (needs a compiler), or use "
+               "engine='lme4'/'nlme'")
 
 
 class _Rpy2Fit(NamedTuple):
