@@ -134,3 +134,16 @@ def test_three_term_block_found_through_the_cholesky_factor():
     rows = [("g", f"sd__{n}", s) for n, s in zip(names, sd)]
     rows += [("g", f"cor__{names[i]}.{names[j]}", cor[i, j]) for i in range(3) for j in range(i + 1, 3)]
     assert boundary_flags(_table(rows), 1.0)["singular"]
+
+
+def test_an_engines_singular_stop_counts_for_nlme_and_glmmtmb():
+    """glmmTMB 1.1.10 stops on the boundary with nlminb's "singular convergence (7)" while
+    its reported correlation stays at -0.999988 (lme4 reaches -1 on the same data): the
+    engine's own word makes the fit singular."""
+    from pylme_alliance.engines.flags import fit_flags
+
+    table = pd.DataFrame({"group": ["g", "g", "g", "Residual"],
+                          "term": ["sd__(Intercept)", "sd__x", "cor__(Intercept).x", "sd__Observation"],
+                          "estimate": [0.662487, 0.043286, -0.999988, 1.995414]})
+    assert fit_flags("glmmTMB", False, table) == {"singular": False, "degenerate": True}
+    assert fit_flags("glmmTMB", True, table) == {"singular": True, "degenerate": True}

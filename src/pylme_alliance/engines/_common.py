@@ -299,10 +299,13 @@ def make_fit(engine: str, formula: str, data: pd.DataFrame, frame: pd.DataFrame,
     used = np.asarray(result["used_rows"], dtype=np.int64).ravel() - 1
     model_rows = data.iloc[used].copy()
     stats = _stats(result["glance"])
-    stats.update(fit_flags(engine, stats["singular"], result["ran_pars"]))  # flags.py: one rule
-    stats["ngrps"] = names.keys(stats["ngrps"])
     messages = [names.to_user(m) for m in texts(result["glance"].get("conv_messages"))]
     warnings = tuple(dict.fromkeys([*conditions, *messages]))
+    # the optimizer's own word counts too: nlminb's "singular convergence (7)" is glmmTMB
+    # stopping at a boundary whose reported correlation stops short of +-1 (glmmTMB 1.1.10)
+    stopped_singular = any("singular convergence" in w for w in warnings)
+    stats.update(fit_flags(engine, bool(stats["singular"]) or stopped_singular, result["ran_pars"]))  # one rule
+    stats["ngrps"] = names.keys(stats["ngrps"])
     if any("converge" in w.lower() for w in warnings):
         stats["converged"] = False
     fixef = names.series(_series(result["fixef"]))

@@ -193,6 +193,8 @@ def _check_side(side: str, original: str, found: list[str], *, what: str, text: 
             piece = ast.get_source_segment(shown, exc.node) or type(exc.node).__name__
             raise PylmeError(f"{what} {text!r}: {piece!r} is not allowed in a statsmodels formula "
                              f"({exc.why}; allowed: {_ALLOWED_TEXT})") from None
+        except RecursionError:  # ast.dump of a deeply nested term (Python 3.13 recurses sooner)
+            raise PylmeError(f"{what} {text!r} is nested too deeply to read") from None
     total = min(total, 4.0 ** len(atoms))  # a term is a set of atoms: x + x + x is one term
     check_formula_size(what, text, total, power="**")
 

@@ -141,13 +141,14 @@ def fit_flags(engine: str, engine_singular: bool, ran_pars: pd.DataFrame) -> dic
     """The flags :func:`~pylme_alliance.engines._common.make_fit` stores for an R fit.
 
     lme4 keeps its own ``singular`` (``lme4::isSingular`` from ``theta``); nlme and
-    glmmTMB, which do not compute one, get :func:`boundary_flags`'s. ``degenerate``
+    glmmTMB, which do not compute one, get :func:`boundary_flags`'s, or the engine's own
+    report of a singular stop (``engine_singular``: nlminb's "singular convergence"). ``degenerate``
     comes from :func:`boundary_flags` for every engine (and is True whenever
     ``singular`` is). The residual SD is the table's ``Residual``/``sd__Observation``
     row (absent for glmmTMB with ``dispformula="~0"``).
     """
     flags = boundary_flags(ran_pars, residual_sd(ran_pars))
-    singular = bool(engine_singular) if engine == "lme4" else flags["singular"]
+    singular = bool(engine_singular) if engine == "lme4" else flags["singular"] or bool(engine_singular)
     return {"singular": singular, "degenerate": bool(flags["degenerate"] or singular)}
 
 
