@@ -7,13 +7,14 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-import reciprocal_data as rd
 
 import pylme_alliance as pa
 from pylme_alliance import bridge
 from pylme_alliance.analyses import impulse
 from pylme_alliance.analyses.duration import lead_model
 from pylme_alliance.analyses.reciprocal import choose_waves, session_ratings, wide_ratings
+
+import reciprocal_data as rd
 
 TRUTH = rd.Dynamics()
 DIRECTIONS = ["alliance->outcome", "outcome->alliance", "alliance->alliance", "outcome->outcome"]
