@@ -228,15 +228,22 @@ def _check_r_packages(report: DoctorReport, req: dict) -> None:
 _TMB_SCRIPT = 'cat(as.character(glmmTMB:::.TMB.build.version), as.character(utils::packageVersion("TMB")))'
 
 
+def glmmtmb_tmb_versions() -> tuple[str, str] | None:
+    """(the TMB version glmmTMB was built with, the installed TMB version), asked of
+    ``Rscript``; None when R, glmmTMB or the build record is not there."""
+    out = _run([shutil.which("Rscript") or "Rscript", "--vanilla", "-e", _TMB_SCRIPT], timeout=120)
+    parts = out.stdout.split() if out and out.returncode == 0 else []
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
 def _check_glmmtmb_build(report: DoctorReport) -> None:
     """glmmTMB compiled against another TMB than the installed one (Debian 13 ships glmmTMB
     1.1.10 built with TMB 1.9.16 beside TMB 1.9.17): its fits may fail. Advisory, not a
     failed check: lme4 and nlme, and many glmmTMB models, are unaffected."""
-    out = _run([shutil.which("Rscript") or "Rscript", "--vanilla", "-e", _TMB_SCRIPT], timeout=120)
-    parts = out.stdout.split() if out and out.returncode == 0 else []
-    if len(parts) != 2:
+    versions = glmmtmb_tmb_versions()
+    if versions is None:
         return
-    built, installed = parts
+    built, installed = versions
     if built == installed:
         report.add("glmmTMB and TMB", True, f"glmmTMB built with the installed TMB {installed}")
         return
