@@ -214,7 +214,7 @@ def test_save_round_trip_still_complete(tmp_path):
 
 
 def test_dollar_signs_in_a_moderator_name_draw(tmp_path):
-    from pylme_alliance.report.assemble import _plain
+    from pylme_alliance.canvas import plain_text as _plain
     from pylme_alliance.report.figures import simple_slopes_plot
 
     slopes = pd.DataFrame({"term": ["alliance_within"] * 2, "label": ["a", "b"], "estimate": [-0.2, 0.1],

@@ -6,6 +6,8 @@ and the power curves (:mod:`.simulation.power_result`) both start here.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -30,3 +32,9 @@ def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
     fig = DisplayFigure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def plain_text(text: Any) -> str:
+    """User text (a column, moderator or outcome name) for a figure: matplotlib reads text
+    between $ signs as mathtext and fails while drawing on what it cannot parse."""
+    return str(text).replace("$", r"\$")

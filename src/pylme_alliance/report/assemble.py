@@ -17,6 +17,7 @@ import pandas as pd
 from ..analyses.duration import lead_rows
 from ..analyses.duration_total import LEAD_REGRESSION_BIAS
 from ..analyses.moderation import adjust
+from ..canvas import plain_text
 from ..models import diagnostics
 from ..models.diagnostics import fit_status
 from . import figures, wording
@@ -289,12 +290,6 @@ def _moderator_estimand(row: Any) -> str:
             "(other moderators at their centre or reference)")
 
 
-def _plain(name: Any) -> str:
-    """A name for a figure label: matplotlib reads text between $ signs as mathtext and
-    fails while drawing on what it cannot parse (after every fit is done)."""
-    return str(name).replace("$", r"\$")
-
-
 def _moderator_figure(drawing: dict[str, Any], mods: pd.DataFrame | None, words: dict[str, Any]) -> Any:
     """The simple-slopes figure of one moderator; Johnson-Neyman regions are shaded only
     when its interaction with alliance_within survives the Benjamini-Hochberg correction."""
@@ -304,7 +299,7 @@ def _moderator_figure(drawing: dict[str, Any], mods: pd.DataFrame | None, words:
                     & mods["term"].astype(str).str.startswith("alliance_within:")]
         if len(rows):
             adjusted = float(rows["p_adjusted"].min())
-    name = _plain(drawing["name"])
+    name = plain_text(drawing["name"])
     if drawing["kind"] == "numeric":
         return figures.simple_slopes_plot(drawing["slopes"], name, "numeric", observed=drawing["observed"],
                                           jn=drawing.get("jn"), adjusted_p=adjusted, **words)

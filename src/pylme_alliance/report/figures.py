@@ -15,24 +15,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..canvas import new_figure
+from ..canvas import new_figure, plain_text
 
 TERM_LABELS = {"alliance_within": "Within-patient alliance", "alliance_between": "Between-patient alliance"}
 COLOURS = {"alliance_within": "#1f5fa8", "alliance_between": "#c0502b"}
 
 
-def _plain(text: Any) -> str:
-    """User text for a figure: matplotlib reads text between $ signs as mathtext."""
-    return str(text).replace("$", r"\$")
-
-
 def _units(outcome_label: str | None) -> str:
-    return f"{_plain(outcome_label or 'outcome')} points per alliance point"
+    return f"{plain_text(outcome_label or 'outcome')} points per alliance point"
 
 
 def _sign_hint(outcome_label: str | None, outcome_better: str | None) -> str:
     """What a negative effect means, in the user's direction (neutral without one)."""
-    name = _plain(outcome_label or "outcome")
+    name = plain_text(outcome_label or "outcome")
     if outcome_better == "lower":
         return f"below 0: higher alliance, lower (better) next {name}"
     if outcome_better == "higher":
@@ -71,7 +66,7 @@ def duration_plot(table: pd.DataFrame, *, outcome_label: str | None = None,
         ax.set_xlim(min(leads) - 0.5, max(leads) + 0.5)
         ax.set_xlabel("Outcome k sessions after the alliance rating")
         # two short lines: one long label is taller than the panel and gets cut off
-        ax.set_ylabel(f"Effect on {_plain(outcome_label or 'outcome')}\n({_units(outcome_label)})")
+        ax.set_ylabel(f"Effect on {plain_text(outcome_label or 'outcome')}\n({_units(outcome_label)})")
         ax.set_title(TERM_LABELS[term])
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"(b) Duration: how long does the alliance effect last?\n"

@@ -155,7 +155,7 @@ class PowerResult:
         value of the other swept keywords, the Monte-Carlo interval as a band and alpha
         as a dashed line. A matplotlib Figure (no pyplot) that displays as an image in
         Jupyter (``_repr_png_``)."""
-        from ..canvas import new_figure  # matplotlib only when a figure is asked for
+        from ..canvas import new_figure, plain_text  # matplotlib only when a figure is asked for
 
         effects = list(dict.fromkeys(self.table["effect"]))
         fig = new_figure(width=max(4.5 * len(effects), 5.0), height=4.0)
@@ -169,14 +169,14 @@ class PowerResult:
                 key = key if isinstance(key, tuple) else (key,)
                 label = ", ".join(f"{k} = {v}" for k, v in zip(others, key)) or None
                 x = part["n_patients"].astype(float)
-                line, = ax.plot(x, part["power"], marker="o", label=_plain(label) if label else None)
+                line, = ax.plot(x, part["power"], marker="o", label=plain_text(label) if label else None)
                 ax.fill_between(x, part["power_lo"], part["power_hi"], color=line.get_color(), alpha=0.2)
             ax.axhline(self.alpha, color="grey", linestyle="--", linewidth=1, label=f"alpha = {self.alpha:g}")
             ax.set_xticks(sorted(set(rows["n_patients"].astype(float))))
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("patients")
             ax.set_ylabel("power")
-            ax.set_title(_plain(effect))
+            ax.set_title(plain_text(effect))
             ax.legend(fontsize="small", loc="lower right")
         return fig
 
@@ -204,7 +204,3 @@ class PowerResult:
             "power.png": buffer.getvalue(),
         }
         return write_files(path, contents, overwrite=overwrite)
-
-
-def _plain(text: Any) -> str:
-    return str(text).replace("$", r"\$")
