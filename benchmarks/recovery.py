@@ -31,10 +31,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: name -> keyword arguments of simulate(). The T designs are balanced: every patient
-#: attends all T sessions (no missed sessions, no dropout).
+#: name -> keyword arguments of simulate(), plus ``rated_every`` (k: the alliance is set
+#: to NaN on all sessions but 1, 1 + k, 1 + 2k, ... after simulate(), before prepare(), as
+#: a trial that rates the alliance every k-th session). The T designs are balanced: every
+#: patient attends all T sessions (no missed sessions, no dropout).
 DESIGNS: dict[str, dict[str, Any]] = {
     "default": {},
+    # where the within effect may break (issue 18, item 2): very short series ...
+    "T3": {"sessions": 3, "missed": 0.0, "dropout": 0.0, "within_effect": (-2.0, -1.0)},  # lags <= T - 1
+    "T4": {"sessions": 4, "missed": 0.0, "dropout": 0.0},
+    "short_med3": {"sessions_median": 3},  # unbalanced: missed sessions and dropout as by default
+    "short_med4": {"sessions_median": 4},
+    # ... and the alliance rated every k-th session on the default design
+    "rated_k2": {"rated_every": 2},
+    "rated_k3": {"rated_every": 3},
+    # longer balanced series without feedback, for the rule's table (models/reliability.py)
+    "T8": {"sessions": 8, "missed": 0.0, "dropout": 0.0},
+    "T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0},
     "fb005_T8": {"sessions": 8, "missed": 0.0, "dropout": 0.0, "feedback": -0.005},
     "fb015_T8": {"sessions": 8, "missed": 0.0, "dropout": 0.0, "feedback": -0.015},
     "fb005_T20": {"sessions": 20, "missed": 0.0, "dropout": 0.0, "feedback": -0.005},
@@ -58,8 +71,14 @@ def _row(estimator: str, quantity: str, estimate: float, se: float, truth: float
 
 
 def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
-                  slope_lrt: bool = False) -> Callable[..., list[dict[str, Any]]]:
-    """Within effect, slope SD and share from AllianceModel(control_outcome=control).
+                  slope_lrt: bool = False, slope: Any = True) -> Callable[..., list[dict[str, Any]]]:
+    """Within effect, slope SD and share from AllianceModel(control_outcome=control), and
+    the design as :mod:`pylme_alliance.models.reliability` describes it (median fitted rows
+    per patient, share of attended sessions rated).
+
+    ``slope="auto"`` decides the random slope as analyze(random_slope="auto") does before
+    fitting (:func:`~pylme_alliance.models.design.slope_capacity`: no slope when the
+    observations do not exceed the random effects, e.g. 2 fitted rows per patient).
 
     With ``slope_lrt`` also the random-slope likelihood-ratio test at alpha = 0.05 (the
     test the report states heterogeneity by): its row's estimate is 1 when it rejects, so
@@ -69,10 +88,17 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
 
     def run(panel: Any, truth: dict[str, Any], engine: str) -> list[dict[str, Any]]:
         from pylme_alliance.models.model import AllianceModel
+        from pylme_alliance.models.reliability import fit_sessions_mean, fit_sessions_median, rated_share
 
         residual = "ar1" if engine == "nlme" else "iid"
+        random_slope = slope
+        if slope == "auto":
+            from pylme_alliance.models.choices import choose_therapist
+            from pylme_alliance.models.design import slope_capacity
+
+            random_slope = slope_capacity(panel, 1, choose_therapist(panel, "auto")[0])[0]
         fit = AllianceModel(control_outcome=control, prior_outcome=prior, engine=engine,
-                            residual=residual).fit(panel)
+                            residual=residual, random_slope=random_slope).fit(panel)
         fixed = fit.fixed_table.set_index("term").loc["alliance_within"]
         beta, se = float(fixed["estimate"]), float(fixed["std_error"])
         pars = fit.ran_pars_table
@@ -82,6 +108,13 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
                  else float(beta < 0))
         rows = [
             _row(name or control, "within", beta, se, truth["within"][1], fit),
+            # the design as the reliability rule (models/reliability.py) describes it
+            _row(name or control, "fit_sessions_median", fit_sessions_median(fit), float("nan"),
+                 float("nan"), fit),
+            _row(name or control, "fit_sessions_mean", fit_sessions_mean(fit), float("nan"), float("nan"), fit),
+            _row(name or control, "rated_share", rated_share(panel), float("nan"), float("nan"), fit),
+            _row(name or control, "prior_controlled", float(fit.model.prior_outcome is True), float("nan"),
+                 float("nan"), fit),
             _row(name or control, "slope_sd", tau, float("nan"), truth["slope_sd"], fit),
             _row(name or control, "share", share, float("nan"), truth["share_beneficial"], fit),
         ]
@@ -116,6 +149,8 @@ def _between(adjust: bool) -> Callable[..., list[dict[str, Any]]]:
 ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "decomposed": _lagged_model("decomposed", slope_lrt=True),  # the default model
     "decomposed_nolrt": _lagged_model("decomposed", name="decomposed"),  # same, without the LRT refit
+    # same, the random slope decided as analyze() does (dropped where it cannot be estimated)
+    "decomposed_auto": _lagged_model("decomposed", name="decomposed", slope="auto"),
     "decomposed_t": _lagged_model("decomposed", False, "decomposed_t"),  # without the outcome before
     "raw": _lagged_model("raw", False),                         # the model before issue 9
     "raw_lrt": _lagged_model("raw", False, "raw", slope_lrt=True),  # same, with the slope LRT
@@ -124,13 +159,24 @@ ESTIMATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
 }
 
 
+def thin_alliance(data: pd.DataFrame, every: int) -> pd.DataFrame:
+    """A copy of ``data`` with the alliance rated only at sessions 1, 1 + k, 1 + 2k, ...
+    (NaN elsewhere; the outcome is kept: the sessions are attended, not rated)."""
+    out = data.copy()
+    out.loc[(out["session"] - 1) % every != 0, "alliance"] = np.nan
+    return out
+
+
 def replicate(design: str, seed: int, engine: str, estimators: tuple[str, ...]) -> list[dict[str, Any]]:
     """One replication: simulate, prepare, fit every estimator; failures become rows."""
     from pylme_alliance.panel.prepare import prepare
     from pylme_alliance.simulation.simulate import simulate
 
-    sim = simulate(seed=seed, **DESIGNS[design])
-    panel = prepare(sim.data, patient="patient", session="session", alliance="alliance",
+    options = dict(DESIGNS[design])
+    every = options.pop("rated_every", None)
+    sim = simulate(seed=seed, **options)
+    data = sim.data if every is None else thin_alliance(sim.data, every)
+    panel = prepare(data, patient="patient", session="session", alliance="alliance",
                     outcome="outcome", therapist="therapist", leads=(1,))
     rows: list[dict[str, Any]] = []
     for name in estimators:

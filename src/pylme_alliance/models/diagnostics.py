@@ -12,8 +12,9 @@ from ..errors import PylmeError
 from ..panel.prepare import AlliancePanel
 from .boundary import boundary_terms, slope_degenerate
 from .model import AllianceModel
+from .reliability import within_reliability
 
-__all__ = ["boundary_terms", "slope_degenerate", "degenerate", "fit_status", "fit_flags", "residual_acf", "ar1_engine",
+__all__ = ["boundary_terms", "slope_degenerate", "degenerate", "fit_status", "term_statuses", "fit_flags", "residual_acf", "ar1_engine",
            "ar1_row", "ar1_alternative", "ar1_table"]
 
 FIT_COLUMNS = ["model", "engine", "lead", "moderator", "nobs", "converged", "singular", "degenerate", "status",
@@ -29,10 +30,17 @@ def degenerate(fit: Any) -> bool:
 
 
 
-def fit_status(fit: Any) -> str:
+def fit_status(fit: Any, *, term: str | None = None) -> str:
     """"" for a fit that converged and is neither singular nor degenerate; otherwise
     what is wrong, naming the parameters at the boundary ("singular: SD of the random
-    (Intercept) over therapist:patient ~ 0"), for marking the numbers from the fit."""
+    (Intercept) over therapist:patient ~ 0"), for marking the numbers from the fit.
+
+    Where the recovery study measured the within effect off by more than 10% or covered
+    less than 90% on the design closest to the fit's data, the status also says
+    "unreliable here: ..." with the measured figures (:mod:`.reliability`). That part
+    belongs to the within effect: with ``term`` given (a table row's term), it is kept
+    only for ``alliance_within``; without it (the fit as a whole) it is always kept.
+    """
     problems = []
     if not fit.converged:
         problems.append("did not converge")
@@ -43,7 +51,16 @@ def fit_status(fit: Any) -> str:
             terms.append("expected with the decomposed outcome control: the patient's mean outcome, a fixed "
                          "effect, carries the patients' and therapists' levels")
         problems.append(f"{label} ({', '.join(terms)})" if terms else label)
-    return "; ".join(problems)
+    if term is None or term == "alliance_within":
+        problems.append(within_reliability(fit))
+    return "; ".join(p for p in problems if p)
+
+
+def term_statuses(fit: Any, terms: Iterable[Any]) -> list[str]:
+    """:func:`fit_status` for each row of a table of the fit's terms (each status worked
+    out once: the reliability rule reads the panel's summary)."""
+    within, other = fit_status(fit), fit_status(fit, term="")
+    return [within if str(term) == "alliance_within" else other for term in terms]
 
 
 def _levels_in_fixed_part(fit: Any) -> bool:

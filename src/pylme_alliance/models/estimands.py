@@ -85,23 +85,22 @@ SHARE_MODEL = (
     "Phi(+-beta/tau) for a normal random slope"
 )
 
-#: The bias of each ``control_outcome`` option, for docstrings and notes (numbers from
-#: the recovery study in METHODS.md, best practice 4).
+#: The bias of each ``control_outcome`` option, for docstrings and notes. No recovery
+#: figure here: a figure belongs to the design it was measured on, and a fit's notes and
+#: status quote the measured design closest to its data (models/reliability.py).
 CONTROL_OUTCOME_BIAS = {
     "decomposed": (
         "the lagged outcome (and the outcome of the session before the alliance rating) as deviations "
         "from the patient's mean, with the patient's mean outcome, mean session and mean alliance over the "
-        "fitted rows (Mundlak): the within-alliance coefficient is the fixed-effects (within) estimate; in "
-        "the recovery study (benchmarks/README.md, 200 trials per design) within 3.5% of the truth on the "
-        "default simulated trial and at T = 20 sessions with symptom->alliance feedback, within 5.4% at "
-        "T = 8 with feedback, 95% coverage .935-.975; "
-        "the lagged-outcome deviation slope carries Nickell bias of about -(1+rho)/(T-1)"
+        "fitted rows (Mundlak): close to the truth in the recovery study on series of about 5 or more fitted "
+        "sessions per patient with every session rated, but not on very short series or with the alliance "
+        "rated only every few sessions, where the fit's status says so with the figures measured on data like "
+        "its own; the lagged-outcome deviation slope carries Nickell bias of about -(1+rho)/(T-1)"
     ),
     "raw": (
         "the raw lagged outcome beside a patient random intercept (dynamic-panel trap): its slope "
-        "absorbs the patient level (0.75-0.90 for a true 0.5) and, when symptoms feed back into the "
-        "next alliance, the within-alliance effect is biased toward zero (-41% at T = 8, -17% at "
-        "T = 20 for a modest feedback)"
+        "absorbs part of the patient level and, when symptoms feed back into the next alliance, the "
+        "within-alliance effect is biased toward zero"
     ),
     False: (
         "no outcome control: the within-alliance coefficient also carries the patient's outcome "

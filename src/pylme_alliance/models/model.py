@@ -42,6 +42,7 @@ from .estimands import CONTROL_OUTCOME_BIAS
 from .fit import AllianceFit
 from .frame import BEFORE, KeptMeans, before_values
 from .frame import model_frame as _model_frame
+from .reliability import recovery_note
 from .second_opinion import confirm_boundary_optimum
 from .spec import ENGINES, RESIDUAL, SESSION_FACTOR, ModelSpec
 from .spec import model_name as _model_name
@@ -102,17 +103,18 @@ class AllianceModel:
         How the current outcome (the previous symptom level of the lead) is controlled.
 
         - ``"decomposed"`` (default): as the patient's mean outcome (``outcome_between``)
-          plus the deviation from it (``outcome_within``), the Mundlak device. The
-          within-alliance coefficient is the fixed-effects estimate: in the recovery
-          study (200 trials per design) -2.6% bias on the default simulated trial, +1.5%
-          / +3.5% at T = 20 and +5.4% / 0% at T = 8 under symptom->alliance feedback,
-          coverage .935-.975. The price is Nickell bias of about -(1+rho)/(T-1) on the
+          plus the deviation from it (``outcome_within``), the Mundlak device. How close
+          the within-alliance coefficient comes to the truth depends on the design: the
+          recovery study's figures per design are in :data:`.reliability.MEASURED`, and a
+          fit quotes only the measured design closest to its data (in its Nickell note);
+          its status says "unreliable here: ..." where that design's bias exceeded 10% or
+          its coverage fell below .90 (very short series, sparse alliance ratings). The
+          price is Nickell bias of about -(1+rho)/(T-1) on the
           ``outcome_within`` slope itself, which :meth:`fit` warns about
           (:class:`NickellWarning`) when the median series is shorter than 20 sessions.
         - ``"raw"``: the raw outcome beside the patient random intercept (the model
-          before issue 9). Its slope absorbs the patient level (0.75-0.90 for a true
-          0.5), and under feedback the within-alliance effect is biased toward zero
-          (-41% at T = 8, -17% at T = 20 for a modest feedback).
+          before issue 9). Its slope absorbs part of the patient level, and under
+          feedback the within-alliance effect is biased toward zero (benchmarks/README.md).
         - ``False``: no outcome control; the between coefficient is then a level
           difference at that lead, and the within coefficient also carries the
           outcome's own trajectory.
@@ -123,9 +125,8 @@ class AllianceModel:
         ``"auto"`` (default) does so when the median patient keeps at least
         ``PRIOR_MIN_ROWS`` (3) fitted rows with it, and otherwise fits without it and
         warns; the fit's ``model`` holds the choice made. Under symptom->alliance feedback (symptoms at t - 1 shape the alliance
-        at t) it is the confounder the current outcome does not block: in the recovery
-        study the within effect was 23% too small at T = 20 without it and within 5%
-        with it. Rows whose session t - 1 was not attended (each patient's first
+        at t) it is the confounder the current outcome does not block (without it the
+        within effect is biased toward zero; benchmarks/README.md). Rows whose session t - 1 was not attended (each patient's first
         session, sessions after a missed one) are left out.
 
         With the outcome controlled, the ``alliance_between`` coefficient is a
@@ -465,6 +466,9 @@ class AllianceModel:
         if t >= NICKELL_MIN_T:
             return None
         estimate = float(fit.fixef_values.get(term, np.nan))
+        # the within effect's recovery on the measured design closest to these data, never
+        # a figure from another design (models/reliability.py)
+        recovery = recovery_note(fit)
         if t > 2 and np.isfinite(estimate):
             # invert plim b = rho - (1 + rho) / (T - 1) for the rho the bias depends on
             rho = float(np.clip((estimate * (t - 1) + 1) / (t - 2), -0.99, 0.99))
@@ -478,9 +482,6 @@ class AllianceModel:
             f"the lagged-outcome slope ({term} = {estimate:.3g}) carries dynamic-panel (Nickell) bias of "
             f"about -(1+rho)/(T-1): with a median of T = {t:g} sessions per patient in this fit, {size}. "
             "Read it as a control, not as the outcome's autocorrelation (with the outcome before also "
-            "controlled the formula is approximate). The within-alliance effect is the fixed-effects "
-            "estimate: in the package's recovery study (benchmarks/README.md, 200 trials per design) it "
-            "was within 3.5% of the truth on short, unbalanced series and at T = 20 with "
-            "symptom->alliance feedback, and within 5.4% at T = 8 with feedback."
+            "controlled the formula is approximate)." + (f" {recovery}" if recovery else "")
         )
 

@@ -74,7 +74,7 @@ def fit_main_tables(fit: Any) -> dict[str, pd.DataFrame]:
 def main_fit(fit: Any, fits: dict[str, Any], slope_note: str, name: str) -> MainFit:
     """The main fit with its rows and tables."""
     rows = lead_rows(fit)  # the duration rows of the main lead's total effect
-    rows["status"] = fit_status(fit)
+    rows["status"] = diagnostics.term_statuses(fit, rows["term"])
     within = report_tables.within_rows(fit, name)
     for column in ("n", "n_patients"):  # the sessions and patients behind the headline numbers
         if column in rows and len(rows):

@@ -132,7 +132,7 @@ def _lead(part: Part) -> dict[str, Any]:
     except PylmeError as exc:  # one lead's failure must not lose the report
         return {"notes": [f"Duration ({effect} effect, lead {k}): the model failed ({_one_line(exc)})."]}
     rows = lead_rows(fit)
-    rows["status"] = fit_status(fit)
+    rows["status"] = diagnostics.term_statuses(fit, rows["term"])
     return {"rows": rows, "fits": flag_rows({f"duration {effect} (lead {k})": fit})}
 
 
@@ -156,7 +156,7 @@ def _moderator(part: Part) -> dict[str, Any]:
         return {"notes": [f"Moderator {name}: the model failed ({_one_line(exc)})."]}
     notes: list[str] = []
     rows = moderator_rows(fit, name)
-    rows["status"] = fit_status(fit)
+    rows["status"] = diagnostics.term_statuses(fit, rows["term"])
     info = part.panel.moderators[name]
     drawing: dict[str, Any] = {"name": name, "kind": info.kind, "status": fit_status(fit)}
     if info.kind == "numeric":

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..models import estimands
-from ..models.diagnostics import fit_status
+from ..models.diagnostics import fit_status, term_statuses
 
 EFFECT_COLUMNS = ["lead", "term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high",
                   "std_estimate", "std_definition", "n", "n_patients", "model", "status", "estimand"]
@@ -53,7 +53,7 @@ def within_rows(fit: Any, name: str) -> pd.DataFrame:
     labelled as the lagged model's conditional coefficient."""
     table = fit.alliance_effects()
     table["model"] = name
-    table["status"] = fit_status(fit)
+    table["status"] = term_statuses(fit, table["term"])  # "unreliable here" marks the within row only
     table["estimand"] = table["term"].map(lambda t: estimands.for_term(str(t), fit.model))
     if "std_estimate" not in table:
         table["std_estimate"] = np.nan
@@ -86,7 +86,7 @@ def effects_table(main_rows: pd.DataFrame, level: pd.DataFrame | None) -> pd.Dat
 
 def fixed_table(fit: Any) -> pd.DataFrame:
     table = fit.tidy("fixed", conf_int=True)
-    table["status"] = fit_status(fit)
+    table["status"] = term_statuses(fit, table["term"])
     table["estimand"] = table["term"].map(lambda t: term_estimand(str(t), fit.model))
     return table
 

