@@ -40,6 +40,8 @@ DESIGNS: dict[str, dict[str, Any]] = {
     # where the within effect may break (issue 18, item 2): very short series ...
     "T3": {"sessions": 3, "missed": 0.0, "dropout": 0.0, "within_effect": (-2.0, -1.0)},  # lags <= T - 1
     "T4": {"sessions": 4, "missed": 0.0, "dropout": 0.0},
+    "T5": {"sessions": 5, "missed": 0.0, "dropout": 0.0},  # where the balanced break ends
+    "T6": {"sessions": 6, "missed": 0.0, "dropout": 0.0},
     "short_med3": {"sessions_median": 3},  # unbalanced: missed sessions and dropout as by default
     "short_med4": {"sessions_median": 4},
     # ... and the alliance rated every k-th session on the default design

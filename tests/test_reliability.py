@@ -51,7 +51,8 @@ def every_other_fit():
 
 def test_the_table_holds_the_measured_designs():
     names = {d.name for d in reliability.MEASURED}
-    assert {"default", "T3", "T4", "short_med3", "short_med4", "rated_k2", "rated_k3"} <= names
+    assert {"default", "T3", "T4", "T5", "T6", "T8", "T20", "short_med3", "short_med4", "rated_k2",
+            "rated_k3"} <= names
     for design in reliability.MEASURED:
         assert design.trials >= 200 and 0 < design.rated_share <= 1 and design.median_rows >= 1
         assert design.reliable == (abs(design.bias_pct) <= 10 and design.coverage >= 0.90)
@@ -61,12 +62,19 @@ def test_the_table_holds_the_measured_designs():
 
 def test_the_rule_picks_the_closest_design():
     for design in reliability.MEASURED:
-        assert reliability.closest_design(design.median_rows, design.mean_rows, design.rated_share) is design
+        assert reliability.closest_design(design.median_rows, design.mean_rows, design.rated_share,
+                                          design.prior_outcome) is design
     # a little off each measured point still lands on it
     t3, k2, default = _design("T3"), _design("rated_k2"), _design("default")
-    assert reliability.closest_design(2.0, 2.0, 0.97) is t3
-    assert reliability.closest_design(k2.median_rows, k2.mean_rows + 0.1, k2.rated_share - 0.03) is k2
-    assert reliability.closest_design(default.median_rows + 0.5, default.mean_rows, 1.0) is default
+    assert reliability.closest_design(2.0, 2.0, 0.97, False) is t3
+    assert reliability.closest_design(k2.median_rows, k2.mean_rows + 0.1, k2.rated_share - 0.03, False) is k2
+    assert reliability.closest_design(default.median_rows + 0.5, default.mean_rows, 1.0, True) is default
+    # the same median, balanced or not: the mean tells them apart (T = 3 broke, median 3 did not)
+    assert reliability.closest_design(2.0, 2.05, 1.0, False) is t3
+    assert reliability.closest_design(2.0, 2.6, 1.0, False) is _design("short_med3")
+    # 3 fitted rows each: without the outcome before like T = 4, with it like T = 5
+    assert reliability.closest_design(3.0, 3.0, 1.0, False) is _design("T4")
+    assert reliability.closest_design(3.0, 3.0, 1.0, True) is _design("T5")
     # long series are nearest the longest measured one, never a short one
     longest = max(reliability.MEASURED, key=lambda d: d.median_rows)
     assert reliability.closest_design(40.0, 40.0, 1.0) is longest
@@ -75,12 +83,15 @@ def test_the_rule_picks_the_closest_design():
 
 def test_a_made_up_table_decides_the_flag():
     # the rule reads the table it is given: the same data flagged or not by the row only
-    bad = reliability.MeasuredDesign("x", "made-up design", 2.0, 2.0, 1.0, bias_pct=25.0, coverage=0.95, trials=200)
-    good = reliability.MeasuredDesign("y", "other", 6.0, 6.0, 1.0, bias_pct=1.0, coverage=0.95, trials=200)
-    low = reliability.MeasuredDesign("z", "low coverage", 2.0, 2.0, 1.0, bias_pct=1.0, coverage=0.85, trials=200)
-    assert reliability.closest_design(2.1, 2.2, 1.0, (bad, good)) is bad
+    bad = reliability.MeasuredDesign("x", "made-up design", 2.0, 2.0, 1.0, True, bias_pct=25.0, coverage=0.95,
+                                     trials=200)
+    good = reliability.MeasuredDesign("y", "other", 6.0, 6.0, 1.0, True, bias_pct=1.0, coverage=0.95, trials=200)
+    low = reliability.MeasuredDesign("z", "low coverage", 2.0, 2.0, 1.0, True, bias_pct=1.0, coverage=0.85,
+                                     trials=200)
+    assert reliability.closest_design(2.1, 2.2, 1.0, True, (bad, good)) is bad
+    assert reliability.closest_design(5.0, 5.5, 1.0, True, (bad, good)) is good
     assert not bad.reliable and good.reliable and not low.reliable
-    assert bad.figures() == "+25% bias, coverage 0.95"
+    assert bad.figures() == "+25% bias toward zero, coverage 0.950"
 
 
 def test_short_series_are_flagged_with_the_measured_figures(short_fit):

@@ -92,10 +92,10 @@ CONTROL_OUTCOME_BIAS = {
     "decomposed": (
         "the lagged outcome (and the outcome of the session before the alliance rating) as deviations "
         "from the patient's mean, with the patient's mean outcome, mean session and mean alliance over the "
-        "fitted rows (Mundlak): close to the truth in the recovery study on series of about 5 or more fitted "
-        "sessions per patient with every session rated, but not on very short series or with the alliance "
-        "rated only every few sessions, where the fit's status says so with the figures measured on data like "
-        "its own; the lagged-outcome deviation slope carries Nickell bias of about -(1+rho)/(T-1)"
+        "fitted rows (Mundlak): how close the within-alliance coefficient comes to the truth depends on the "
+        "design (in the recovery study it broke on balanced series of 3 to 6 sessions per patient), and a fit's "
+        "status says so with the figures measured on the design closest to its data; the lagged-outcome "
+        "deviation slope carries Nickell bias of about -(1+rho)/(T-1)"
     ),
     "raw": (
         "the raw lagged outcome beside a patient random intercept (dynamic-panel trap): its slope "
