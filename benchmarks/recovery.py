@@ -90,7 +90,12 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
 
     def run(panel: Any, truth: dict[str, Any], engine: str) -> list[dict[str, Any]]:
         from pylme_alliance.models.model import AllianceModel
-        from pylme_alliance.models.reliability import fit_sessions_mean, fit_sessions_median, rated_share
+        from pylme_alliance.models.reliability import (
+            fit_sessions_mean,
+            fit_sessions_median,
+            fit_sessions_spread,
+            rated_share,
+        )
 
         residual = "ar1" if engine == "nlme" else "iid"
         random_slope = slope
@@ -114,6 +119,7 @@ def _lagged_model(control: str, prior: Any = "auto", name: str | None = None,
             _row(name or control, "fit_sessions_median", fit_sessions_median(fit), float("nan"),
                  float("nan"), fit),
             _row(name or control, "fit_sessions_mean", fit_sessions_mean(fit), float("nan"), float("nan"), fit),
+            _row(name or control, "fit_sessions_spread", fit_sessions_spread(fit), float("nan"), float("nan"), fit),
             _row(name or control, "rated_share", rated_share(panel), float("nan"), float("nan"), fit),
             _row(name or control, "prior_controlled", float(fit.model.prior_outcome is True), float("nan"),
                  float("nan"), fit),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import pylme_alliance as pa
@@ -60,38 +61,51 @@ def test_the_table_holds_the_measured_designs():
     assert not _design("T3").reliable
 
 
+def _closest(median, mean, spread, share, prior, table=None):
+    return reliability.closest_design(median_rows=median, mean_rows=mean, spread=spread, share=share,
+                                      prior_outcome=prior, table=table)
+
+
 def test_the_rule_picks_the_closest_design():
     for design in reliability.MEASURED:
-        assert reliability.closest_design(design.median_rows, design.mean_rows, design.rated_share,
-                                          design.prior_outcome) is design
+        assert _closest(design.median_rows, design.mean_rows, design.spread, design.rated_share,
+                        design.prior_outcome) is design
     # a little off each measured point still lands on it
     t3, k2, default = _design("T3"), _design("rated_k2"), _design("default")
-    assert reliability.closest_design(2.0, 2.0, 0.97, False) is t3
-    assert reliability.closest_design(k2.median_rows, k2.mean_rows + 0.1, k2.rated_share - 0.03, False) is k2
-    assert reliability.closest_design(default.median_rows + 0.5, default.mean_rows, 1.0, True) is default
-    # the same median, balanced or not: the mean tells them apart (T = 3 broke, median 3 did not)
-    assert reliability.closest_design(2.0, 2.05, 1.0, False) is t3
-    assert reliability.closest_design(2.0, 2.6, 1.0, False) is _design("short_med3")
+    assert _closest(2.0, 2.0, 0.0, 0.97, False) is t3
+    assert _closest(k2.median_rows, k2.mean_rows + 0.1, k2.spread + 0.05, k2.rated_share - 0.03, False) is k2
+    assert _closest(default.median_rows + 0.5, default.mean_rows, 0.7, 1.0, True) is default
+    # the same median, balanced or not: the spread tells them apart (T = 3 broke, median 3 did not)
+    assert _closest(2.0, 2.05, 0.05, 1.0, False) is t3
+    assert _closest(2.0, 2.6, 0.7, 1.0, False) is _design("short_med3")
     # 3 fitted rows each: without the outcome before like T = 4, with it like T = 5
-    assert reliability.closest_design(3.0, 3.0, 1.0, False) is _design("T4")
-    assert reliability.closest_design(3.0, 3.0, 1.0, True) is _design("T5")
+    assert _closest(3.0, 3.0, 0.0, 1.0, False) is _design("T4")
+    assert _closest(3.0, 3.0, 0.0, 1.0, True) is _design("T5")
+    # a balanced series of 7 sessions (5 rows each) is nearer T = 8 than the trial-like default
+    assert _closest(5.0, 5.0, 0.0, 1.0, True) is _design("T8")
     # long series are nearest the longest measured one, never a short one
     longest = max(reliability.MEASURED, key=lambda d: d.median_rows)
-    assert reliability.closest_design(40.0, 40.0, 1.0) is longest
-    assert reliability.closest_design(np.nan, 3.0, 1.0) is None
+    assert _closest(40.0, 40.0, 0.0, 1.0, True) is longest
+    assert _closest(np.nan, 3.0, 0.0, 1.0, True) is None
 
 
 def test_a_made_up_table_decides_the_flag():
     # the rule reads the table it is given: the same data flagged or not by the row only
-    bad = reliability.MeasuredDesign("x", "made-up design", 2.0, 2.0, 1.0, True, bias_pct=25.0, coverage=0.95,
+    bad = reliability.MeasuredDesign("x", "made-up design", 2.0, 2.0, 0.0, 1.0, True, bias_pct=25.0, coverage=0.95,
                                      trials=200)
-    good = reliability.MeasuredDesign("y", "other", 6.0, 6.0, 1.0, True, bias_pct=1.0, coverage=0.95, trials=200)
-    low = reliability.MeasuredDesign("z", "low coverage", 2.0, 2.0, 1.0, True, bias_pct=1.0, coverage=0.85,
+    good = reliability.MeasuredDesign("y", "other", 6.0, 6.0, 0.0, 1.0, True, bias_pct=1.0, coverage=0.95,
+                                      trials=200)
+    low = reliability.MeasuredDesign("z", "low coverage", 2.0, 2.0, 0.0, 1.0, True, bias_pct=1.0, coverage=0.85,
                                      trials=200)
-    assert reliability.closest_design(2.1, 2.2, 1.0, True, (bad, good)) is bad
-    assert reliability.closest_design(5.0, 5.5, 1.0, True, (bad, good)) is good
+    assert _closest(2.1, 2.2, 0.0, 1.0, True, (bad, good)) is bad
+    assert _closest(5.0, 5.5, 0.0, 1.0, True, (bad, good)) is good
     assert not bad.reliable and good.reliable and not low.reliable
     assert bad.figures() == "+25% bias toward zero, coverage 0.950"
+    assert reliability.fit_sessions_spread(type("F", (), {"data": _two_patients(2, 4)})()) == pytest.approx(1 / 3)
+
+
+def _two_patients(a, b):
+    return pd.DataFrame({"patient": ["p"] * a + ["q"] * b})
 
 
 def test_short_series_are_flagged_with_the_measured_figures(short_fit):
