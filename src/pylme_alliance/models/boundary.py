@@ -32,7 +32,7 @@ from .spec import ModelSpec
 WITHIN = "alliance_within"
 INTERCEPT = "(Intercept)"
 # a random term of the formulas AllianceModel.spec writes (an ar1() term is a residual structure)
-_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|0 \+ " + WITHIN + r"|1 \+ " + WITHIN + r") \| [^)]+\)")
+_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|[01] \+ [^|()]+) \| [^)]+\)")
 
 
 def boundary_terms(fit: Any) -> list[str]:
@@ -84,7 +84,7 @@ def absorbed_intercepts(fit: Any, model: Any) -> list[str]:
     # the other side (a rank-one patient covariance: the intercept only rides on the slope)
     groups = list(dict.fromkeys(group for kind, group, name, _ in at_boundary
                                 if kind == "sd" and name == INTERCEPT
-                                or kind == "cor" and name == f"{INTERCEPT}.{WITHIN}"))
+                                or kind == "cor" and name.startswith(f"{INTERCEPT}.")))
     expected = [name == INTERCEPT or name.startswith(INTERCEPT + ".") for _, _, name, _ in at_boundary]
     return groups if at_boundary and all(expected) else []
 
@@ -96,9 +96,11 @@ def without_intercepts(spec: ModelSpec, groups: list[str]) -> ModelSpec | None:
         return None
     formula = spec.formula
     for group in groups:
-        with_slope, alone = f"(1 + {WITHIN} | {group})", f" + (1 | {group})"
-        if with_slope in formula:
-            formula = formula.replace(with_slope, f"(0 + {WITHIN} | {group})")
+        # the group's block with slopes (the alliance slope, the patient's session slope)
+        with_slopes = re.search(r"(?<!ar1)\(1 \+ ([^|()]+) \| " + re.escape(group) + r"\)", formula)
+        alone = f" + (1 | {group})"
+        if with_slopes:
+            formula = formula.replace(with_slopes.group(0), f"(0 + {with_slopes.group(1)} | {group})")
         elif alone in formula:
             formula = formula.replace(alone, "")
         else:
@@ -187,7 +189,7 @@ def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:
     rows = set(zip(table["group"].astype(str), table["term"].astype(str)))
     for removed in getattr(fit, "removed_terms", ()):
         group = removed.split(": ", 1)[0]
+        slopes = [term[4:] for g, term in rows if g == group and term.startswith("sd__")]
         rows.add((group, f"sd__{INTERCEPT}"))
-        if (group, f"sd__{WITHIN}") in rows:
-            rows.add((group, f"cor__{INTERCEPT}.{WITHIN}"))
+        rows.update((group, f"cor__{INTERCEPT}.{slope}") for slope in slopes)
     return rows
