@@ -28,8 +28,8 @@ from scipy import stats
 
 from ..errors import PylmeError
 from .boundary import slope_not_identified
-from .protocols import FittedAllianceModel
 from .calibration import DRAWS
+from .protocols import FittedAllianceModel
 from .slope_group import calibrated_alone, ran_vals_group, slope_group, trend_model_fit
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
     METHODS,
