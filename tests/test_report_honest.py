@@ -180,7 +180,6 @@ def test_heterogeneity_claimed_only_when_the_test_supports_it(lower):
     from pylme_alliance.report.wording import heterogeneity_text
 
     info = lower.settings["heterogeneity"]
-    p = float(info["test"]["p_value"])
     text = heterogeneity_text(lower)
     if info["degenerate"]:
         assert "cannot be assessed" in text
