@@ -367,6 +367,9 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     if method not in ("auto", *METHODS):
         raise PylmeError(f"method must be 'auto', 'bootstrap' or 'mixture', got {method!r}")
     test_method = method
+    if method == "bootstrap" and test and fit.engine != "lme4":
+        raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {fit.engine}; "
+                         "use method='mixture' (uncalibrated) or engine='lme4'")
     notes: list[str] = []
     if trend:
         fit, found = trend_model_fit(fit)
