@@ -38,7 +38,7 @@ def _panel(data, **kwargs):
 def null_fit():
     """No slope variance; patients improve at different rates; short, gappy, dropout."""
     sim = pa.simulate(n_patients=90, n_therapists=9, sessions=10, slope_sd=0.0, improvement_sd=15.0,
-                      alliance_trend_sd=0.05, ar=0.4, alliance_ar=0.3, feedback=-0.01, dropout=0.2, seed=3)
+                      alliance_trend_sd=0.05, ar=0.4, alliance_ar=0.3, feedback=-0.01, dropout=0.2, seed=4)
     return quiet(pa.AllianceModel().fit, _panel(sim.data))
 
 

@@ -117,7 +117,7 @@ def _notes(results: list[dict[str, Any]], lr: np.ndarray) -> tuple[str, ...]:
         first = next((str(np.asarray(r[f"first_{kind}"]).ravel()[0]) for r in results
                       if int(np.asarray(r[f"{kind}s"]).ravel()[0]) > 0), "")
         if count:
-            notes.append(f"bootstrap refits: {count} {kind}(s) over {2 * total} refits, e.g. \"{first}\"")
+            notes.append(f"bootstrap refits ({2 * total} or more): {count} {kind}(s), e.g. \"{first}\"")
     short = int(np.sum(lr < -SHORTFALL))
     if short:
         notes.append(f"bootstrap: in {short} of {len(lr)} draws the refit with the slope ended below the refit "
