@@ -120,6 +120,18 @@ def test_bootstrap_p_is_a_reproducible_monte_carlo_p(null_fit):
         slope_test(fit, method="exact")
 
 
+def test_wild_cluster_bootstrap(null_fit):
+    fit = quiet(null_fit.model.replace(random_trend=True).fit, null_fit.panel)
+    wild = quiet(slope_test, fit, draws=19, seed=5, null="wild")
+    assert wild.calibrated and wild.calibration.draws == 19
+    assert wild.p_value == quiet(slope_test, fit, draws=19, seed=5, null="wild").p_value
+    # other draws than the parametric ones (each patient's own series, signs flipped)
+    parametric = quiet(slope_test, fit, draws=19, seed=5)
+    assert not np.allclose(wild.calibration.statistics, parametric.calibration.statistics)
+    with pytest.raises(PylmeError, match="null"):
+        quiet(slope_test, fit, draws=19, null="block")
+
+
 def test_bootstrap_is_the_same_on_an_executor(null_fit):
     fit = quiet(null_fit.model.replace(random_trend=True).fit, null_fit.panel)
     here = quiet(slope_test, fit, draws=45, seed=11)  # chunks of 40 and 5
