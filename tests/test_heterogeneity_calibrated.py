@@ -183,9 +183,19 @@ def strong_fit():
     return quiet(pa.AllianceModel().fit, _panel(sim.data))
 
 
-def _record(sessions, coverage, words):
-    return detectable.Record(design=words, words=words, sessions=sessions, size=0.05, size_mixture=0.3,
+def _record(sessions, coverage, words, feedback=0.0):
+    return detectable.Record(design=words, words=words, sessions=sessions, feedback=feedback, size=0.05,
+                             size_mixture=0.3,
                              power={1.0: 0.1, 3.0: 0.6}, sd_bias=0.05, share_coverage=coverage, trials=100)
+
+
+def test_observed_feedback_picks_the_design(null_fit, strong_fit, monkeypatch):
+    # the null trial has symptom -> alliance feedback (-0.01 per outcome point), the strong one none
+    assert detectable.observed_feedback(null_fit.data) < detectable.observed_feedback(strong_fit.data)
+    assert np.isnan(detectable.observed_feedback(null_fit.data.drop(columns="outcome_within")))
+    monkeypatch.setattr(detectable, "RECORDS", (_record(4.0, 0.9, "no feedback"),
+                                                _record(4.0, 0.9, "feedback", feedback=-0.01)))
+    assert detectable.closest_record(strong_fit).words == "no feedback"
 
 
 def test_share_and_caveat_come_from_the_closest_measured_design(strong_fit, monkeypatch):

@@ -63,6 +63,7 @@ class Record:
     design: str
     words: str                 # the design in words
     sessions: float            # median fitted rows per patient
+    feedback: float            # symptom -> alliance feedback of the generator (alliance per outcome point)
     size: float                # calibrated test, true SD 0
     size_mixture: float        # the 50:50 mixture p, true SD 0
     power: dict[float, float]  # true SD -> rejection rate of the calibrated test
@@ -75,16 +76,46 @@ class Record:
 RECORDS: tuple[Record, ...] = ()
 
 
+#: a feedback difference this large counts as much as a factor e in sessions per patient
+FEEDBACK_SCALE = 0.01
+
+
+def observed_feedback(data: pd.DataFrame) -> float:
+    """The within-patient slope of the next session's alliance deviation on this session's
+    outcome deviation (alliance points per outcome point; NaN without the columns): the
+    symptom -> alliance feedback as the fit's rows show it (a plain regression, biased like
+    any short-panel one, used only to pick the closest measured design)."""
+    needed = {"patient", "session", WITHIN, "outcome_within"}
+    if not needed <= set(data.columns):
+        return float("nan")
+    rows = data[list(needed)].dropna()
+    later = rows[["patient", "session", WITHIN]].assign(session=rows["session"] - 1)
+    pairs = rows.merge(later, on=["patient", "session"], suffixes=("", "_next"))
+    if len(pairs) < 10:
+        return float("nan")
+    x = pairs["outcome_within"] - pairs.groupby("patient")["outcome_within"].transform("mean")
+    y = pairs[f"{WITHIN}_next"] - pairs.groupby("patient")[f"{WITHIN}_next"].transform("mean")
+    sxx = float((x * x).sum())
+    return float((x * y).sum() / sxx) if sxx > 0 else float("nan")
+
+
 def closest_record(fit: Any) -> Record | None:
-    """The measured design whose median session count is closest (on the log scale) to
-    the fit's; None when nothing was measured."""
+    """The measured design closest to the fit's data: median fitted rows per patient (log
+    scale) and symptom -> alliance feedback (:func:`observed_feedback`, in units of
+    :data:`FEEDBACK_SCALE`); None when nothing was measured."""
     if not RECORDS:
         return None
     data = getattr(fit, "data", None)
     if data is None or "patient" not in data or len(data) == 0:
         return None
     sessions = float(data.groupby("patient", observed=True).size().median())
-    return min(RECORDS, key=lambda r: abs(math.log(max(sessions, 1.0)) - math.log(r.sessions)))
+    feedback = observed_feedback(data)
+
+    def distance(record: Record) -> float:
+        gap = abs(math.log(max(sessions, 1.0)) - math.log(record.sessions))
+        return gap + (abs(feedback - record.feedback) / FEEDBACK_SCALE if np.isfinite(feedback) else 0.0)
+
+    return min(RECORDS, key=distance)
 
 
 def caveat_text(record: Record | None, calibrated: bool) -> str:
