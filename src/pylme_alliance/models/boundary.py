@@ -39,14 +39,17 @@ _RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|0 \+ " + WITHIN + r"|1 \+ " + WITHIN 
 def boundary_terms(fit: Any) -> list[str]:
     """The variance parameters at (or next to) the boundary, in words: SDs ~ 0 relative
     to the residual SD and correlations beyond +/-0.99 (the rule of
-    :mod:`pylme_alliance.engines.flags`)."""
+    :mod:`pylme_alliance.engines.flags`). A correlation is worded by the bound it is
+    beyond, not its digits: where on that flat ridge the optimizer stops is noise (the
+    same data mirrored stopped at -0.9997 and at -0.9951), and the variance-parameter
+    table has the value."""
     try:
         pars = fit.ran_pars_table
     except Exception:  # a fit without a ran_pars table has no boundary to name
         return []
     sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
     return [f"SD of the random {name} over {group} ~ 0" if kind == "sd"
-            else f"correlation {name} over {group} = {value:+.3f}"
+            else f"correlation {name} over {group} beyond {'-' if value < 0 else '+'}{DEGENERATE_COR:g}"
             for kind, group, name, value in boundary_parameters(pars, sigma)]
 
 
