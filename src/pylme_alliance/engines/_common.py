@@ -199,6 +199,17 @@ class RBackend:
         low, high = np.asarray(self._call("sd_interval", group_r, term_r, float(level)), dtype=float)
         return float(low), float(high)
 
+    def bootstrap_lr(self, reduced: RBackend, draws: int, seed: int) -> dict[str, Any]:
+        """Parametric bootstrap of the likelihood ratio against the nested ``reduced`` fit:
+        ``draws`` responses simulated from ``reduced``, both refitted (lme4 only)."""
+        if self.prefix != "lmer" or getattr(reduced, "prefix", None) != "lmer":
+            raise PylmeError("the parametric bootstrap of the likelihood ratio is available for lme4 fits")
+        try:
+            value, _ = bridge.call("pylme_lmer_pb_lr", self.fit, reduced.fit, int(draws), int(seed))
+        except RError as exc:
+            raise RError(self.names.to_user(exc.r_message), exc.r_call) from None
+        return value
+
     def predict(self, newdata: pd.DataFrame | None, include_random: bool) -> np.ndarray:
         if newdata is not None:
             # the model's columns under their R names; other columns stay behind

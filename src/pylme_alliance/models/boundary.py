@@ -33,7 +33,7 @@ from .spec import ModelSpec
 WITHIN = "alliance_within"
 INTERCEPT = "(Intercept)"
 # a random term of the formulas AllianceModel.spec writes (an ar1() term is a residual structure)
-_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|0 \+ " + WITHIN + r"|1 \+ " + WITHIN + r") \| [^)]+\)")
+_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|[01] \+ [^|()]+) \| [^)]+\)")
 
 
 def boundary_terms(fit: Any) -> list[str]:
@@ -89,7 +89,7 @@ CANDIDATE_SD = 1e-2
 def absorbed_intercepts(fit: Any, model: Any) -> list[str]:
     """The groups whose random intercept the fixed part may carry (decomposed outcome
     control with the patient's mean outcome in the model): an intercept SD below
-    ``CANDIDATE_SD`` of the residual SD, or an intercept correlated with the slope beyond
+    ``CANDIDATE_SD`` of the residual SD, or an intercept correlated with a slope beyond
     +/-0.99. Empty for another model. Whether other parameters (the slope's SD) are at
     the boundary too does not matter: the slope is judged in the fit that is kept, so the
     intercepts are removed the same way wherever the optimizer left the slope."""
@@ -108,9 +108,10 @@ def absorbed_intercepts(fit: Any, model: Any) -> list[str]:
         if not np.isfinite(value):
             continue
         small = term == f"sd__{INTERCEPT}" and (value <= 0 or value < CANDIDATE_SD * scale)
-        # an intercept perfectly correlated with the slope is the same absorption seen from
-        # the other side (a rank-one patient covariance: the intercept only rides on the slope)
-        tied = term == f"cor__{INTERCEPT}.{WITHIN}" and abs(value) > DEGENERATE_COR
+        # an intercept perfectly correlated with a slope (the alliance's, the patient's
+        # session slope) is the same absorption seen from the other side (a rank-one
+        # patient covariance: the intercept only rides on the slope)
+        tied = term.startswith(f"cor__{INTERCEPT}.") and abs(value) > DEGENERATE_COR
         if (small or tied) and group not in groups:
             groups.append(group)
     return groups
@@ -123,9 +124,11 @@ def without_intercepts(spec: ModelSpec, groups: list[str]) -> ModelSpec | None:
         return None
     formula = spec.formula
     for group in groups:
-        with_slope, alone = f"(1 + {WITHIN} | {group})", f" + (1 | {group})"
-        if with_slope in formula:
-            formula = formula.replace(with_slope, f"(0 + {WITHIN} | {group})")
+        # the group's block with slopes (the alliance slope, the patient's session slope)
+        with_slopes = re.search(r"(?<!ar1)\(1 \+ ([^|()]+) \| " + re.escape(group) + r"\)", formula)
+        alone = f" + (1 | {group})"
+        if with_slopes:
+            formula = formula.replace(with_slopes.group(0), f"(0 + {with_slopes.group(1)} | {group})")
         elif alone in formula:
             formula = formula.replace(alone, "")
         else:
@@ -214,7 +217,7 @@ def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:
     rows = set(zip(table["group"].astype(str), table["term"].astype(str)))
     for removed in getattr(fit, "removed_terms", ()):
         group = removed.split(": ", 1)[0]
+        slopes = [term[4:] for g, term in rows if g == group and term.startswith("sd__")]
         rows.add((group, f"sd__{INTERCEPT}"))
-        if (group, f"sd__{WITHIN}") in rows:
-            rows.add((group, f"cor__{INTERCEPT}.{WITHIN}"))
+        rows.update((group, f"cor__{INTERCEPT}.{slope}") for slope in slopes)
     return rows

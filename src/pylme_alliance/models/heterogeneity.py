@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,11 @@ from scipy import stats
 
 from ..errors import PylmeError
 from .boundary import slope_not_identified
+from .calibration import DRAWS
 from .protocols import FittedAllianceModel
+from .slope_group import calibrated_alone, ran_vals_group, slope_group, trend_model_fit
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
+    METHODS,
     SlopeTest,
     caveat_for,
     degenerate_reasons,
@@ -257,18 +261,6 @@ class Heterogeneity:
 
 
 # ---------------------------------------------------------------------- computation
-def slope_group(fit: FittedAllianceModel) -> str:
-    rows = fit.ran_pars_table[fit.ran_pars_table["term"] == f"sd__{WITHIN}"]
-    if rows.empty and (fit.ran_pars_table["group"].astype(str) == "patient_slope").any():
-        raise PylmeError("statsmodels with a therapist term holds the slope as a variance component "
-                         "(uncorrelated, without per-patient slopes); for heterogeneity() use "
-                         "AllianceModel(engine='statsmodels', therapist='none') or an R engine")
-    if rows.empty:
-        raise PylmeError("this model has no random slope of alliance_within; fit it with "
-                         "AllianceModel(random_slope=True) to study heterogeneity")
-    return str(rows["group"].iloc[0])
-
-
 def _tau_interval(fit: FittedAllianceModel, group: str, conf_level: float) -> tuple[float, float, str, list[str]]:
     """The interval of tau with the engine's warnings kept (they are raised too)."""
     method = {"lme4": "profile likelihood (lme4 confint)", "nlme": "nlme intervals() (Wald on log SD)",
@@ -332,7 +324,7 @@ def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_bette
     slope = fit.predict(at1) - fit.predict(at0)
     out = pd.DataFrame({"patient": first["patient"].astype(str).to_numpy(), "slope": slope})
     vals = fit.tidy("ran_vals")
-    rows = vals[(vals["group"] == group) & (vals["term"] == WITHIN)]
+    rows = vals[(vals["group"] == ran_vals_group(group, vals)) & (vals["term"] == WITHIN)]
     # nested levels read "therapist:patient" (lme4) or "therapist/patient" (nlme)
     level = rows["level"].astype(str).str.split(r"[:/]", regex=True).str[-1]
     cond_se = out["patient"].map(dict(zip(level, pd.to_numeric(rows["std_error"])))).to_numpy(dtype=float)
@@ -349,15 +341,24 @@ def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_bette
 
 
 def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: float = 0.05,
-                  interval: bool = True, test: bool = True,
-                  outcome_better: str | None = None) -> Heterogeneity:
+                  interval: bool = True, test: bool = True, outcome_better: str | None = None,
+                  trend: bool = True, method: str = "auto", draws: int = DRAWS, seed: int = 20150579,
+                  executor: Any = None, progress: bool = False) -> Heterogeneity:
     """See :meth:`~.fit.AllianceFit.heterogeneity`."""
     if not 0 < conf_level < 1:
         raise PylmeError("conf_level must be between 0 and 1")
     if outcome_better not in (None, "lower", "higher"):
         raise PylmeError(f"outcome_better must be 'lower', 'higher' or None; got {outcome_better!r}")
-    group = slope_group(fit)
+    if method not in ("auto", *METHODS):
+        raise PylmeError(f"method must be 'auto', 'bootstrap' or 'mixture', got {method!r}")
+    test_method = method
     notes: list[str] = []
+    if trend:
+        fit, found = trend_model_fit(fit)
+        notes += found
+    if test_method == "auto":
+        test_method = "bootstrap" if fit.engine == "lme4" else "mixture"
+    group = slope_group(fit)
     pars = fit.ran_pars_table.set_index(["group", "term"])["estimate"]
     tau = float(pars[(group, f"sd__{WITHIN}")])
     fixed = fit.fixed_table.set_index("term").loc[WITHIN]
@@ -373,7 +374,8 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     slope_test_result = None
     if test:
         try:
-            slope_test_result = slope_test(fit)
+            slope_test_result = slope_test(fit, method=test_method, draws=draws, seed=seed, executor=executor,
+                                           progress=progress)
             notes += list(slope_test_result.notes)
         except PylmeError as exc:
             notes.append(f"random-slope test not available: {' '.join(str(exc).split())}")
@@ -389,7 +391,7 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
 
     patients = patient_slopes(fit, group, z, outcome_better)
     vals = fit.tidy("ran_vals")
-    blups = pd.to_numeric(vals[(vals["group"] == group) & (vals["term"] == WITHIN)]["estimate"])
+    blups = pd.to_numeric(vals[(vals["group"] == ran_vals_group(group, vals)) & (vals["term"] == WITHIN)]["estimate"])
     blup_sd = float(blups.std(ddof=1)) if len(blups) > 1 else float("nan")
     shrinkage = blup_sd / tau if tau > 0 else float("nan")
     order = [*category_names(outcome_better), "no interval"]
@@ -404,6 +406,10 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     # about 0, or its correlation beyond +-0.99) does not: then nothing is claimed,
     # whatever the test says, by the same rule as analyze()'s random_slope="auto".
     absent = slope_not_identified(fit)
+    if absent and calibrated_alone(fit, slope_test_result):
+        # an uncorrelated slope at SD 0 is no identification problem: the calibrated
+        # test's LR is 0 and its p 1, "not supported" says what the data show
+        absent = ""
     if absent:
         verdict = "not estimated"
         notes.append("Heterogeneity of the within-patient effect was not estimated: " + absent)

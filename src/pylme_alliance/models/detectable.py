@@ -1,0 +1,87 @@
+"""What a design can say about the between-patient SD of the within effect.
+
+Two things the heterogeneity answer needs beside the test itself:
+
+- :func:`detectable_sd`: the smallest slope SD the random-slope test detects with 80%
+  power at alpha = .05 in THIS fit's design (its patients, their session counts, the
+  spread of their alliance deviations, the residual SD). From the score test of the
+  slope variance at 0: with ``S_i`` the sum of squared alliance deviations of patient
+  ``i`` (net of the patient's own session trend) and ``sigma`` the residual SD, the
+  information about tau^2 at 0 is ``sum(S_i^2) / (2 sigma^4)``, and a one-sided test
+  reaches power .8 when ``tau^2 * sqrt(information) = z_.95 + z_.8``. A local
+  approximation: benchmarks/heterogeneity.py compares it with the power it measured.
+- :func:`closest_record`: the recovery study's measurements (benchmarks/README.md,
+  "Heterogeneity") on the design closest to the data, so that what is said about the
+  test's size and the share's coverage was measured on data like the user's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+WITHIN = "alliance_within"
+POWER = 0.8
+
+
+def detectable_sd(fit: Any, *, alpha: float = 0.05, power: float = POWER) -> float:
+    """Smallest slope SD detected with probability ``power`` at level ``alpha`` (NaN when
+    the fit's data or residual SD are missing)."""
+    data = getattr(fit, "data", None)
+    sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
+    if data is None or WITHIN not in data or "patient" not in data or not np.isfinite(sigma) or sigma <= 0:
+        return float("nan")
+    frame = pd.DataFrame({"patient": data["patient"].astype(str).to_numpy(),
+                          "x": pd.to_numeric(data[WITHIN], errors="coerce").to_numpy(dtype=float),
+                          "t": pd.to_numeric(data["session"], errors="coerce").to_numpy(dtype=float)
+                          if "session" in data else 0.0}).dropna()
+    if frame.empty:
+        return float("nan")
+    grouped = frame.groupby("patient", sort=False)
+    x = frame["x"] - grouped["x"].transform("mean")
+    t = frame["t"] - grouped["t"].transform("mean")
+    # net of the patient's own session trend (the heterogeneity model's random session slope)
+    stt = (t * t).groupby(frame["patient"]).transform("sum")
+    sxt = (x * t).groupby(frame["patient"]).transform("sum")
+    x = x - np.where(stt > 0, sxt / stt.where(stt > 0, 1.0), 0.0) * t
+    s = (x * x).groupby(frame["patient"]).sum().to_numpy()
+    information = float(np.sum(s ** 2)) / (2 * sigma ** 4)
+    if information <= 0:
+        return float("inf")
+    shift = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
+    return math.sqrt(shift / math.sqrt(information))
+
+
+@dataclass(frozen=True)
+class Record:
+    """The recovery study's figures for one design (benchmarks/heterogeneity.py)."""
+
+    design: str
+    words: str                 # the design in words
+    sessions: float            # median fitted rows per patient
+    size: float                # calibrated test, true SD 0
+    size_mixture: float        # the 50:50 mixture p, true SD 0
+    power: dict[float, float]  # true SD -> rejection rate of the calibrated test
+    sd_bias: float             # relative bias of the SD estimate at a true SD of 3
+    share_coverage: float      # coverage of the share interval when the test rejects
+    trials: int
+
+
+#: Filled from ``python benchmarks/heterogeneity.py`` (see benchmarks/README.md).
+RECORDS: tuple[Record, ...] = ()
+
+
+def closest_record(fit: Any) -> Record | None:
+    """The measured design whose median session count is closest (on the log scale) to
+    the fit's; None when nothing was measured."""
+    if not RECORDS:
+        return None
+    data = getattr(fit, "data", None)
+    if data is None or "patient" not in data or len(data) == 0:
+        return None
+    sessions = float(data.groupby("patient", observed=True).size().median())
+    return min(RECORDS, key=lambda r: abs(math.log(max(sessions, 1.0)) - math.log(r.sessions)))
