@@ -76,7 +76,9 @@ def case(request):
     data = pa.simulate(**CASES[request.param]).data
     panel, mirror = both_panels(data)
     fit, fit_m = quiet(pa.AllianceModel().fit, panel), quiet(pa.AllianceModel().fit, mirror)
-    het, het_m = quiet(fit.heterogeneity), quiet(fit_m.heterogeneity)
+    # the fit's own model and the mixture null here (fast); the default path (the patients'
+    # session slopes, the bootstrap null) is test_calibrated_heterogeneity_is_the_same
+    het, het_m = (quiet(f.heterogeneity, trend=False, method="mixture") for f in (fit, fit_m))
     return SimpleNamespace(name=request.param, fit=fit, fit_m=fit_m, het=het, het_m=het_m)
 
 
@@ -222,6 +224,28 @@ def small():
     return both_panels(pa.simulate(**SMALL).data)
 
 
+def test_calibrated_heterogeneity_is_the_same(small):
+    """The default heterogeneity(): the model with the patients' session slopes and the
+    bootstrap null. The bootstrap's likelihood ratios depend on the simulated responses
+    only through their residuals from the fixed part, which mirroring changes in sign
+    only: the same draws give the same null distribution."""
+    fits = [quiet(pa.AllianceModel().fit, panel) for panel in small]
+    het, het_m = (quiet(f.heterogeneity, draws=19) for f in fits)
+    assert het.test.calibrated and het_m.test.calibrated
+    assert het.verdict == het_m.verdict
+    assert het_m.test.statistic == pytest.approx(het.test.statistic, abs=1e-5)
+    # each bootstrap draw refits both models on both sides; a draw whose LR* lies within
+    # optimizer noise of the observed LR may count on one side only (analyze's 199 draws on
+    # this trial: p = .39 and .385), so the p-values may differ by one draw, the verdict not
+    assert het_m.test.p_value == pytest.approx(het.test.p_value, abs=1.01 / 20)
+    # each draw's two refits stop within optimizer noise of each other (up to 3e-3 here)
+    np.testing.assert_allclose(het_m.test.calibration.statistics, het.test.calibration.statistics, atol=1e-2)
+    # the model with session slopes is refitted on each side: its slope SD agrees to the
+    # optimizer's tolerance (relative 1e-5), and so does the share
+    assert het_m.share == pytest.approx(het.share, abs=1e-4) or (np.isnan(het.share) and np.isnan(het_m.share))
+    assert het.categories == het_m.categories
+
+
 def test_crosscheck_verdicts_are_the_same(small):
     checks = [quiet(pa.crosscheck, panel) for panel in small]
     tables = [c.table.set_index(["kind", "group", "term"]) for c in checks]
@@ -244,7 +268,11 @@ def test_analyze_gives_the_same_statuses(small):
             assert mine[column].tolist() == theirs[column].tolist(), (name, column)
     het, het_m = (pd.DataFrame(d["tables"]["heterogeneity"]["records"]).set_index("statistic") for d in docs)
     share = next(s for s in het.index if s.startswith("share"))
-    assert het_m.loc[share, "estimate"] == pytest.approx(het.loc[share, "estimate"], abs=1e-6)
-    assert [unsigned(n) for n in het["note"]] == [unsigned(n) for n in het_m["note"]]
+    assert het_m.loc[share, "estimate"] == pytest.approx(het.loc[share, "estimate"], abs=1e-4)  # as above
+    verdict = [re.findall(r"heterogeneity (?:supported|not supported|not estimated|not tested)", n)
+               for n in (het["note"].tolist(), het_m["note"].tolist()) for n in [" ".join(n)]]
+    assert verdict[0] == verdict[1] and verdict[0]
+    # the bootstrap p may differ by a draw or two (see test_calibrated_heterogeneity_is_the_same)
+    np.testing.assert_allclose(het_m["p_value"].astype(float), het["p_value"].astype(float), atol=2.01 / 200)
     counts = [s for s in het.index if s.startswith("patients ")]
     assert het_m.loc[counts, "estimate"].to_dict() == het.loc[counts, "estimate"].to_dict()
