@@ -85,3 +85,41 @@ def closest_record(fit: Any) -> Record | None:
         return None
     sessions = float(data.groupby("patient", observed=True).size().median())
     return min(RECORDS, key=lambda r: abs(math.log(max(sessions, 1.0)) - math.log(r.sessions)))
+
+
+def caveat_text(record: Record | None, calibrated: bool) -> str:
+    """What the recovery study measured about the test on the design closest to the data
+    ("" when nothing was measured)."""
+    if record is None:
+        return ""
+    if calibrated:
+        power = ", ".join(f"SD {sd:g}: {p:.0%}" for sd, p in sorted(record.power.items()))
+        return (f"on simulated trials like these ({record.words}; {record.trials} trials) the calibrated test "
+                f"rejected a true SD of 0 in {record.size:.0%} of trials at alpha = .05; it detected {power}")
+    return (f"this test's p comes from the asymptotic mixture, which on simulated trials like these "
+            f"({record.words}; {record.trials} trials) rejected a true SD of 0 in {record.size_mixture:.0%} of trials "
+            "at alpha = .05: read a significant test as suggestive (the calibrated test needs engine='lme4')")
+
+
+def not_estimable_note(detectable: float) -> str:
+    """The SD row's note when the test does not support variation."""
+    if not np.isfinite(detectable):
+        return "not estimable: the test does not support variation between patients"
+    return (f"not estimable: the test does not support variation between patients, and this design detects an SD "
+            f"of about {detectable:.2g} or more (80% power, alpha = .05); smaller SDs cannot be told from 0")
+
+
+def share_allowed(record: Record | None, supported: bool, calibrated: bool) -> str:
+    """"" when the share of patients helped may be printed, else why not: only with a
+    calibrated test that supports variation and a share interval that covered the truth in
+    at least 90% of the recovery study's trials on the closest design."""
+    if not supported:
+        return "not shown: the test does not support variation between patients"
+    if not calibrated:
+        return "not shown: the test is not calibrated (engine other than lme4, or method='mixture')"
+    if record is None:
+        return "not shown: its interval's coverage was not measured on a design like this one"
+    if not record.share_coverage >= 0.90:
+        return (f"not shown: on simulated trials like these its interval covered the truth in only "
+                f"{record.share_coverage:.0%} of trials")
+    return ""

@@ -29,12 +29,12 @@ from scipy import stats
 from ..errors import PylmeError
 from .boundary import slope_not_identified
 from .calibration import DRAWS
+from .detectable import caveat_text, closest_record, detectable_sd, not_estimable_note, share_allowed
 from .protocols import FittedAllianceModel
 from .slope_group import calibrated_alone, ran_vals_group, slope_group, trend_model_fit
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
     METHODS,
     SlopeTest,
-    caveat_for,
     degenerate_reasons,
     fit_degenerate,
     mixture_p_value,
@@ -172,9 +172,19 @@ class Heterogeneity:
         :func:`.boundary.slope_not_identified`) or "not tested" (test not run, or a
         log-likelihood missing, e.g. a non-converged fit).
     caveat : str
-        What is known about the test's own reliability for this model ("" when nothing
-        is): with the decomposed outcome control it rejects too often
-        (:data:`~.slope_test.DECOMPOSED_CAVEAT`); :meth:`statement` says so.
+        What the recovery study measured about this test on the design closest to the
+        data (:func:`.detectable.closest_record`: its size at a true SD of 0, its power);
+        "" when nothing was measured. :meth:`statement` says it.
+    detectable_sd : float
+        The smallest slope SD this design detects with 80% power at ``alpha``
+        (:func:`.detectable.detectable_sd`). Unless the verdict is "supported", the
+        summary prints no SD, prediction interval or share, but this.
+    share_shown : bool
+        Whether the share of patients helped is printed: only with a calibrated test that
+        supports variation and a share interval measured to cover >= 90% on the closest
+        design (:func:`.detectable.share_allowed`).
+    trend : bool
+        Whether the numbers come from the model with each patient's own session slope.
     warnings : tuple of str
         Warnings met while computing this (the profile of tau: "non-monotonic profile",
         "bad spline fit", ...; the refit of the test), kept here so they are not lost.
@@ -206,6 +216,9 @@ class Heterogeneity:
     verdict: str = "not tested"
     warnings: tuple[str, ...] = ()
     caveat: str = ""
+    detectable_sd: float = float("nan")
+    share_shown: bool = False
+    trend: bool = False
 
     @property
     def supported(self) -> bool:
@@ -221,15 +234,17 @@ class Heterogeneity:
             return next((n for n in self.warnings if n.startswith("Heterogeneity of the within-patient effect was "
                                                               "not estimated")),
                         "Heterogeneity of the within-patient effect was not estimated.")
-        p = f"p = {self.test.p_value:.3g}, {self.test.criterion} likelihood-ratio test, {self.test.mixture}"
+        null = self.test.method if self.test.calibrated else self.test.mixture
+        p = f"p = {self.test.p_value:.3g}, {self.test.criterion} likelihood-ratio test, {null}"
         if self.verdict == "not supported":
-            return ("The data cannot distinguish between-patient variation of the within-patient effect from "
-                    f"none ({p}).")
-        text = (f"The within-patient effect varies between patients ({p}): model SD {self.slope_sd:.3g}"
-                + (f" ({self.conf_level:.0%} CI {self.slope_sd_low:.3g} to {self.slope_sd_high:.3g})"
-                   if np.isfinite(self.slope_sd_low) else "") + ".")
+            text = ("The data cannot distinguish between-patient variation of the within-patient effect from "
+                    f"none ({p}); its SD is " + not_estimable_note(self.detectable_sd) + ".")
+        else:
+            text = (f"The within-patient effect varies between patients ({p}): model SD {self.slope_sd:.3g}"
+                    + (f" ({self.conf_level:.0%} CI {self.slope_sd_low:.3g} to {self.slope_sd_high:.3g})"
+                       if np.isfinite(self.slope_sd_low) else "") + ".")
         if self.caveat:
-            text += " Caution: " + self.caveat + "."
+            text += " Caution: " + self.caveat + "." if not self.test.calibrated else " Measured: " + self.caveat + "."
         return text
 
     def __str__(self) -> str:
@@ -420,7 +435,11 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     else:
         verdict = "supported"
 
-    caveat = caveat_for(fit)
+    calibrated = slope_test_result is not None and slope_test_result.calibrated
+    record = closest_record(fit)
+    caveat = caveat_text(record, calibrated) if slope_test_result is not None else ""
+    detectable = detectable_sd(fit, alpha=alpha)
+    share_hidden = share_allowed(record, verdict == "supported", calibrated)
     spread = np.sqrt(tau ** 2 + se ** 2)
     pct = f"{conf_level:.0%}"
     rows = [
@@ -432,9 +451,8 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
         {"statistic": "random-slope test", "estimate": slope_test_result.statistic if slope_test_result else np.nan,
          "conf_low": np.nan, "conf_high": np.nan,
          "note": (f"{slope_test_result.criterion} LR, q = {slope_test_result.df}, "
-                  f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.mixture}; "
-                  f"heterogeneity {verdict}" + ("; rejects too often with the decomposed control (see caveat)"
-                                                if caveat else "")) if slope_test_result else "not run"},
+                  f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.method if calibrated else slope_test_result.mixture}; "
+                  f"heterogeneity {verdict}") if slope_test_result else "not run"},
         {"statistic": f"{pct} prediction interval", "estimate": mean, "conf_low": mean - z * spread,
          "conf_high": mean + z * spread, "note": "range of patient-specific within effects (model)"},
         {"statistic": words["share"], "estimate": share, "conf_low": share_low, "conf_high": share_high,
@@ -449,10 +467,16 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
                       + {"uncertain": "covers 0", "no interval": "not available"}.get(
                           name, "below 0" if name == category_names(outcome_better)[0] else "above 0")}
              for name, n in categories.items()]
+    if verdict != "supported":  # no number for a spread the data do not show (issue 18)
+        rows[1].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note=not_estimable_note(detectable))
+        rows[3].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note="not shown: " + rows[1]["note"])
+    if share_hidden:
+        rows[4].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note=share_hidden)
     return Heterogeneity(
         summary=pd.DataFrame(rows), patients=patients, test=slope_test_result, degenerate=degenerate,
         degenerate_reason=reason, mean=mean, mean_se=se, slope_sd=tau, slope_sd_low=low, slope_sd_high=high,
         slope_sd_method=method, share=share, share_low=share_low, share_high=share_high,
         share_sign=words["share_sign"], share_label=words["share"], share_method=share_method,
         blup_sd=blup_sd, shrinkage=shrinkage, categories=categories, outcome_better=outcome_better,
-        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat)
+        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat,
+        detectable_sd=detectable, share_shown=not share_hidden, trend=bool(getattr(fit.model, "random_trend", False)))
