@@ -358,7 +358,7 @@ def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_bette
 def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: float = 0.05,
                   interval: bool = True, test: bool = True, outcome_better: str | None = None,
                   trend: bool = True, method: str = "auto", draws: int = DRAWS, seed: int = 20150579,
-                  executor: Any = None, progress: bool = False) -> Heterogeneity:
+                  executor: Any = None, progress: bool = False, null: str = "parametric") -> Heterogeneity:
     """See :meth:`~.fit.AllianceFit.heterogeneity`."""
     if not 0 < conf_level < 1:
         raise PylmeError("conf_level must be between 0 and 1")
@@ -367,6 +367,9 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     if method not in ("auto", *METHODS):
         raise PylmeError(f"method must be 'auto', 'bootstrap' or 'mixture', got {method!r}")
     test_method = method
+    if method == "bootstrap" and test and fit.engine != "lme4":
+        raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {fit.engine}; "
+                         "use method='mixture' (uncalibrated) or engine='lme4'")
     notes: list[str] = []
     if trend:
         fit, found = trend_model_fit(fit)
@@ -390,7 +393,7 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     if test:
         try:
             slope_test_result = slope_test(fit, method=test_method, draws=draws, seed=seed, executor=executor,
-                                           progress=progress)
+                                           progress=progress, null=null)
             notes += list(slope_test_result.notes)
         except PylmeError as exc:
             notes.append(f"random-slope test not available: {' '.join(str(exc).split())}")

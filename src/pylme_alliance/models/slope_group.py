@@ -31,7 +31,13 @@ def trend_model_fit(fit: FittedAllianceModel) -> tuple[FittedAllianceModel, list
         return fit, []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        refit = model.replace(random_trend=True).fit(fit.panel)
+        try:
+            refit = model.replace(random_trend=True).fit(fit.panel)
+        except PylmeError as exc:  # e.g. nlme's general 3 x 3 block does not converge: say so, go on
+            return fit, [f"the model with each patient's own session slope could not be fitted "
+                         f"({' '.join(str(exc).split())}); heterogeneity is read from the fit's own random "
+                         "slope, which may take patients' different rates of change for differences in the "
+                         "alliance effect"]
     notes = ["heterogeneity is read from the model with each patient's own session slope "
              "(random_trend=True), so that patients' different rates of change are not taken for "
              "differences in the alliance effect"]
