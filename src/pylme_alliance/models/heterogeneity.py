@@ -65,13 +65,13 @@ def share_interval(beta: float, se: float, tau: float, tau_low: float, tau_high:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     z = stats.norm.ppf(0.5 + conf_level / 2)
-    b = beta + se * rng.standard_normal(draws)
+    # drawn on the helped side (sign * beta), so a mirrored outcome gets the same draws
+    b = sign * beta + se * rng.standard_normal(draws)
     u = rng.standard_normal(draws)
     t = np.where(u < 0, tau + u * (tau - tau_low) / z, tau + u * (tau_high - tau) / z)
     t = np.maximum(t, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(t > 0, stats.norm.cdf(sign * b / np.where(t > 0, t, 1.0)),
-                         (sign * b > 0).astype(float))
+        share = np.where(t > 0, stats.norm.cdf(b / np.where(t > 0, t, 1.0)), (b > 0).astype(float))
     low, high = np.quantile(share, [0.5 - conf_level / 2, 0.5 + conf_level / 2])
     return float(low), float(high)
 
