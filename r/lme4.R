@@ -67,12 +67,26 @@ pylme_lmer_ran_vals <- function(fit) {
     d <- re[[g]]
     pv <- attr(d, "postVar")
     do.call(rbind, lapply(seq_along(d), function(k) {
-      se <- if (is.null(pv)) rep(NA_real_, nrow(d)) else sqrt(pv[k, k, ])
+      se <- pylme_lmer_cond_se(pv, k, nrow(d))
       data.frame(group = g, level = rownames(d), term = names(d)[k], estimate = d[[k]],
                  std_error = se, stringsAsFactors = FALSE)
     }))
   })
   do.call(rbind, rows)
+}
+
+# Conditional SD of column k of a factor's random effects. With several terms of one
+# factor ((1 | g) + (0 + x | g)) lme4 gives postVar as a list of arrays, one per term.
+pylme_lmer_cond_se <- function(pv, k, n) {
+  if (is.null(pv)) return(rep(NA_real_, n))
+  if (!is.list(pv)) return(sqrt(pv[k, k, ]))
+  offset <- 0L
+  for (a in pv) {
+    m <- dim(a)[1L]
+    if (k <= offset + m) return(sqrt(a[k - offset, k - offset, ]))
+    offset <- offset + m
+  }
+  rep(NA_real_, n)
 }
 
 pylme_lmer_predict <- function(fit, newdata, include_random) {
@@ -100,12 +114,87 @@ pylme_lmer_contrast <- function(fit, L, ddf) {
 # variance parameter, at a fraction of the refits, and a failing profile of another
 # parameter (an SD at 0) cannot take this one down with it.
 pylme_lmer_sd_interval <- function(fit, group, term, level) {
-  name <- paste0("sd_", term, "|", group)
   vc <- as.data.frame(lme4::VarCorr(fit))
   known <- paste0("sd_", vc$var1, "|", vc$grp)[is.na(vc$var2) & vc$grp != "Residual"]
-  if (!name %in% known) return(c(NA_real_, NA_real_))
+  if (!paste0("sd_", term, "|", group) %in% known) return(c(NA_real_, NA_real_))
+  # the variance table makes a factor's repeated terms unique ("g", "g.1"); the profile
+  # names them by the factor itself
+  raw <- stats::setNames(names(lme4::getME(fit, "cnms")), names(lme4::VarCorr(fit)))
+  name <- paste0("sd_", term, "|", if (group %in% names(raw)) raw[[group]] else group)
   ci <- stats::confint(fit, parm = name, method = "profile", level = level, oldNames = FALSE,
                        quiet = TRUE)
   if (!name %in% rownames(ci)) return(c(NA_real_, NA_real_))
   as.numeric(ci[name, ])
+}
+
+# Refit `full` to response y starting from the nested fit's covariance parameters, the
+# extra ones (the tested slope) just above 0.
+pylme_lmer_refit_from <- function(full, nested, y) {
+  start <- lme4::getME(full, "theta")
+  known <- lme4::getME(nested, "theta")
+  shared <- intersect(names(start), names(known))
+  start[] <- 0.05
+  start[shared] <- known[shared]
+  from <- full
+  from@pp <- full@pp$copy()
+  from@pp$setTheta(as.numeric(start))
+  lme4::refit(from, y)
+}
+
+# Parametric bootstrap of the likelihood ratio of two nested fits (the random-slope test,
+# as pbkrtest::PBmodcomp does it): `nsim` responses simulated from the reduced fit, both
+# models refitted to each (refit() keeps each model's terms and starts from its
+# estimates), LR = 2 * (logLik full - logLik reduced) on the fits' own criterion.
+# The caller's R random-number state is restored. Warnings and messages of the refits
+# (convergence, "boundary (singular) fit") are counted, not raised one by one: the
+# first of each kind is returned with the count.
+# With `cluster` (one code per used row: the patient), the draws are a wild cluster
+# bootstrap instead: y* = X beta + w_i (y_i - X_i beta), one random sign w_i per patient,
+# so each patient's own dependence (random effects, autocorrelated deviations, dynamics
+# the model does not have) is kept as it is in the data.
+pylme_lmer_pb_lr <- function(full, reduced, nsim, seed, cluster = NULL) {
+  had_seed <- exists(".Random.seed", envir = globalenv(), inherits = FALSE)
+  if (had_seed) old_seed <- get(".Random.seed", envir = globalenv(), inherits = FALSE)
+  on.exit(if (had_seed) assign(".Random.seed", old_seed, envir = globalenv())
+          else if (exists(".Random.seed", envir = globalenv(), inherits = FALSE))
+            rm(".Random.seed", envir = globalenv()))
+  set.seed(seed)
+  full <- methods::as(full, "lmerMod")
+  reduced <- methods::as(reduced, "lmerMod")
+  if (is.null(cluster)) {
+    ys <- stats::simulate(reduced, nsim = nsim)
+  } else {
+    mu <- as.vector(lme4::getME(reduced, "X") %*% lme4::fixef(reduced))
+    marginal <- as.vector(lme4::getME(reduced, "y")) - mu
+    cluster <- as.integer(factor(cluster))
+    if (length(cluster) != length(mu)) stop("one cluster code per used row is needed")
+    n_cluster <- max(cluster)
+    ys <- lapply(seq_len(nsim), function(b) mu + sample(c(-1, 1), n_cluster, replace = TRUE)[cluster] * marginal)
+    attr(ys, "na.action") <- attr(stats::model.frame(reduced), "na.action")
+  }
+  lr <- numeric(nsim)
+  seen <- list(warning = 0L, message = 0L)
+  first <- list(warning = NA_character_, message = NA_character_)
+  note <- function(kind, restart) function(cond) {
+    seen[[kind]] <<- seen[[kind]] + 1L
+    if (is.na(first[[kind]])) first[[kind]] <<- trimws(conditionMessage(cond))
+    invokeRestart(restart)
+  }
+  for (b in seq_len(nsim)) {
+    # simulate() gives the used rows only and says so in its na.action; refit() would
+    # drop those rows again from a response without that attribute
+    y <- ys[[b]]
+    attr(y, "na.action") <- attr(ys, "na.action")
+    lr[b] <- withCallingHandlers({
+      r <- lme4::refit(reduced, y)
+      ll_r <- as.numeric(stats::logLik(r))
+      ll_f <- as.numeric(stats::logLik(lme4::refit(full, y)))
+      # refit() starts from the observed fit's estimates; where that ends below the
+      # nested model (an optimizer shortfall), start again from the nested model's optimum
+      if (ll_f < ll_r - 1e-6) ll_f <- max(ll_f, as.numeric(stats::logLik(pylme_lmer_refit_from(full, r, y))))
+      2 * (ll_f - ll_r)
+    }, warning = note("warning", "muffleWarning"), message = note("message", "muffleMessage"))
+  }
+  list(lr = lr, warnings = seen$warning, first_warning = first$warning,
+       messages = seen$message, first_message = first$message)
 }

@@ -140,7 +140,7 @@ pylme_power_one <- function(env, formula, names, reml, first) {
   list(fit = fit, warnings = warnings)
 }
 
-# The rule of alliance/second_opinion.py for the batch (tolerances `check` come from
+# The rule of models/second_opinion.py for the batch (tolerances `check` come from
 # there): a fit flagged non-converged AND singular is refitted with bobyqa; the same
 # optimum makes it converged, a better converged optimum replaces it, anything else
 # leaves it non-converged. So power() counts and estimates what AllianceModel.fit gives.
@@ -158,7 +158,9 @@ pylme_power_second_opinion <- function(env, formula, names, reml, fit, converged
     return(list(fit = other$fit, converged = TRUE, note = "bobyqa found a better optimum; its fit is used"))
   a <- lme4::fixef(fit)
   b <- lme4::fixef(other$fit)[names(a)]
-  gap <- max(abs(a - b) / pmax(1, abs(a)))
+  # in standard errors, as fixef_gap: free of the outcome's scale and of where its zero lies
+  se <- sqrt(diag(as.matrix(stats::vcov(fit))))
+  gap <- max(abs(a - b) / ifelse(is.finite(se) & se > 0, se, pmax(1, abs(a))))
   if (abs(ll_other - ll) <= check[["loglik"]] && is.finite(gap) && gap <= check[["fixef"]])
     return(list(fit = fit, converged = TRUE, note = "convergence checked: bobyqa reached the same optimum"))
   list(fit = fit, converged = FALSE, note = "convergence check with bobyqa: a different optimum")

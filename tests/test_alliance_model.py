@@ -355,6 +355,16 @@ def test_benjamini_hochberg_matches_r():
     assert np.isnan(got[4])
 
 
+def test_benjamini_hochberg_is_never_below_p():
+    """The largest p is adjusted by n / n, which rounded 0.9350724237877682 one ulp down."""
+    from pylme_alliance.analyses.moderation import benjamini_hochberg
+
+    p = np.array([0.6369616873214543, 0.2697867137638703, 0.04097352393619469, 0.016527635528529094,
+                  0.8132702392002724, 0.9127555772777217, 0.6066357757671799, 0.7294965609839984,
+                  0.5436249914654229, 0.9350724237877682])
+    assert (benjamini_hochberg(p) >= p).all()
+
+
 @pytest.mark.parametrize("engine, residual", [("nlme", "ar1"), ("glmmtmb", "iid"), ("statsmodels", "iid")])
 def test_heterogeneity_other_engines(small_panel, engine, residual):
     therapist = "none" if engine == "statsmodels" else "nested"

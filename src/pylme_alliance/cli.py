@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--reciprocal", action=argparse.BooleanOptionalAction, default=True,
                        help="also fit the reciprocal dynamics (RI-CLPM): the outcome -> alliance path and the "
                             "total effects by lead (default: on; a panel too short for it gets a note)")
+    model.add_argument("--slope-draws", type=int, default=199, metavar="N",
+                       help="bootstrap draws of the calibrated random-slope test (heterogeneity; default: 199, "
+                            "at least 19)")
     cols_out = p.add_argument_group("outcome")
     cols_out.add_argument("--outcome-better", choices=("lower", "higher"), default=None,
                           help="which outcome direction is better (e.g. lower for symptom scores); without it "

@@ -116,6 +116,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                      control_outcome=getattr(args, "control_outcome", "decomposed"),
                      prior_outcome=getattr(args, "prior_outcome", "auto"),
                      reciprocal=getattr(args, "reciprocal", True),
+                     slope_draws=getattr(args, "slope_draws", 199),
                      progress=sys.stderr.isatty(), source=args.data, command=sys.argv)
     out = _save(report, args)
     _print_summary(report)

@@ -32,7 +32,8 @@ def benjamini_hochberg(p: Iterable[float]) -> np.ndarray:
     adjusted = np.minimum.accumulate(ranked)
     result = np.empty(n)
     result[order] = np.minimum(adjusted, 1.0)
-    out[ok] = result
+    # never below p: p * n / n can round one ulp under p (the largest p, adjusted by n / n)
+    out[ok] = np.maximum(result, values)
     return out
 
 

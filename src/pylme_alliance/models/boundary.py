@@ -22,8 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..engines.flags import boundary_parameters
+from ..engines.flags import DEGENERATE_COR, boundary_parameters
 from ..errors import PylmeError
 from .mixture import mixture_p_value
 from .second_opinion import same_optimum
@@ -32,20 +33,23 @@ from .spec import ModelSpec
 WITHIN = "alliance_within"
 INTERCEPT = "(Intercept)"
 # a random term of the formulas AllianceModel.spec writes (an ar1() term is a residual structure)
-_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|0 \+ " + WITHIN + r"|1 \+ " + WITHIN + r") \| [^)]+\)")
+_RANDOM_TERM = re.compile(r"(?<!ar1)\((?:1|[01] \+ [^|()]+) \| [^)]+\)")
 
 
 def boundary_terms(fit: Any) -> list[str]:
     """The variance parameters at (or next to) the boundary, in words: SDs ~ 0 relative
     to the residual SD and correlations beyond +/-0.99 (the rule of
-    :mod:`pylme_alliance.engines.flags`)."""
+    :mod:`pylme_alliance.engines.flags`). A correlation is worded by the bound it is
+    beyond, not its digits: where on that flat ridge the optimizer stops is noise (the
+    same data mirrored stopped at -0.9997 and at -0.9951), and the variance-parameter
+    table has the value."""
     try:
         pars = fit.ran_pars_table
     except Exception:  # a fit without a ran_pars table has no boundary to name
         return []
     sigma = float((getattr(fit, "stats", None) or {}).get("sigma", np.nan) or np.nan)
     return [f"SD of the random {name} over {group} ~ 0" if kind == "sd"
-            else f"correlation {name} over {group} = {value:+.3f}"
+            else f"correlation {name} over {group} beyond {'-' if value < 0 else '+'}{DEGENERATE_COR:g}"
             for kind, group, name, value in boundary_parameters(pars, sigma)]
 
 
@@ -71,22 +75,46 @@ def slope_not_identified(fit: Any) -> str:
             + ", so the variation of the within effect between patients is not identified in these data.")
 
 
+#: An intercept SD below this fraction of the residual SD (a variance under 1e-4 of the
+#: residual's) is a candidate for removal, whether or not it is below the boundary
+#: tolerance of :mod:`pylme_alliance.engines.flags`. On this flat stretch of the likelihood
+#: where the optimizer stops is floating-point noise: the same data with the outcome
+#: mirrored (y -> c - y) stopped one fit at an SD of 2e-4 x sigma and the other at 0, and
+#: a boundary rule alone then removed the intercept in one direction only. The likelihood
+#: decides instead (:func:`drop_absorbed_intercepts`: the same optimum, or the data do not
+#: support the term).
+CANDIDATE_SD = 1e-2
+
+
 def absorbed_intercepts(fit: Any, model: Any) -> list[str]:
-    """The groups whose random intercept sits at 0 because the fixed part carries it
-    (decomposed outcome control with the patient's mean outcome in the model); empty
-    when any other parameter is at the boundary too, or the model is another."""
+    """The groups whose random intercept the fixed part may carry (decomposed outcome
+    control with the patient's mean outcome in the model): an intercept SD below
+    ``CANDIDATE_SD`` of the residual SD, or an intercept correlated with a slope beyond
+    +/-0.99. Empty for another model. Whether other parameters (the slope's SD) are at
+    the boundary too does not matter: the slope is judged in the fit that is kept, so the
+    intercepts are removed the same way wherever the optimizer left the slope."""
     if getattr(model, "control_outcome", None) != "decomposed" or "outcome_between" not in fit.fixef_values.index:
         return []
+    table = fit.ran_pars_table
+    table = table[table["group"].astype(str) != "Residual"]
+    terms = table["term"].astype(str)
+    values = pd.to_numeric(table["estimate"], errors="coerce")
+    sds = values[terms.str.startswith("sd__")]
     sigma = float(fit.stats.get("sigma", np.nan) or np.nan)
-    at_boundary = boundary_parameters(fit.ran_pars_table, sigma)
-    # an intercept SD at 0 leaves its correlation with the slope meaningless (often +-1);
-    # an intercept perfectly correlated with the slope is the same absorption seen from
-    # the other side (a rank-one patient covariance: the intercept only rides on the slope)
-    groups = list(dict.fromkeys(group for kind, group, name, _ in at_boundary
-                                if kind == "sd" and name == INTERCEPT
-                                or kind == "cor" and name == f"{INTERCEPT}.{WITHIN}"))
-    expected = [name == INTERCEPT or name.startswith(INTERCEPT + ".") for _, _, name, _ in at_boundary]
-    return groups if at_boundary and all(expected) else []
+    # as engines/flags.py: without a residual SD (glmmTMB dispformula ~0) the largest SD
+    scale = sigma if np.isfinite(sigma) and sigma > 0 else float(sds.max() if sds.notna().any() else np.nan)
+    groups = []
+    for group, term, value in zip(table["group"].astype(str), terms, values):
+        if not np.isfinite(value):
+            continue
+        small = term == f"sd__{INTERCEPT}" and (value <= 0 or value < CANDIDATE_SD * scale)
+        # an intercept perfectly correlated with a slope (the alliance's, the patient's
+        # session slope) is the same absorption seen from the other side (a rank-one
+        # patient covariance: the intercept only rides on the slope)
+        tied = term.startswith(f"cor__{INTERCEPT}.") and abs(value) > DEGENERATE_COR
+        if (small or tied) and group not in groups:
+            groups.append(group)
+    return groups
 
 
 def without_intercepts(spec: ModelSpec, groups: list[str]) -> ModelSpec | None:
@@ -96,9 +124,11 @@ def without_intercepts(spec: ModelSpec, groups: list[str]) -> ModelSpec | None:
         return None
     formula = spec.formula
     for group in groups:
-        with_slope, alone = f"(1 + {WITHIN} | {group})", f" + (1 | {group})"
-        if with_slope in formula:
-            formula = formula.replace(with_slope, f"(0 + {WITHIN} | {group})")
+        # the group's block with slopes (the alliance slope, the patient's session slope)
+        with_slopes = re.search(r"(?<!ar1)\(1 \+ ([^|()]+) \| " + re.escape(group) + r"\)", formula)
+        alone = f" + (1 | {group})"
+        if with_slopes:
+            formula = formula.replace(with_slopes.group(0), f"(0 + {with_slopes.group(1)} | {group})")
         elif alone in formula:
             formula = formula.replace(alone, "")
         else:
@@ -187,7 +217,7 @@ def specified_ran_pars(fit: Any) -> set[tuple[str, str]]:
     rows = set(zip(table["group"].astype(str), table["term"].astype(str)))
     for removed in getattr(fit, "removed_terms", ()):
         group = removed.split(": ", 1)[0]
+        slopes = [term[4:] for g, term in rows if g == group and term.startswith("sd__")]
         rows.add((group, f"sd__{INTERCEPT}"))
-        if (group, f"sd__{WITHIN}") in rows:
-            rows.add((group, f"cor__{INTERCEPT}.{WITHIN}"))
+        rows.update((group, f"cor__{INTERCEPT}.{slope}") for slope in slopes)
     return rows

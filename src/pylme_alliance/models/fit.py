@@ -116,7 +116,9 @@ class AllianceFit(MixedFit):
 
     # ------------------------------------------------------------------ heterogeneity
     def heterogeneity(self, *, conf_level: float = 0.95, alpha: float = 0.05, interval: bool = True,
-                      test: bool = True, beneficial: str | None = None) -> Heterogeneity:
+                      test: bool = True, beneficial: str | None = None, trend: bool = True,
+                      method: str = "auto", draws: int = 199, seed: int = 20150579, executor: Any = None,
+                      progress: bool = False, null: str = "parametric") -> Heterogeneity:
         """"One size does not fit all", tested before it is claimed.
 
         Parameters
@@ -133,8 +135,31 @@ class AllianceFit(MixedFit):
         test : bool
             Run the likelihood-ratio test of the random slope: one refit without it, same
             engine and criterion (REML for lme4/nlme/statsmodels by default, valid because
-            the fixed effects are the same), p from the 50:50 mixture of chi2(q-1) and
-            chi2(q) (q = 2 for a correlated slope: chi2(1) and chi2(2)).
+            the fixed effects are the same), calibrated by ``method``.
+        trend : bool
+            Read heterogeneity from the model with each patient's own session slope
+            (``random_trend=True``; one refit when this fit's model has none). Without it
+            the random alliance slope soaks up patients' different rates of improvement and
+            the test rejects far too often (issue 18).
+        method : {"auto", "bootstrap", "mixture"}
+            The test's null distribution: a parametric bootstrap of the likelihood ratio
+            (``draws`` draws simulated from the model without the slope, both models
+            refitted; lme4 only; "auto" takes it for lme4) or the asymptotic 50:50 mixture
+            of chi2(q-1) and chi2(q), which rejects too often on session data.
+        draws, seed : int
+            Bootstrap draws (at least 19) and the seed of the first chunk of 40 draws
+            (chunk i uses seed + i, here or on an executor, so the p-value is the same).
+        executor : None, concurrent.futures.Executor or dask.distributed.Client
+            Where the bootstrap chunks run (:func:`pylme_alliance.executors.run_chunks`);
+            each worker refits the two models once per chunk.
+        progress : bool
+            A progress bar over bootstrap chunks run on an executor.
+        null : {"parametric", "wild"}
+            How the bootstrap draws its responses: from the model without the slope
+            (default, as pbkrtest's PBmodcomp), or each patient's marginal residuals with
+            one random sign per patient (a wild cluster bootstrap that keeps what the model
+            leaves out of each series: autocorrelated deviations, feedback; more
+            conservative; its size is not yet measured in benchmarks/README.md).
         beneficial : {"negative", "positive"}, optional
             Deprecated: the direction comes from ``prepare(outcome_better=...)``.
             "negative" means ``outcome_better="lower"``.
@@ -156,7 +181,8 @@ class AllianceFit(MixedFit):
                           "'lower'|'higher')", FutureWarning, stacklevel=2)
             better = "lower" if beneficial == "negative" else "higher"
         return _heterogeneity(self, conf_level=conf_level, alpha=alpha, interval=interval, test=test,
-                              outcome_better=better)
+                              outcome_better=better, trend=trend, method=method, draws=draws, seed=seed,
+                              executor=executor, progress=progress, null=null)
 
     # ------------------------------------------------------------------ moderation
     def _moderator(self, moderator: Any) -> tuple[str, Any]:

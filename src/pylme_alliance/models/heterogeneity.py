@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +28,13 @@ from scipy import stats
 
 from ..errors import PylmeError
 from .boundary import slope_not_identified
+from .calibration import DRAWS
+from .detectable import caveat_text, closest_record, detectable_sd, not_estimable_note, share_allowed
 from .protocols import FittedAllianceModel
+from .slope_group import calibrated_alone, ran_vals_group, slope_group, trend_model_fit
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
+    METHODS,
     SlopeTest,
-    caveat_for,
     degenerate_reasons,
     fit_degenerate,
     mixture_p_value,
@@ -61,13 +65,13 @@ def share_interval(beta: float, se: float, tau: float, tau_low: float, tau_high:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     z = stats.norm.ppf(0.5 + conf_level / 2)
-    b = beta + se * rng.standard_normal(draws)
+    # drawn on the helped side (sign * beta), so a mirrored outcome gets the same draws
+    b = sign * beta + se * rng.standard_normal(draws)
     u = rng.standard_normal(draws)
     t = np.where(u < 0, tau + u * (tau - tau_low) / z, tau + u * (tau_high - tau) / z)
     t = np.maximum(t, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(t > 0, stats.norm.cdf(sign * b / np.where(t > 0, t, 1.0)),
-                         (sign * b > 0).astype(float))
+        share = np.where(t > 0, stats.norm.cdf(b / np.where(t > 0, t, 1.0)), (b > 0).astype(float))
     low, high = np.quantile(share, [0.5 - conf_level / 2, 0.5 + conf_level / 2])
     return float(low), float(high)
 
@@ -168,9 +172,19 @@ class Heterogeneity:
         :func:`.boundary.slope_not_identified`) or "not tested" (test not run, or a
         log-likelihood missing, e.g. a non-converged fit).
     caveat : str
-        What is known about the test's own reliability for this model ("" when nothing
-        is): with the decomposed outcome control it rejects too often
-        (:data:`~.slope_test.DECOMPOSED_CAVEAT`); :meth:`statement` says so.
+        What the recovery study measured about this test on the design closest to the
+        data (:func:`.detectable.closest_record`: its size at a true SD of 0, its power);
+        "" when nothing was measured. :meth:`statement` says it.
+    detectable_sd : float
+        The smallest slope SD this design detects with 80% power at ``alpha``
+        (:func:`.detectable.detectable_sd`). Unless the verdict is "supported", the
+        summary prints no SD, prediction interval or share, but this.
+    share_shown : bool
+        Whether the share of patients helped is printed: only with a calibrated test that
+        supports variation and a share interval measured to cover >= 90% on the closest
+        design (:func:`.detectable.share_allowed`).
+    trend : bool
+        Whether the numbers come from the model with each patient's own session slope.
     warnings : tuple of str
         Warnings met while computing this (the profile of tau: "non-monotonic profile",
         "bad spline fit", ...; the refit of the test), kept here so they are not lost.
@@ -202,6 +216,9 @@ class Heterogeneity:
     verdict: str = "not tested"
     warnings: tuple[str, ...] = ()
     caveat: str = ""
+    detectable_sd: float = float("nan")
+    share_shown: bool = False
+    trend: bool = False
 
     @property
     def supported(self) -> bool:
@@ -217,15 +234,17 @@ class Heterogeneity:
             return next((n for n in self.warnings if n.startswith("Heterogeneity of the within-patient effect was "
                                                               "not estimated")),
                         "Heterogeneity of the within-patient effect was not estimated.")
-        p = f"p = {self.test.p_value:.3g}, {self.test.criterion} likelihood-ratio test, {self.test.mixture}"
+        null = self.test.method if self.test.calibrated else self.test.mixture
+        p = f"p = {self.test.p_value:.3g}, {self.test.criterion} likelihood-ratio test, {null}"
         if self.verdict == "not supported":
-            return ("The data cannot distinguish between-patient variation of the within-patient effect from "
-                    f"none ({p}).")
-        text = (f"The within-patient effect varies between patients ({p}): model SD {self.slope_sd:.3g}"
-                + (f" ({self.conf_level:.0%} CI {self.slope_sd_low:.3g} to {self.slope_sd_high:.3g})"
-                   if np.isfinite(self.slope_sd_low) else "") + ".")
+            text = ("The data cannot distinguish between-patient variation of the within-patient effect from "
+                    f"none ({p}); its SD is " + not_estimable_note(self.detectable_sd) + ".")
+        else:
+            text = (f"The within-patient effect varies between patients ({p}): model SD {self.slope_sd:.3g}"
+                    + (f" ({self.conf_level:.0%} CI {self.slope_sd_low:.3g} to {self.slope_sd_high:.3g})"
+                       if np.isfinite(self.slope_sd_low) else "") + ".")
         if self.caveat:
-            text += " Caution: " + self.caveat + "."
+            text += " Caution: " + self.caveat + "." if not self.test.calibrated else " Measured: " + self.caveat + "."
         return text
 
     def __str__(self) -> str:
@@ -257,18 +276,6 @@ class Heterogeneity:
 
 
 # ---------------------------------------------------------------------- computation
-def slope_group(fit: FittedAllianceModel) -> str:
-    rows = fit.ran_pars_table[fit.ran_pars_table["term"] == f"sd__{WITHIN}"]
-    if rows.empty and (fit.ran_pars_table["group"].astype(str) == "patient_slope").any():
-        raise PylmeError("statsmodels with a therapist term holds the slope as a variance component "
-                         "(uncorrelated, without per-patient slopes); for heterogeneity() use "
-                         "AllianceModel(engine='statsmodels', therapist='none') or an R engine")
-    if rows.empty:
-        raise PylmeError("this model has no random slope of alliance_within; fit it with "
-                         "AllianceModel(random_slope=True) to study heterogeneity")
-    return str(rows["group"].iloc[0])
-
-
 def _tau_interval(fit: FittedAllianceModel, group: str, conf_level: float) -> tuple[float, float, str, list[str]]:
     """The interval of tau with the engine's warnings kept (they are raised too)."""
     method = {"lme4": "profile likelihood (lme4 confint)", "nlme": "nlme intervals() (Wald on log SD)",
@@ -332,7 +339,7 @@ def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_bette
     slope = fit.predict(at1) - fit.predict(at0)
     out = pd.DataFrame({"patient": first["patient"].astype(str).to_numpy(), "slope": slope})
     vals = fit.tidy("ran_vals")
-    rows = vals[(vals["group"] == group) & (vals["term"] == WITHIN)]
+    rows = vals[(vals["group"] == ran_vals_group(group, vals)) & (vals["term"] == WITHIN)]
     # nested levels read "therapist:patient" (lme4) or "therapist/patient" (nlme)
     level = rows["level"].astype(str).str.split(r"[:/]", regex=True).str[-1]
     cond_se = out["patient"].map(dict(zip(level, pd.to_numeric(rows["std_error"])))).to_numpy(dtype=float)
@@ -349,15 +356,27 @@ def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_bette
 
 
 def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: float = 0.05,
-                  interval: bool = True, test: bool = True,
-                  outcome_better: str | None = None) -> Heterogeneity:
+                  interval: bool = True, test: bool = True, outcome_better: str | None = None,
+                  trend: bool = True, method: str = "auto", draws: int = DRAWS, seed: int = 20150579,
+                  executor: Any = None, progress: bool = False, null: str = "parametric") -> Heterogeneity:
     """See :meth:`~.fit.AllianceFit.heterogeneity`."""
     if not 0 < conf_level < 1:
         raise PylmeError("conf_level must be between 0 and 1")
     if outcome_better not in (None, "lower", "higher"):
         raise PylmeError(f"outcome_better must be 'lower', 'higher' or None; got {outcome_better!r}")
-    group = slope_group(fit)
+    if method not in ("auto", *METHODS):
+        raise PylmeError(f"method must be 'auto', 'bootstrap' or 'mixture', got {method!r}")
+    test_method = method
+    if method == "bootstrap" and test and fit.engine != "lme4":
+        raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {fit.engine}; "
+                         "use method='mixture' (uncalibrated) or engine='lme4'")
     notes: list[str] = []
+    if trend:
+        fit, found = trend_model_fit(fit)
+        notes += found
+    if test_method == "auto":
+        test_method = "bootstrap" if fit.engine == "lme4" else "mixture"
+    group = slope_group(fit)
     pars = fit.ran_pars_table.set_index(["group", "term"])["estimate"]
     tau = float(pars[(group, f"sd__{WITHIN}")])
     fixed = fit.fixed_table.set_index("term").loc[WITHIN]
@@ -373,7 +392,8 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     slope_test_result = None
     if test:
         try:
-            slope_test_result = slope_test(fit)
+            slope_test_result = slope_test(fit, method=test_method, draws=draws, seed=seed, executor=executor,
+                                           progress=progress, null=null)
             notes += list(slope_test_result.notes)
         except PylmeError as exc:
             notes.append(f"random-slope test not available: {' '.join(str(exc).split())}")
@@ -389,7 +409,7 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
 
     patients = patient_slopes(fit, group, z, outcome_better)
     vals = fit.tidy("ran_vals")
-    blups = pd.to_numeric(vals[(vals["group"] == group) & (vals["term"] == WITHIN)]["estimate"])
+    blups = pd.to_numeric(vals[(vals["group"] == ran_vals_group(group, vals)) & (vals["term"] == WITHIN)]["estimate"])
     blup_sd = float(blups.std(ddof=1)) if len(blups) > 1 else float("nan")
     shrinkage = blup_sd / tau if tau > 0 else float("nan")
     order = [*category_names(outcome_better), "no interval"]
@@ -404,6 +424,10 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     # about 0, or its correlation beyond +-0.99) does not: then nothing is claimed,
     # whatever the test says, by the same rule as analyze()'s random_slope="auto".
     absent = slope_not_identified(fit)
+    if absent and calibrated_alone(fit, slope_test_result):
+        # an uncorrelated slope at SD 0 is no identification problem: the calibrated
+        # test's LR is 0 and its p 1, "not supported" says what the data show
+        absent = ""
     if absent:
         verdict = "not estimated"
         notes.append("Heterogeneity of the within-patient effect was not estimated: " + absent)
@@ -414,7 +438,11 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     else:
         verdict = "supported"
 
-    caveat = caveat_for(fit)
+    calibrated = slope_test_result is not None and slope_test_result.calibrated
+    record = closest_record(fit)
+    caveat = caveat_text(record, calibrated) if slope_test_result is not None else ""
+    detectable = detectable_sd(fit, alpha=alpha)
+    share_hidden = share_allowed(record, verdict == "supported", calibrated)
     spread = np.sqrt(tau ** 2 + se ** 2)
     pct = f"{conf_level:.0%}"
     rows = [
@@ -426,9 +454,8 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
         {"statistic": "random-slope test", "estimate": slope_test_result.statistic if slope_test_result else np.nan,
          "conf_low": np.nan, "conf_high": np.nan,
          "note": (f"{slope_test_result.criterion} LR, q = {slope_test_result.df}, "
-                  f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.mixture}; "
-                  f"heterogeneity {verdict}" + ("; rejects too often with the decomposed control (see caveat)"
-                                                if caveat else "")) if slope_test_result else "not run"},
+                  f"p = {slope_test_result.p_value:.3g}, null {slope_test_result.method if calibrated else slope_test_result.mixture}; "
+                  f"heterogeneity {verdict}") if slope_test_result else "not run"},
         {"statistic": f"{pct} prediction interval", "estimate": mean, "conf_low": mean - z * spread,
          "conf_high": mean + z * spread, "note": "range of patient-specific within effects (model)"},
         {"statistic": words["share"], "estimate": share, "conf_low": share_low, "conf_high": share_high,
@@ -443,10 +470,16 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
                       + {"uncertain": "covers 0", "no interval": "not available"}.get(
                           name, "below 0" if name == category_names(outcome_better)[0] else "above 0")}
              for name, n in categories.items()]
+    if verdict != "supported":  # no number for a spread the data do not show (issue 18)
+        rows[1].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note=not_estimable_note(detectable))
+        rows[3].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note="not shown: " + rows[1]["note"])
+    if share_hidden:
+        rows[4].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note=share_hidden)
     return Heterogeneity(
         summary=pd.DataFrame(rows), patients=patients, test=slope_test_result, degenerate=degenerate,
         degenerate_reason=reason, mean=mean, mean_se=se, slope_sd=tau, slope_sd_low=low, slope_sd_high=high,
         slope_sd_method=method, share=share, share_low=share_low, share_high=share_high,
         share_sign=words["share_sign"], share_label=words["share"], share_method=share_method,
         blup_sd=blup_sd, shrinkage=shrinkage, categories=categories, outcome_better=outcome_better,
-        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat)
+        conf_level=conf_level, alpha=alpha, verdict=verdict, warnings=tuple(notes), caveat=caveat,
+        detectable_sd=detectable, share_shown=not share_hidden, trend=bool(getattr(fit.model, "random_trend", False)))

@@ -142,6 +142,13 @@ class AllianceModel:
         that exists only through Y_t+1 comes out near 0. Both are the same at lead 1.
     session_trend : bool
         Include the session number as a linear time trend.
+    random_trend : bool
+        Let each patient have their own rate of change: a random slope of the session
+        number in the patient's block (``(1 + session + alliance_within | patient)``).
+        Where patients improve at different rates and the alliance has a trend, a random
+        alliance slope without it soaks up the patients' trajectories and the
+        heterogeneity test rejects far too often (issue 18); :meth:`AllianceFit.heterogeneity`
+        tests the alliance slope in this model. Needs ``session_trend=True``.
     engine : {"lme4", "nlme", "glmmtmb", "statsmodels"}
     reml : bool, optional
         REML (default for lme4, nlme, statsmodels) or ML (default for glmmTMB).
@@ -155,6 +162,7 @@ class AllianceModel:
     control_outcome: str | bool = "decomposed"
     prior_outcome: bool | str = "auto"
     session_trend: bool = True
+    random_trend: bool = False
     engine: str = "lme4"
     reml: bool | None = None
     effect: str = "total"
@@ -191,6 +199,9 @@ class AllianceModel:
             object.__setattr__(self, "prior_outcome", bool(self.prior_outcome))
         if self.effect not in EFFECTS:
             raise PylmeError(f"effect must be 'total' or 'direct', got {self.effect!r}")
+        if self.random_trend and not self.session_trend:
+            raise PylmeError("random_trend=True gives each patient their own session slope around the common "
+                             "trend; it needs session_trend=True")
         if self.lead == 0 and control is not False:
             raise PylmeError(
                 "lead=0 models the outcome of the same session (the concurrent association), which "
@@ -338,6 +349,13 @@ class AllianceModel:
         if self.engine in ("lme4", "glmmtmb"):
             patient_group = "therapist:patient" if therapist == "nested" else "patient"
             re = [f"({slope} | {patient_group})"]
+            if self.random_trend:
+                # the patient's own rate of change, uncorrelated with the other terms: with the
+                # patient's mean outcome in the fixed part, an intercept correlated with a session
+                # slope is rank-deficient (correlation -1); the alliance slope alone is then
+                # tested on one parameter (its variance)
+                re = [f"(1 | {patient_group})", f"(0 + session | {patient_group})"]
+                re += [f"(0 + alliance_within | {patient_group})"] if self.random_slope else []
             if therapist != "none":
                 re.insert(0, "(1 | therapist)")
             dispformula = None
@@ -348,6 +366,8 @@ class AllianceModel:
         if self.engine == "nlme":
             from ..engines.correlation import AR1, CAR1
 
+            if self.random_trend:
+                slope = slope.replace("1", "1 + session", 1)
             if therapist == "nested":
                 random: Any = {"therapist": "~ 1", "patient": f"~ {slope}"}
                 grouping = "therapist/patient"
@@ -363,8 +383,12 @@ class AllianceModel:
         # statsmodels
         if therapist == "none":
             return ModelSpec(formula=fixed_formula, groups="patient",
-                             re_formula="~alliance_within" if self.random_slope else "~1", **common)
+                             re_formula="~" + " + ".join([*(["session"] if self.random_trend else []),
+                                                          *(["alliance_within"] if self.random_slope else [])]
+                                                         or ["1"]), **common)
         vc = {"patient": "0 + C(patient)"}
+        if self.random_trend:
+            vc["patient_trend"] = "0 + C(patient):session"
         if self.random_slope:
             # statsmodels cannot correlate a variance component's intercept and slope
             vc["patient_slope"] = "0 + C(patient):alliance_within"

@@ -7,7 +7,7 @@ eigenvalue", "max|grad|") fire although the optimum is fine: the Hessian there i
 a direction the optimizer may not move in. lme4's own advice is to refit with other
 optimizers and compare (``allFit``). This does the same with one: a fit flagged
 non-converged AND singular is refitted with bobyqa; when both reach the same optimum
-(log-likelihood and fixed effects), the fit is marked converged and says how it was
+(log-likelihood, and fixed effects in standard errors), the fit is marked converged and says how it was
 checked; when bobyqa finds a better optimum, its fit is used; otherwise nothing changes.
 """
 from __future__ import annotations
@@ -16,13 +16,17 @@ import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from ..results import MixedFit
 
 #: the optima agree when the log-likelihoods differ by less than this (absolute) ...
 LOGLIK_TOL = 1e-4
-#: ... and every fixed effect by less than this, relative to max(1, |estimate| / SE scale)
-FIXEF_TOL = 1e-3
+#: ... and every fixed effect by less than this many of its standard errors (a hundredth of
+#: an SE: far above optimizer noise, far below what a reader would see). In SE units the
+#: rule is free of the outcome's scale and of where its zero lies: a rule relative to
+#: max(1, |estimate|) judged the intercept of a mirrored outcome (c - y) by another yardstick.
+FIXEF_TOL = 1e-2
 
 
 def confirm_boundary_optimum(fit: MixedFit, refit: Callable[[], MixedFit]) -> MixedFit:
@@ -59,18 +63,26 @@ def confirm_boundary_optimum(fit: MixedFit, refit: Callable[[], MixedFit]) -> Mi
     if same_optimum(fit, other):
         return _noted(fit, "lme4's convergence warning on this boundary (singular) fit was checked: bobyqa "
                            f"reached the same optimum (log-likelihood within {abs(ll_other - ll):.1g}, fixed "
-                           f"effects within {gap:.1g} relative)", True)
+                           f"effects within {gap:.1g} standard errors)", True)
     return _noted(fit, "convergence check with bobyqa: a different optimum (log-likelihood "
-                       f"{ll_other:.6g} vs {ll:.6g}, fixed effects up to {gap:.2g} apart); treat the fit as "
+                       f"{ll_other:.6g} vs {ll:.6g}, fixed effects up to {gap:.2g} standard errors apart); treat the fit as "
                        "not converged", False)
 
 
 def fixef_gap(fit: MixedFit, other: MixedFit) -> float:
-    """The largest difference of the two fits' fixed effects, relative to max(1, |estimate|)."""
+    """The largest difference of the two fits' fixed effects in ``fit``'s standard errors
+    (relative to max(1, |estimate|) for a term without a finite positive SE)."""
     a = fit.fixef_values
-    b = other.fixef_values.reindex(a.index)
-    scale = np.maximum(1.0, np.abs(a.to_numpy(dtype=float)))
-    return float(np.nanmax(np.abs(a.to_numpy(dtype=float) - b.to_numpy(dtype=float)) / scale)) if len(a) else 0.0
+    if not len(a):
+        return 0.0
+    b = other.fixef_values.reindex(a.index).to_numpy(dtype=float)
+    estimate = a.to_numpy(dtype=float)
+    table = getattr(fit, "fixed_table", None)
+    se = np.full(len(a), np.nan)
+    if table is not None and {"term", "std_error"} <= set(table.columns):
+        se = pd.to_numeric(table.set_index("term")["std_error"].reindex(a.index), errors="coerce").to_numpy(dtype=float)
+    scale = np.where(np.isfinite(se) & (se > 0), se, np.maximum(1.0, np.abs(estimate)))
+    return float(np.nanmax(np.abs(estimate - b) / scale))
 
 
 def same_optimum(fit: MixedFit, other: MixedFit) -> bool:

@@ -13,6 +13,7 @@ import pandas as pd
 from ..engines.flags import DEGENERATE_COR, boundary_flags, boundary_parameters, residual_sd
 from ..errors import PylmeError
 from .boundary import specified_ran_pars
+from .calibration import DRAWS, Calibration, bootstrap_null
 from .mixture import mixture_p_value, mixture_text  # noqa: F401 (the test's names live here too)
 from .protocols import FittedAllianceModel
 
@@ -30,9 +31,15 @@ class SlopeTest:
         q, the number of variance parameters the reduced model drops (the slope's
         variance and its correlations with the other terms of its block).
     p_value : float
-        From ``mixture``: 0.5 * P(chi2(q-1) > statistic) + 0.5 * P(chi2(q) > statistic),
-        the null distribution when a variance lies on its boundary (chi2(0) is a point
-        mass at 0). The naive chi2(q) p-value is twice as conservative at most.
+        The test's p-value: with ``method`` "parametric bootstrap" the Monte Carlo
+        p-value of :mod:`.calibration` (the default, lme4); with "mixture"
+        ``mixture_p``.
+    mixture_p : float
+        0.5 * P(chi2(q-1) > statistic) + 0.5 * P(chi2(q) > statistic), the asymptotic
+        null when a variance lies on its boundary (chi2(0) is a point mass at 0). On
+        session data it rejects too often (issue 18); it is kept for comparison.
+    method : str
+        "parametric bootstrap (N draws)" or "mixture".
     mixture : str
         The null distribution in words, e.g. "0.5*chi2(1) + 0.5*chi2(2)".
     criterion : str
@@ -55,38 +62,53 @@ class SlopeTest:
     loglik_reduced: float
     removed: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    mixture_p: float = float("nan")
+    method: str = "mixture"
+    calibration: Calibration | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the p-value comes from the bootstrap null, not the asymptotic mixture."""
+        return self.calibration is not None
 
     def significant(self, alpha: float = 0.05) -> bool:
         """Whether the test rejects "no random slope" at level ``alpha``."""
+        if self.calibrated:  # a Monte Carlo p: p <= alpha has size alpha when alpha * (draws + 1) is whole
+            return bool(np.isfinite(self.p_value) and self.p_value <= alpha + 1e-12)
         return bool(np.isfinite(self.p_value) and self.p_value < alpha)
 
     def __str__(self) -> str:
+        null = self.method if self.calibrated else self.mixture
         return (f"{self.criterion} likelihood-ratio test of the random slope: LR = {self.statistic:.3f}, "
-                f"q = {self.df}, p = {self.p_value:.3g} (null: {self.mixture})")
+                f"q = {self.df}, p = {self.p_value:.3g} (null: {null})")
 
 
-#: What the recovery study found about this test in the default (decomposed-control) model.
-DECOMPOSED_CAVEAT = (
-    "with the decomposed outcome control this test rejects too often: in the package's recovery study "
-    "(benchmarks/README.md, 100-200 simulated trials per design) it rejected a true slope SD of 0 in 13-31% of "
-    "trials at alpha = .05, and the slope SD came out 1.7-3.1 for a true 0 and 3.4 for a true 3 (with the "
-    "raw outcome control the test kept its size; why the decomposed control inflates it is not yet known); "
-    "read a significant test as suggestive, not as evidence that patients differ")
+METHODS = ("bootstrap", "mixture")
 
 
-def caveat_for(fit: Any) -> str:
-    """:data:`DECOMPOSED_CAVEAT` for a fit of the decomposed-control model, else ""."""
-    return DECOMPOSED_CAVEAT if getattr(getattr(fit, "model", None), "control_outcome", None) == "decomposed" \
-        else ""
+def slope_test(fit: FittedAllianceModel, *, method: str = "bootstrap", draws: int = DRAWS,
+               seed: int = 20150579, executor: Any = None, progress: bool = False,
+               null: str = "parametric") -> SlopeTest:
+    """Refit ``fit``'s model without the random slope and compare the two likelihoods.
 
-
-def slope_test(fit: FittedAllianceModel) -> SlopeTest:
-    """Refit ``fit``'s model without the random slope and compare the two likelihoods."""
+    ``method="bootstrap"`` (default) calibrates the likelihood ratio by a parametric
+    bootstrap of ``draws`` draws (:func:`.calibration.bootstrap_null`, lme4 fits; the
+    draws split over ``executor``); ``"mixture"`` takes the asymptotic 50:50 mixture,
+    which rejects too often on session data.
+    """
+    if method not in METHODS:
+        raise PylmeError(f"method must be one of {METHODS}, got {method!r}")
     if fit.model is None or fit.panel is None:
         raise PylmeError("the slope test refits the model; this fit holds no model and panel")
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if method == "bootstrap" and bool(fit.stats.get("reml")) and fit.engine == "lme4":
+            # lme4's refit() of a REML fit does not reproduce it (1.1-31: it lands near the ML
+            # optimum, its REML log-likelihood off by units), so the calibrated test compares
+            # ML fits, as pbkrtest's PBmodcomp does; the SD and its interval stay REML's
+            fit = fit.model.replace(reml=False).fit(fit.panel)
+            notes.append("the calibrated test compares maximum-likelihood fits (the bootstrap refits need ML)")
         reduced = fit.model.replace(random_slope=False).fit(fit.panel)
     for w in caught:
         text = " ".join(str(w.message).split())
@@ -114,9 +136,18 @@ def slope_test(fit: FittedAllianceModel) -> SlopeTest:
             notes.append(f"the model with the slope fitted worse (LR = {statistic:.3g}): an optimizer "
                          "problem; the statistic is taken as 0")
         statistic = 0.0
-    return SlopeTest(statistic=float(statistic), df=q, p_value=mixture_p_value(statistic, q),
+    mixture_p = mixture_p_value(statistic, q)
+    calibration = None
+    if method == "bootstrap" and np.isfinite(statistic):
+        calibration = bootstrap_null(fit, reduced, float(statistic), draws=draws, seed=seed, executor=executor,
+                                     progress=progress, null=null)
+        notes += list(calibration.notes)
+    return SlopeTest(statistic=float(statistic), df=q,
+                     p_value=calibration.p_value if calibration else mixture_p,
                      mixture=mixture_text(q), criterion="REML" if full_reml else "ML",
-                     loglik_full=ll_full, loglik_reduced=ll_red, removed=removed, notes=tuple(notes))
+                     loglik_full=ll_full, loglik_reduced=ll_red, removed=removed, notes=tuple(notes),
+                     mixture_p=mixture_p, method=calibration.method if calibration else "mixture",
+                     calibration=calibration)
 
 
 # ---------------------------------------------------------------------- degenerate

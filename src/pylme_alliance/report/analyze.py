@@ -16,6 +16,7 @@ from typing import Any
 from .. import executors
 from ..errors import warnings_once
 from ..models import diagnostics, feasibility
+from ..models.calibration import DRAWS
 from ..panel.prepare import AlliancePanel
 from ..progress import Counter
 from . import assemble, describe, figures, provenance
@@ -43,7 +44,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
             random_slope: Any = "auto", control_outcome: Any = "decomposed", prior_outcome: Any = "auto",
             progress: bool = True, source: str | Path | None = None,
             command: Sequence[str] | None = None, executor: Any = None,
-            checks: Iterable[str] = CHECKS, reciprocal: bool = True) -> Report:
+            checks: Iterable[str] = CHECKS, reciprocal: bool = True, slope_draws: int = DRAWS) -> Report:
     """Run the alliance-outcome analysis and return a :class:`Report`.
 
     Every number the report states comes with what it estimates (an ``estimand`` column)
@@ -108,6 +109,11 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
         effects beyond lead 1 then appear only as the per-lead regression, in an
         appendix, labelled with its measured bias.
 
+    slope_draws : int
+        Bootstrap draws of the calibrated random-slope test (heterogeneity; default 199,
+        about 35 s of CPU on the bundled example; at least 19). See
+        :meth:`~pylme_alliance.models.fit.AllianceFit.heterogeneity`.
+
     Warns
     -----
     FeasibilityWarning
@@ -121,7 +127,7 @@ def analyze(panel: AlliancePanel, *, leads: Iterable[int] = (1, 2, 3), moderator
     plan = make_plan(panel, leads=leads, moderators=moderators, engine=engine, residual=residual,
                      therapist=therapist, random_slope=random_slope, control_outcome=control_outcome,
                      prior_outcome=prior_outcome, progress=progress, checks=checks, executor=executor,
-                     reciprocal=reciprocal)
+                     reciprocal=reciprocal, slope_draws=slope_draws)
     # said before the first fit: how long the fits will take, from rows x engine
     feasibility.warn_if_slow(len(panel.data), engine=plan.main_model.engine, n_fits=plan.n_fits(),
                              ar1_engine=plan.ar1_engine if plan.run_ar1 else None)

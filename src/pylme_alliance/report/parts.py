@@ -171,10 +171,12 @@ def _moderator(part: Part) -> dict[str, Any]:
     return {"rows": rows, "drawing": drawing, "notes": notes, "fits": flag_rows({f"moderator {name}": fit})}
 
 
-def heterogeneity_of(fit: Any, outcome_better: str | None) -> Any:
+def heterogeneity_of(fit: Any, outcome_better: str | None, draws: int | None = None) -> Any:
     """fit.heterogeneity() in the user's direction, whatever the version of its options."""
     parameters = inspect.signature(fit.heterogeneity).parameters
     options: dict[str, Any] = {}
+    if draws is not None and "draws" in parameters:
+        options["draws"] = draws
     if "outcome_better" in parameters:
         options["outcome_better"] = outcome_better
     elif "beneficial" in parameters and parameters["beneficial"].default is not None:
@@ -185,10 +187,10 @@ def heterogeneity_of(fit: Any, outcome_better: str | None) -> Any:
 
 
 def _heterogeneity(part: Part) -> dict[str, Any]:
-    outcome_better, main_name = part.detail
+    outcome_better, main_name, draws = part.detail
     fit = part.fit if part.fit is not None else part.model.fit(part.panel)
     try:
-        het = heterogeneity_of(fit, outcome_better)
+        het = heterogeneity_of(fit, outcome_better, draws)
     except PylmeError as exc:
         return {"notes": [f"Heterogeneity not available: {exc}"]}
     fits: list[tuple[str, dict[str, Any]]] = []
@@ -201,12 +203,15 @@ def _heterogeneity(part: Part) -> dict[str, Any]:
     # the slope's own boundary decides whether heterogeneity can be judged; other
     # parameters at the boundary (a patient intercept absorbed by the patient's mean
     # outcome) are reported beside it
-    slope_bad = diagnostics.slope_degenerate(fit)
+    verdict = getattr(het, "verdict", None)
+    slope_bad = verdict == "not estimated" if verdict is not None else diagnostics.slope_degenerate(fit)
     other = [t for t in diagnostics.boundary_terms(fit) if "alliance_within" not in t]
     state = {"test": test, "profile_warnings": [w for w in profile if report_tables._is_interval_warning(w)],
              "degenerate": slope_bad, "degenerate_other": other,
              "shrinkage": float(getattr(het, "shrinkage", np.nan)),
-             "caveat": getattr(het, "caveat", "")}
+             "caveat": getattr(het, "caveat", ""), "verdict": verdict,
+             "detectable_sd": float(getattr(het, "detectable_sd", np.nan)),
+             "statement": het.statement() if hasattr(het, "statement") else ""}
     tables = {"heterogeneity": report_tables.heterogeneity_table(het, test, fit, outcome_better, profile),
               "patient_slopes": report_tables.patient_categories(het.patients, outcome_better,
                                                                  assessable=not slope_bad)}

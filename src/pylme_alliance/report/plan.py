@@ -17,6 +17,7 @@ from ..analyses.duration import check_leads, lead_model, lead_step_names
 from ..analyses.reciprocal import choose_waves, session_ratings
 from ..errors import PylmeError
 from ..models import design, diagnostics
+from ..models.calibration import DRAWS
 from ..models.choices import choose_therapist
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
@@ -53,6 +54,7 @@ class Plan:
     step_names: list[str]       # the progress bar's steps, in the report's order
     notes: tuple[str, ...]      # what the plan decided and why, in the report's order
     arguments: dict[str, Any] = field(default_factory=dict)  # as given, for provenance
+    slope_draws: int = DRAWS    # bootstrap draws of the calibrated random-slope test
 
     @property
     def main_name(self) -> str:
@@ -75,7 +77,8 @@ class Plan:
 
 def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str, residual: str,
               therapist: str | None, random_slope: Any, control_outcome: Any, prior_outcome: Any,
-              progress: bool, checks: Any, executor: Any, reciprocal: bool = True) -> Plan:
+              progress: bool, checks: Any, executor: Any, reciprocal: bool = True,
+              slope_draws: int = DRAWS) -> Plan:
     """Check analyze()'s arguments against the panel and decide what runs (no fit).
 
     Warns (UserWarning, at analyze()'s caller) when the series are too short for the
@@ -90,7 +93,10 @@ def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str,
     arguments = {"leads": leads, "moderators": moderators, "engine": engine, "residual": residual,
                  "therapist": therapist, "random_slope": random_slope,
                  "control_outcome": control_outcome, "prior_outcome": prior_outcome, "progress": progress,
-                 "checks": list(checks), "executor": executor_name(executor), "reciprocal": reciprocal}
+                 "checks": list(checks), "executor": executor_name(executor), "reciprocal": reciprocal,
+                 "slope_draws": slope_draws}
+    if isinstance(slope_draws, bool) or not isinstance(slope_draws, int) or slope_draws < 19:
+        raise PylmeError(f"slope_draws must be an integer of at least 19 (a test at .05 needs 19), got {slope_draws!r}")
     random_slope = design.check_random_slope(random_slope)
     control_outcome, prior_outcome = design.check_control(control_outcome, prior_outcome)
     leads = check_leads(panel, leads, "analyze()")
@@ -129,8 +135,7 @@ def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str,
                 residual=residual, therapist=therapist, random_slope=random_slope,
                 control_outcome=control_outcome, prior_outcome=prior_outcome, slope_note=slope_note,
                 lead_names=lead_names, ar1_engine=ar1_engine, run_ar1=run_ar1, run_reciprocal=run_reciprocal,
-                step_names=[],
-                notes=tuple(notes), arguments=arguments)
+                step_names=[], notes=tuple(notes), arguments=arguments, slope_draws=slope_draws)
     object.__setattr__(plan, "step_names", _step_names(plan))
     return plan
 
@@ -179,7 +184,7 @@ def part_steps(plan: Plan, main_fit: Any) -> list[Step]:
     steps += [(Part("moderator", f"moderator {m}", panel, base, m), None) for m in plan.moderators]
     if base.random_slope:
         steps.append((Part("heterogeneity", "heterogeneity", panel, base,
-                           (panel.outcome_better, plan.main_name), fit=main_fit), None))
+                           (panel.outcome_better, plan.main_name, plan.slope_draws), fit=main_fit), None))
     else:
         steps.append((None, _done("heterogeneity")))
     if plan.run_ar1:

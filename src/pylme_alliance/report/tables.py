@@ -140,9 +140,15 @@ def read_test(het: Any) -> dict[str, Any] | None:
         return dict(test)
     mixture = getattr(test, "mixture", "")
     criterion = getattr(test, "criterion", "")
+    if getattr(test, "calibrated", False):
+        reference = (f"{test.method} of the {criterion} likelihood ratio, simulated from the model without the "
+                     "slope (both models refitted to each draw)")
+    else:
+        reference = f"{mixture} ({criterion} likelihoods; the variance is on its boundary under the null)" \
+            if mixture else ""
     return {"statistic": float(getattr(test, "statistic", np.nan)), "p_value": float(getattr(test, "p_value", np.nan)),
-            "reference": f"{mixture} ({criterion} likelihoods; the variance is on its boundary under the null)"
-            if mixture else "", "notes": [" ".join(str(n).split()) for n in getattr(test, "notes", ()) or ()]}
+            "reference": reference, "calibrated": bool(getattr(test, "calibrated", False)),
+            "notes": [" ".join(str(n).split()) for n in getattr(test, "notes", ()) or ()]}
 
 
 def _is_interval_warning(text: str) -> bool:

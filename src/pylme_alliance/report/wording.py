@@ -159,17 +159,31 @@ def heterogeneity_head(report: Any) -> str | None:
         return ("The random-slope fit is degenerate (the spread of the effect between patients, or its "
                 "correlation, is at its boundary): the variation of the within effect between patients cannot be "
                 f"assessed in these data ({_lrt_words(test)}).")
-    if np.isfinite(p) and p < ALPHA:
-        head = f"The within-patient effect differs between patients ({_lrt_words(test)})."
-        if info.get("caveat"):
-            head += " Caution: " + info["caveat"] + "."
+    measured = f" {'Measured' if test.get('calibrated') else 'Caution'}: {info['caveat']}." if info.get("caveat") else ""
+    if _supported(info, p):
+        head = f"The within-patient effect differs between patients ({_lrt_words(test)}).{measured}"
         if info.get("degenerate_other"):
             head += (" Other variance parameters of this fit are at the boundary ("
                      + ", ".join(info["degenerate_other"]) + "); the slope's are not.")
         return head
     return (f"The data cannot distinguish heterogeneity of the within-patient effect from none ({_lrt_words(test)}); "
-            "the model's spread of patients' effects and the share of patients it implies are model quantities, "
-            "not evidence that patients differ.")
+            f"{_not_estimable(info)}.{measured}")
+
+
+def _supported(info: dict[str, Any], p: float) -> bool:
+    """The heterogeneity verdict: the result's own when it has one (a calibrated Monte
+    Carlo p rejects at p <= alpha), else p < alpha."""
+    if info.get("verdict") is not None:
+        return info["verdict"] == "supported"
+    return bool(np.isfinite(p) and p < ALPHA)
+
+
+def _not_estimable(info: dict[str, Any]) -> str:
+    sd = float(info.get("detectable_sd", np.nan))
+    if not np.isfinite(sd):
+        return "the spread of patients' effects is not estimable here and is not reported"
+    return (f"the spread of patients' effects is not estimable here and is not reported: this design detects an SD "
+            f"of about {sd:.2g} or more (80% power), smaller ones cannot be told from 0")
 
 
 def heterogeneity_text(report: Any) -> str | None:
@@ -184,14 +198,16 @@ def heterogeneity_text(report: Any) -> str | None:
         parts.append("Its SD, share and patient classifications are therefore not interpreted.")
         return " ".join(parts) + _caution(report.settings.get("main_status"))
     sd = next((r for name, r in stat.iterrows() if str(name).startswith("random-slope SD")), None)
-    if sd is not None:
+    if sd is not None and np.isfinite(float(sd["estimate"])):
         interval = (f" (95% CI {sd['conf_low']:.2f} to {sd['conf_high']:.2f})"
                     if np.isfinite(float(sd["conf_low"])) else " (no interval)")
         parts.append(f"SD of the within effect over patients (random-slope SD) {float(sd['estimate']):.2f}{interval}"
                      + ("; its interval's likelihood profile had problems (see the appendix)"
                         if info.get("profile_warnings") else "") + ".")
     share = next((r for name, r in stat.iterrows() if str(name).startswith("share")), None)
-    if share is not None:
+    if share is not None and not np.isfinite(float(share["estimate"])):
+        parts.append(f"The share of patients helped is {str(share.get('note', 'not shown')).split(';')[0]}.")
+    elif share is not None:
         interval = (f" (95% CI {share['conf_low']:.0%} to {share['conf_high']:.0%})"
                     if np.isfinite(float(share["conf_low"])) else " (no interval available)")
         if better:
@@ -387,14 +403,15 @@ def summary_heterogeneity(report: Any, figures: dict[str, int]) -> str | None:
     p = float(info["test"].get("p_value", np.nan))
     if info.get("degenerate"):
         verdict = "whether the within-patient effect differs between patients cannot be assessed (boundary fit)"
-    elif np.isfinite(p) and p < ALPHA:
+    elif _supported(info, p):
         verdict = "the within-patient effect differs between patients"
     else:
         verdict = "the data cannot tell whether the within-patient effect differs between patients"
     sd = table[table["statistic"].astype(str).str.startswith("random-slope SD")]
     spread = ""
     if len(sd) and not info.get("degenerate"):
-        spread = f"; SD of the effect over patients {_ci(sd.iloc[0])}"
+        spread = (f"; SD of the effect over patients {_ci(sd.iloc[0])}" if np.isfinite(float(sd.iloc[0]["estimate"]))
+                  else f"; {_not_estimable(info)}")
     patients = report.tables.get("patient_slopes")
     n = f", n = {len(patients)} patients" if patients is not None else ""
     return (f"Heterogeneity: {verdict} (test {p_text(p)}{spread}{n}){_figure_ref(figures, 'patient_slopes')}."

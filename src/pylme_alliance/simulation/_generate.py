@@ -272,6 +272,8 @@ def generate(p: dict[str, Any], mods: dict[str, Any], rng: np.random.Generator
         for s in range(1, T):
             d[:, s] = rho * d[:, s - 1] + scale * d[:, s]
     level = mu_a + a_i[:, None] + trend * (t - 1)          # the patient's latent level
+    if p["alliance_trend_sd"] > 0:  # patients' own alliance trends (no draw without them)
+        level = level + rng.normal(0.0, p["alliance_trend_sd"], n)[:, None] * (t - 1)
     latent = level + d
     alliance_obs = np.round(np.clip(latent, 1.0, 7.0), 2)
 
@@ -326,8 +328,11 @@ def generate(p: dict[str, Any], mods: dict[str, Any], rng: np.random.Generator
     innov_sd = math.sqrt(var_e * (1.0 - ar**2))
     for s in range(1, T):  # AR(1) over session numbers: T steps, vectorised over patients
         e[:, s] = ar * e[:, s - 1] + innov_sd * eps[:, s]
-    g = -p["improvement"] * (1.0 - np.exp(-(t - 1.0) / p["improvement_scale"]))
-    expected = (p["intake_mean"] + g[None, :] + v_j[therapist_of][:, None] + p_i[:, None]
+    improvement = np.full(n, p["improvement"])
+    if p["improvement_sd"] > 0:  # patients who improve at different rates (no draw without them)
+        improvement = improvement + rng.normal(0.0, p["improvement_sd"], n)
+    g = -improvement[:, None] * (1.0 - np.exp(-(t[None, :] - 1.0) / p["improvement_scale"]))
+    expected = (p["intake_mean"] + g + v_j[therapist_of][:, None] + p_i[:, None]
                 + beta * level_term[:, None])
     base = expected + e
 

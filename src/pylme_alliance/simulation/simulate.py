@@ -152,6 +152,8 @@ def simulate(
     patient_share: float = 0.70,
     improvement: float = 16.0,
     improvement_scale: float = 7.0,
+    improvement_sd: float = 0.0,
+    alliance_trend_sd: float = 0.0,
     dropout_alliance: float = -0.8,
     early_sessions: int = 3,
 ) -> Simulation:
@@ -218,6 +220,15 @@ def simulate(
     improvement, improvement_scale : float
         Mean improvement curve ``g(t) = -improvement * (1 - exp(-(t-1)/scale))``
         (about 2 points a session early, flattening).
+    improvement_sd : float
+        SD over patients of their own total improvement (points): patients who improve
+        at different rates, ``g_i(t) = -(improvement + r_i) * (1 - exp(-(t-1)/scale))``,
+        ``r_i ~ N(0, improvement_sd)``. Default 0 (one curve for all). A random alliance
+        slope soaks such trajectories up unless the model has a random session slope
+        (``AllianceModel(random_trend=True)``).
+    alliance_trend_sd : float
+        SD over patients of their own alliance trend per session, added to the latent
+        level (``trend + s_i``); default 0.
     dropout_alliance : float
         Log-odds change of the per-session dropout hazard per latent-SD of
         alliance (negative: a poor alliance makes dropping out likelier).
@@ -340,6 +351,8 @@ def simulate(
         patient_share=check_float("patient_share", patient_share, 0, 1),
         improvement=check_float("improvement", improvement),
         improvement_scale=check_float("improvement_scale", improvement_scale, 0, open_low=True),
+        improvement_sd=check_float("improvement_sd", improvement_sd, 0),
+        alliance_trend_sd=check_float("alliance_trend_sd", alliance_trend_sd, 0),
         dropout_alliance=check_float("dropout_alliance", dropout_alliance),
         early_sessions=early_sessions,
     )

@@ -3,7 +3,10 @@
 The agreement rule (``AGREE_RULE`` in words):
 
 - fixed effects agree when ``|difference| < 1e-3 * |R's estimate|`` or
-  ``|difference| < 0.05 * SE`` (R's SE; statsmodels' when R has none);
+  ``|difference| < 0.05 * SE`` (R's SE; statsmodels' when R has none); the intercept by
+  its SE alone (its size depends on where the outcome's zero lies: with the outcome
+  mirrored, c - y, it is c minus itself, and a relative rule would judge it by another
+  yardstick);
 - SDs (random effects and residual) agree when ``|difference| < 1e-2 * |R's SD|`` or
   ``|difference| < 0.01 * R's residual SD`` (an SD that both put near zero agrees);
 - correlations agree when ``|difference| < 0.01``.
@@ -28,7 +31,8 @@ LOGLIK_TOL = 1e-3
 #: A variance below this fraction of the residual variance counts as zero (boundary).
 BOUNDARY_TOL = 1e-6
 
-AGREE_RULE = (f"fixed effects agree when |diff| < {FIXED_REL:g} x |R estimate| or < {FIXED_SE:g} SE; "
+AGREE_RULE = (f"fixed effects agree when |diff| < {FIXED_REL:g} x |R estimate| or < {FIXED_SE:g} SE "
+              f"(the intercept: < {FIXED_SE:g} SE); "
               f"SDs when |diff| < {SD_REL:g} x |R SD| or < {SD_SIGMA:g} x residual SD; "
               f"correlations when |diff| < {COR_ABS:g}")
 
@@ -48,14 +52,18 @@ ALL_KINDS = frozenset({"fixed", "sd", "cor", "residual"})
 VARIANCE_KINDS = frozenset({"sd", "cor", "residual"})
 
 
-def agree(kind: np.ndarray, sm: np.ndarray, r: np.ndarray, se: np.ndarray, sigma: float) -> np.ndarray:
+def agree(kind: np.ndarray, sm: np.ndarray, r: np.ndarray, se: np.ndarray, sigma: float,
+          intercept: np.ndarray | None = None) -> np.ndarray:
     """The documented agreement rule, row by row (NaN on either side never agrees,
-    except a correlation both sides leave undefined)."""
+    except a correlation both sides leave undefined). ``intercept`` marks the rows judged
+    by their SE alone."""
     diff = np.abs(sm - r)
+    relative = np.ones(len(kind), dtype=bool) if intercept is None else ~np.asarray(intercept, dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.zeros(len(kind), dtype=bool)
         fixed = kind == "fixed"
-        out[fixed] = (diff[fixed] <= FIXED_REL * np.abs(r[fixed])) | (diff[fixed] < FIXED_SE * se[fixed])
+        out[fixed] = ((diff[fixed] <= FIXED_REL * np.abs(r[fixed])) & relative[fixed]) \
+            | (diff[fixed] < FIXED_SE * se[fixed])
         sds = (kind == "sd") | (kind == "residual")
         out[sds] = (diff[sds] <= SD_REL * np.abs(r[sds])) | (diff[sds] < SD_SIGMA * sigma)
         cor = kind == "cor"
@@ -132,7 +140,9 @@ def build_table(params: list[Any], sm: tuple[np.ndarray, np.ndarray], r: tuple[n
     diff = np.abs(est_sm - est_r)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = diff / np.abs(est_r)
-    ok = agree(kind, est_sm, est_r, se, sigma)
+    intercept = np.array([p.kind == "fixed" and ("(Intercept)" in (p.term, p.r_term) or p.term == "Intercept")
+                          for p in params], dtype=bool)
+    ok = agree(kind, est_sm, est_r, se, sigma, intercept)
     why = []
     for k, good, missing in zip(kind, ok, np.isnan(est_r) | np.isnan(est_sm)):
         if good:
