@@ -181,3 +181,24 @@ def test_the_report_flags_the_within_number_on_short_series():
     assert "unreliable" not in " ".join(map(str, summary.loc["alliance_between", "status"]))
     assert figures in wording.within_sentence(report)
     assert "Caution" in wording.within_sentence(report)
+
+
+def _recovery_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "recovery.py"
+    spec = importlib.util.spec_from_file_location("recovery_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_table_names_designs_the_benchmark_runs():
+    recovery = _recovery_module()
+    assert {d.name for d in reliability.MEASURED} <= set(recovery.DESIGNS)
+    data = pa.simulate(n_patients=20, n_therapists=4, sessions=7, missed=0, dropout=0, seed=1).data
+    thinned = recovery.thin_alliance(data, 3)
+    assert thinned["alliance"].notna().groupby(thinned["session"]).all().to_dict() == {
+        s: s in (1, 4, 7) for s in range(1, 8)}
+    assert thinned["outcome"].equals(data["outcome"]) and data["alliance"].notna().all()  # a copy, outcome kept
