@@ -130,17 +130,18 @@ def bootstrap_null(full: Any, reduced: Any, statistic: float, *, draws: int = DR
 
 
 def _notes(results: list[dict[str, Any]], lr: np.ndarray) -> tuple[str, ...]:
-    notes = []
+    """One sentence on what the refits said (R's boundary messages are expected here and
+    only counted with the rest), or none."""
     total = sum(len(np.atleast_1d(r["lr"])) for r in results)
-    for kind in ("warning", "message"):
-        count = sum(int(np.asarray(r[f"{kind}s"]).ravel()[0]) for r in results)
-        first = next((str(np.asarray(r[f"first_{kind}"]).ravel()[0]) for r in results
-                      if int(np.asarray(r[f"{kind}s"]).ravel()[0]) > 0), "")
-        if count:
-            notes.append(f"bootstrap refits ({2 * total} or more): {count} {kind}(s), e.g. \"{first}\"")
+    warned = sum(int(np.asarray(r["warnings"]).ravel()[0]) for r in results)
+    first = next((str(np.asarray(r["first_warning"]).ravel()[0]) for r in results
+                  if int(np.asarray(r["warnings"]).ravel()[0]) > 0), "")
     short = int(np.sum(lr < -SHORTFALL))
+    parts = []
+    if warned:
+        parts.append(f"{warned} of its {2 * total} or more refits warned (e.g. \"{first}\")")
     if short:
-        notes.append(f"bootstrap: in {short} of {len(lr)} draws the refit with the slope ended below the refit "
-                     "without it (an optimizer shortfall); those statistics are taken as 0")
-    return tuple(notes)
+        parts.append(f"in {short} draw(s) the refit with the slope ended below the one without it, an optimizer "
+                     "shortfall taken as LR = 0")
+    return (f"slope test bootstrap ({total} draws): " + ", and ".join(parts),) if parts else ()
 

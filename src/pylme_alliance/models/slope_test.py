@@ -108,7 +108,6 @@ def slope_test(fit: FittedAllianceModel, *, method: str = "bootstrap", draws: in
             # optimum, its REML log-likelihood off by units), so the calibrated test compares
             # ML fits, as pbkrtest's PBmodcomp does; the SD and its interval stay REML's
             fit = fit.model.replace(reml=False).fit(fit.panel)
-            notes.append("the calibrated test compares maximum-likelihood fits (the bootstrap refits need ML)")
         reduced = fit.model.replace(random_slope=False).fit(fit.panel)
     for w in caught:
         text = " ".join(str(w.message).split())

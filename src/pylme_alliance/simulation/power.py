@@ -24,7 +24,9 @@ How the replicates are fitted
   with tens of patients or more the normal reference is what a power study needs, and
   lmerTest costs 2-3x per fit); a categorical moderator (``arm``) by the joint Wald
   chi-square test of its interactions; ``slope`` by the REML likelihood-ratio test of
-  the random slope with the 50:50 chi-square mixture (as :func:`.slope_test.slope_test`);
+  the random slope with the 50:50 chi-square mixture (``slope_test(method="mixture")``: a
+  bootstrap per replicate would cost hundreds of refits; the mixture rejects too often on
+  session data, see benchmarks/README.md "Heterogeneity", so slope power is optimistic);
   ``between`` through :func:`~.between.between_effect` (the report's level model,
   lmerTest's Satterthwaite t), one fit per replicate. Engines other than lme4 are
   fitted one replicate at a time through ``model.fit()``.
