@@ -165,6 +165,11 @@ def test_other_leads_and_controls_get_no_measured_figure(short_fit):
 
     assert reliability.measured_for(Other()) is None
     assert reliability.within_reliability(Other()) == "" and reliability.recovery_note(Other()) == ""
+    for model in (pa.AllianceModel(lead=2), pa.AllianceModel(random_trend=True)):
+        Other.model = model
+        assert reliability.measured_for(Other()) is None
+    Other.model = pa.AllianceModel(random_slope=False)  # the short fit's own kind is measured
+    assert reliability.measured_for(Other()) is _design("T3")
 
 
 def test_the_report_flags_the_within_number_on_short_series():

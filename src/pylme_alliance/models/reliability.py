@@ -6,8 +6,9 @@ A design is described by what a fit shows of it: the median and mean number of f
 rows per patient and their spread (:func:`fit_sessions_median`, :func:`fit_sessions_mean`,
 :func:`fit_sessions_spread`: balanced short series broke where unbalanced ones with the
 same median did not), the share of attended sessions with an alliance rating
-(:func:`rated_share`) and whether the outcome before was controlled. :func:`closest_design` picks the measured design nearest to a
-fit's data; :func:`within_reliability` says "unreliable here: ..." when that design's
+(:func:`rated_share`) and whether the outcome before was controlled.
+:func:`closest_design` picks the measured design nearest to a fit's data;
+:func:`within_reliability` says "unreliable here: ..." when that design's
 within effect was off by more than :data:`MAX_BIAS_PCT` percent or its 95% interval covered
 the truth less than :data:`MIN_COVERAGE` of the time.
 """
@@ -218,10 +219,11 @@ def closest_design(*, median_rows: float, mean_rows: float, spread: float, share
 def measured_for(fit: Any) -> MeasuredDesign | None:
     """The measured design closest to a fit's data, when the fit is the kind the recovery
     study measured (an alliance model with the decomposed outcome control at lead 1, the
-    total effect); None otherwise."""
+    total effect, no patient session slopes; any engine, moderators allowed: the alliance
+    effect at their centre); None otherwise."""
     model = getattr(fit, "model", None)
     if (getattr(model, "control_outcome", None) != "decomposed" or getattr(model, "lead", None) != 1
-            or getattr(model, "effect", "total") != "total"):
+            or getattr(model, "effect", "total") != "total" or getattr(model, "random_trend", False)):
         return None
     fixef = getattr(fit, "fixef_values", None)
     if fixef is None or "alliance_within" not in fixef.index:
