@@ -119,7 +119,7 @@ def test_engines_agree_and_glmmtmb_uses_ml(hetero_data):
 def test_missing_loglik_is_not_tested_not_unsupported(hetero_fit):
     stats_ = dict(hetero_fit.stats, logLik=float("nan"))
     fit = dataclasses.replace(hetero_fit, stats=stats_)
-    het = quiet(fit.heterogeneity, interval=False, trend=False)
+    het = quiet(fit.heterogeneity, interval=False, trend=False, method="mixture")
     assert het.verdict == "not tested"
     assert any("log-likelihood is missing" in w for w in het.warnings)
 

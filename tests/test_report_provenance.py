@@ -63,7 +63,7 @@ def test_provenance_record(report):
                                  "therapist": None, "random_slope": False, "control_outcome": "decomposed",
                                  "prior_outcome": "auto", "progress": False,
                                  "checks": ["ar1"], "executor": "none (this process)",
-                                 "reciprocal": True}
+                                 "reciprocal": True, "slope_draws": 199}
     assert made["command"][-3:] == ["--leads", "1", "2"]
     assert pd.Timestamp(made["date"]).tzinfo is not None
 
