@@ -6,7 +6,7 @@ own session slope (``random_trend=True``):
 
 - at a true SD of 0 (and the SDs in ``--bootstrap-at``): the bootstrap-calibrated test
   (``--draws`` draws: 19 gives an exact Monte Carlo test at .05, reject only when the
-  observed LR beats every draw; ``--null parametric|wild``), its mixture p, and at SD 0 the
+  observed LR beats every draw), its mixture p, and at SD 0 the
   model without the patients' session slopes (the test as it was);
 - at SD 1, 2, 3: the SD estimate with its profile interval, the share of patients
   helped with its interval, the mixture p and the LR. Power is stated size-adjusted:
@@ -15,7 +15,7 @@ own session slope (``random_trend=True``):
   printed beside it.
 
     python benchmarks/heterogeneity.py --reps 200 --workers 2
-    python benchmarks/heterogeneity.py --reps 60 --truths 0 3 --bootstrap-at 0 3 --null wild
+    python benchmarks/heterogeneity.py --reps 60 --truths 0 3 --bootstrap-at 0 3
     python benchmarks/heterogeneity.py --reps 20 --designs traj_T8 --out het.csv
 
 Rows (one per trial) go to ``--out``; the summary table is printed.
@@ -45,8 +45,8 @@ DESIGNS: dict[str, dict[str, Any]] = {
 TRUTHS = (0.0, 1.0, 2.0, 3.0)
 
 
-def one_trial(task: tuple[str, float, int, int, str, tuple[float, ...]]) -> dict[str, Any]:
-    design, sd, seed, draws, null_kind, bootstrap_at = task
+def one_trial(task: tuple[str, float, int, int, tuple[float, ...]]) -> dict[str, Any]:
+    design, sd, seed, draws, bootstrap_at = task
     warnings.simplefilter("ignore")
     import pylme_alliance as pa
     from pylme_alliance.models.detectable import detectable_sd
@@ -59,10 +59,9 @@ def one_trial(task: tuple[str, float, int, int, str, tuple[float, ...]]) -> dict
     fit = AllianceModel(random_trend=True).fit(panel)
     null = sd == 0.0
     calibrated = sd in bootstrap_at
-    h = fit.heterogeneity(method="bootstrap" if calibrated else "mixture", draws=draws, interval=not null,
-                          null=null_kind)
+    h = fit.heterogeneity(method="bootstrap" if calibrated else "mixture", draws=draws, interval=not null)
     row = {"design": design, "truth": sd, "seed": seed, "share_truth": sim.truth["share_beneficial"],
-           "null": null_kind if calibrated else "", "calibrated": calibrated,
+           "calibrated": calibrated,
            "sessions": float(fit.data.groupby("patient").size().median()),
            "lr": h.test.statistic if h.test else np.nan, "p": h.test.p_value if h.test else np.nan,
            "p_mixture": h.test.mixture_p if h.test else np.nan, "sd": h.slope_sd,
@@ -110,13 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--truths", nargs="+", type=float, default=list(TRUTHS))
     parser.add_argument("--draws", type=int, default=19)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--null", choices=("parametric", "wild"), default="parametric",
-                        help="how the bootstrap draws (heterogeneity(null=...))")
     parser.add_argument("--bootstrap-at", nargs="+", type=float, default=[0.0], metavar="SD",
                         help="true SDs at which the calibrated test runs (default: 0, its size)")
     parser.add_argument("--out", default="heterogeneity_rows.csv")
     args = parser.parse_args(argv)
-    tasks = [(d, sd, seed, args.draws, args.null, tuple(args.bootstrap_at)) for seed in range(1, args.reps + 1)
+    tasks = [(d, sd, seed, args.draws, tuple(args.bootstrap_at)) for seed in range(1, args.reps + 1)
              for d in args.designs for sd in args.truths]
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:

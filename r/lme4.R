@@ -148,11 +148,7 @@ pylme_lmer_refit_from <- function(full, nested, y) {
 # The caller's R random-number state is restored. Warnings and messages of the refits
 # (convergence, "boundary (singular) fit") are counted, not raised one by one: the
 # first of each kind is returned with the count.
-# With `cluster` (one code per used row: the patient), the draws are a wild cluster
-# bootstrap instead: y* = X beta + w_i (y_i - X_i beta), one random sign w_i per patient,
-# so each patient's own dependence (random effects, autocorrelated deviations, dynamics
-# the model does not have) is kept as it is in the data.
-pylme_lmer_pb_lr <- function(full, reduced, nsim, seed, cluster = NULL) {
+pylme_lmer_pb_lr <- function(full, reduced, nsim, seed) {
   had_seed <- exists(".Random.seed", envir = globalenv(), inherits = FALSE)
   if (had_seed) old_seed <- get(".Random.seed", envir = globalenv(), inherits = FALSE)
   on.exit(if (had_seed) assign(".Random.seed", old_seed, envir = globalenv())
@@ -161,17 +157,7 @@ pylme_lmer_pb_lr <- function(full, reduced, nsim, seed, cluster = NULL) {
   set.seed(seed)
   full <- methods::as(full, "lmerMod")
   reduced <- methods::as(reduced, "lmerMod")
-  if (is.null(cluster)) {
-    ys <- stats::simulate(reduced, nsim = nsim)
-  } else {
-    mu <- as.vector(lme4::getME(reduced, "X") %*% lme4::fixef(reduced))
-    marginal <- as.vector(lme4::getME(reduced, "y")) - mu
-    cluster <- as.integer(factor(cluster))
-    if (length(cluster) != length(mu)) stop("one cluster code per used row is needed")
-    n_cluster <- max(cluster)
-    ys <- lapply(seq_len(nsim), function(b) mu + sample(c(-1, 1), n_cluster, replace = TRUE)[cluster] * marginal)
-    attr(ys, "na.action") <- attr(stats::model.frame(reduced), "na.action")
-  }
+  ys <- stats::simulate(reduced, nsim = nsim)
   lr <- numeric(nsim)
   seen <- list(warning = 0L, message = 0L)
   first <- list(warning = NA_character_, message = NA_character_)

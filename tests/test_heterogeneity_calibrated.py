@@ -120,18 +120,6 @@ def test_bootstrap_p_is_a_reproducible_monte_carlo_p(null_fit):
         slope_test(fit, method="exact")
 
 
-def test_wild_cluster_bootstrap(null_fit):
-    fit = quiet(null_fit.model.replace(random_trend=True).fit, null_fit.panel)
-    wild = quiet(slope_test, fit, draws=19, seed=5, null="wild")
-    assert wild.calibrated and wild.calibration.draws == 19
-    assert wild.p_value == quiet(slope_test, fit, draws=19, seed=5, null="wild").p_value
-    # other draws than the parametric ones (each patient's own series, signs flipped)
-    parametric = quiet(slope_test, fit, draws=19, seed=5)
-    assert not np.allclose(wild.calibration.statistics, parametric.calibration.statistics)
-    with pytest.raises(PylmeError, match="null"):
-        quiet(slope_test, fit, draws=19, null="block")
-
-
 def test_bootstrap_is_the_same_on_an_executor(null_fit):
     fit = quiet(null_fit.model.replace(random_trend=True).fit, null_fit.panel)
     here = quiet(slope_test, fit, draws=45, seed=11)  # chunks of 40 and 5
@@ -212,3 +200,19 @@ def test_share_and_caveat_come_from_the_closest_measured_design(strong_fit, monk
     assert np.isnan(row["estimate"]) and "only 80%" in row["note"] and not hidden.share_shown
     monkeypatch.setattr(detectable, "RECORDS", ())
     assert quiet(strong_fit.heterogeneity, draws=39, interval=False).caveat == ""
+
+
+def test_a_test_that_rejects_too_often_on_such_data_is_no_support(strong_fit, monkeypatch):
+    oversized = dataclasses.replace(_record(11.0, 0.95, "long"), size=0.3)
+    monkeypatch.setattr(detectable, "RECORDS", (oversized,))
+    het = quiet(strong_fit.heterogeneity, draws=39, interval=False)
+    assert het.test.significant(0.05) and het.verdict == "not supported" and not het.share_shown
+    assert any("not taken as support" in w for w in het.warnings)
+    assert "not evidence that patients differ" in het.statement() and "not estimable" in het.statement()
+
+
+def test_the_measured_designs_are_the_benchmarks():
+    names = {r.design for r in detectable.RECORDS}
+    assert names == {"package", "traj_T8", "traj_T20"}
+    for record in detectable.RECORDS:
+        assert 0 <= record.size <= 1 and record.trials >= 50 and set(record.power) == {1.0, 2.0, 3.0}

@@ -199,16 +199,13 @@ class RBackend:
         low, high = np.asarray(self._call("sd_interval", group_r, term_r, float(level)), dtype=float)
         return float(low), float(high)
 
-    def bootstrap_lr(self, reduced: RBackend, draws: int, seed: int,
-                     cluster: list[int] | None = None) -> dict[str, Any]:
-        """Bootstrap of the likelihood ratio against the nested ``reduced`` fit: ``draws``
-        responses simulated from ``reduced`` (or, with ``cluster``, one code per used row,
-        a wild cluster bootstrap of its marginal residuals), both models refitted (lme4)."""
+    def bootstrap_lr(self, reduced: RBackend, draws: int, seed: int) -> dict[str, Any]:
+        """Parametric bootstrap of the likelihood ratio against the nested ``reduced`` fit:
+        ``draws`` responses simulated from ``reduced``, both models refitted (lme4 only)."""
         if self.prefix != "lmer" or getattr(reduced, "prefix", None) != "lmer":
             raise PylmeError("the parametric bootstrap of the likelihood ratio is available for lme4 fits")
-        extra = [] if cluster is None else [[int(c) for c in cluster]]
         try:
-            value, _ = bridge.call("pylme_lmer_pb_lr", self.fit, reduced.fit, int(draws), int(seed), *extra)
+            value, _ = bridge.call("pylme_lmer_pb_lr", self.fit, reduced.fit, int(draws), int(seed))
         except RError as exc:
             raise RError(self.names.to_user(exc.r_message), exc.r_call) from None
         return value

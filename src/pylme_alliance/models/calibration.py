@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import PylmeError
 from ..executors import run_chunks
@@ -29,10 +28,6 @@ CHUNK = 40
 #: default number of bootstrap draws: p-values on a grid of 1/200, Monte Carlo SE about
 #: .015 at p = .05; about 35 s on the bundled example (benchmarks/README.md)
 DRAWS = 199
-#: how the bootstrap responses are drawn: from the model without the slope ("parametric"),
-#: or each patient's marginal residuals with a random sign ("wild": keeps what the model
-#: leaves out of each patient's series, e.g. autocorrelated deviations and feedback)
-NULLS = ("parametric", "wild")
 #: a refit of the model with the slope that ends this far below the model without it is
 #: an optimizer shortfall (the models are nested); it is counted and taken as 0
 SHORTFALL = 1e-3
@@ -75,30 +70,21 @@ def _chunks(draws: int, seed: int) -> list[tuple[int, int]]:
     return [(n, seed + i) for i, n in enumerate(sizes)]
 
 
-def _clusters(fit: Any) -> list[int]:
-    """One code per row the fit used: its patient."""
-    codes, _ = pd.factorize(fit.data["patient"].astype(str))
-    if len(codes) != fit.nobs:
-        raise PylmeError(f"the wild bootstrap needs the fit's rows ({fit.nobs}); its data hold {len(codes)}")
-    return [int(c) for c in codes]
+def _draw(full: Any, reduced: Any, n: int, seed: int) -> dict[str, Any]:
+    return dict(full.backend.bootstrap_lr(reduced.backend, n, seed))
 
 
-def _draw(full: Any, reduced: Any, n: int, seed: int, null: str) -> dict[str, Any]:
-    cluster = _clusters(reduced) if null == "wild" else None
-    return dict(full.backend.bootstrap_lr(reduced.backend, n, seed, cluster))
-
-
-def _remote_chunk(task: tuple[Any, Any, int, int, str]) -> dict[str, Any]:
+def _remote_chunk(task: tuple[Any, Any, int, int]) -> dict[str, Any]:
     """One chunk on a worker: fit both models there, then draw (a top-level function, so
     it pickles)."""
-    model, panel, n, seed, null = task
+    model, panel, n, seed = task
     full = model.fit(panel)
     reduced = model.replace(random_slope=False).fit(panel)
-    return _draw(full, reduced, n, seed, null)
+    return _draw(full, reduced, n, seed)
 
 
 def bootstrap_null(full: Any, reduced: Any, statistic: float, *, draws: int = DRAWS, seed: int = 20150579,
-                   executor: Any = None, progress: bool = False, null: str = "parametric") -> Calibration:
+                   executor: Any = None, progress: bool = False) -> Calibration:
     """Calibrate the observed ``statistic`` of ``full`` against ``reduced`` (two fits of
     the same AllianceModel with and without the random alliance slope) by a parametric
     bootstrap; see the module docstring."""
@@ -107,14 +93,12 @@ def bootstrap_null(full: Any, reduced: Any, statistic: float, *, draws: int = DR
     if full.engine != "lme4":
         raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {full.engine}; "
                          "use method='mixture' (uncalibrated) or engine='lme4'")
-    if null not in NULLS:
-        raise PylmeError(f"null must be one of {NULLS}, got {null!r}")
     chunks = _chunks(int(draws), int(seed))
     if executor is None:
-        results = [_draw(full, reduced, n, s, null) for n, s in chunks]
+        results = [_draw(full, reduced, n, s) for n, s in chunks]
     else:
         model, panel = full.model, full.panel
-        results = run_chunks(_remote_chunk, [(model, panel, n, s, null) for n, s in chunks], executor=executor,
+        results = run_chunks(_remote_chunk, [(model, panel, n, s) for n, s in chunks], executor=executor,
                              progress=progress, desc="slope test bootstrap")
     lr = np.concatenate([np.atleast_1d(np.asarray(r["lr"], dtype=float)) for r in results])
     lr = lr[np.isfinite(lr)]

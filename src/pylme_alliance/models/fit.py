@@ -118,7 +118,7 @@ class AllianceFit(MixedFit):
     def heterogeneity(self, *, conf_level: float = 0.95, alpha: float = 0.05, interval: bool = True,
                       test: bool = True, beneficial: str | None = None, trend: bool = True,
                       method: str = "auto", draws: int = 199, seed: int = 20150579, executor: Any = None,
-                      progress: bool = False, null: str = "parametric") -> Heterogeneity:
+                      progress: bool = False) -> Heterogeneity:
         """"One size does not fit all", tested before it is claimed.
 
         Parameters
@@ -154,15 +154,6 @@ class AllianceFit(MixedFit):
             each worker refits the two models once per chunk.
         progress : bool
             A progress bar over bootstrap chunks run on an executor.
-        null : {"parametric", "wild"}
-            How the bootstrap draws its responses: from the model without the slope
-            (default, as pbkrtest's PBmodcomp), or each patient's marginal residuals with
-            one random sign per patient (a wild cluster bootstrap that keeps what the model
-            leaves out of each series: autocorrelated deviations, feedback; more
-            conservative; its size is not yet measured in benchmarks/README.md).
-        beneficial : {"negative", "positive"}, optional
-            Deprecated: the direction comes from ``prepare(outcome_better=...)``.
-            "negative" means ``outcome_better="lower"``.
 
         Returns
         -------
@@ -182,7 +173,7 @@ class AllianceFit(MixedFit):
             better = "lower" if beneficial == "negative" else "higher"
         return _heterogeneity(self, conf_level=conf_level, alpha=alpha, interval=interval, test=test,
                               outcome_better=better, trend=trend, method=method, draws=draws, seed=seed,
-                              executor=executor, progress=progress, null=null)
+                              executor=executor, progress=progress)
 
     # ------------------------------------------------------------------ moderation
     def _moderator(self, moderator: Any) -> tuple[str, Any]:

@@ -29,7 +29,7 @@ from scipy import stats
 from ..errors import PylmeError
 from .boundary import slope_not_identified
 from .calibration import DRAWS
-from .detectable import caveat_text, closest_record, detectable_sd, not_estimable_note, share_allowed
+from .detectable import OVERSIZE, caveat_text, closest_record, detectable_sd, not_estimable_note, share_allowed
 from .protocols import FittedAllianceModel
 from .slope_group import calibrated_alone, ran_vals_group, slope_group, trend_model_fit
 from .slope_test import (  # noqa: F401 (re-exported: the test's names belong with heterogeneity)
@@ -358,7 +358,7 @@ def patient_slopes(fit: FittedAllianceModel, group: str, z: float, outcome_bette
 def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: float = 0.05,
                   interval: bool = True, test: bool = True, outcome_better: str | None = None,
                   trend: bool = True, method: str = "auto", draws: int = DRAWS, seed: int = 20150579,
-                  executor: Any = None, progress: bool = False, null: str = "parametric") -> Heterogeneity:
+                  executor: Any = None, progress: bool = False) -> Heterogeneity:
     """See :meth:`~.fit.AllianceFit.heterogeneity`."""
     if not 0 < conf_level < 1:
         raise PylmeError("conf_level must be between 0 and 1")
@@ -393,7 +393,7 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     if test:
         try:
             slope_test_result = slope_test(fit, method=test_method, draws=draws, seed=seed, executor=executor,
-                                           progress=progress, null=null)
+                                           progress=progress)
             notes += list(slope_test_result.notes)
         except PylmeError as exc:
             notes.append(f"random-slope test not available: {' '.join(str(exc).split())}")
@@ -440,6 +440,11 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
 
     calibrated = slope_test_result is not None and slope_test_result.calibrated
     record = closest_record(fit)
+    if verdict == "supported" and record is not None and record.size > OVERSIZE:
+        # a test that rejects a true SD of 0 this often on data like these is no evidence
+        verdict = "not supported"
+        notes.append(f"the slope test rejects (p = {slope_test_result.p_value:.3g}), but on simulated trials like "
+                     f"these it rejected a true SD of 0 in {record.size:.0%} of trials: not taken as support")
     caveat = caveat_text(record, calibrated) if slope_test_result is not None else ""
     detectable = detectable_sd(fit, alpha=alpha)
     share_hidden = share_allowed(record, verdict == "supported", calibrated)

@@ -87,8 +87,7 @@ METHODS = ("bootstrap", "mixture")
 
 
 def slope_test(fit: FittedAllianceModel, *, method: str = "bootstrap", draws: int = DRAWS,
-               seed: int = 20150579, executor: Any = None, progress: bool = False,
-               null: str = "parametric") -> SlopeTest:
+               seed: int = 20150579, executor: Any = None, progress: bool = False) -> SlopeTest:
     """Refit ``fit``'s model without the random slope and compare the two likelihoods.
 
     ``method="bootstrap"`` (default) calibrates the likelihood ratio by a parametric
@@ -139,7 +138,7 @@ def slope_test(fit: FittedAllianceModel, *, method: str = "bootstrap", draws: in
     calibration = None
     if method == "bootstrap" and np.isfinite(statistic):
         calibration = bootstrap_null(fit, reduced, float(statistic), draws=draws, seed=seed, executor=executor,
-                                     progress=progress, null=null)
+                                     progress=progress)
         notes += list(calibration.notes)
     return SlopeTest(statistic=float(statistic), df=q,
                      p_value=calibration.p_value if calibration else mixture_p,
