@@ -16,6 +16,7 @@ own session slope (``random_trend=True``):
 
     python benchmarks/heterogeneity.py --reps 200 --workers 2
     python benchmarks/heterogeneity.py --reps 60 --truths 0 3 --bootstrap-at 0 3
+    python benchmarks/heterogeneity.py --cost      # the calibrated test on the bundled example
     python benchmarks/heterogeneity.py --reps 20 --designs traj_T8 --out het.csv
 
 Rows (one per trial) go to ``--out``; the summary table is printed.
@@ -102,6 +103,26 @@ def summary(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def cost(draws: int) -> None:
+    """CPU and wall time of heterogeneity() on the bundled example, here and split over a
+    two-process pool (the workers' CPU is not in this process's figure: wall time shows it)."""
+    warnings.simplefilter("ignore")
+    import pylme_alliance as pa
+    from pylme_alliance.executors import process_pool
+    from pylme_alliance.simulation.example import load_example
+
+    panel = pa.prepare(load_example(), patient="patient", therapist="therapist", session="session",
+                       alliance="alliance", outcome="outcome", outcome_better="lower")
+    fit = pa.AllianceModel().fit(panel)
+    for label, pool in (("this process", None), ("process pool (2)", process_pool(2))):
+        cpu, wall = time.process_time(), time.perf_counter()
+        het = fit.heterogeneity(draws=draws, executor=pool)
+        print(f"{label}: heterogeneity() {time.perf_counter() - wall:.1f} s wall, "
+              f"{time.process_time() - cpu:.1f} s CPU here; {het.test}")
+        if pool is not None:
+            pool.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=200)
@@ -112,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap-at", nargs="+", type=float, default=[0.0], metavar="SD",
                         help="true SDs at which the calibrated test runs (default: 0, its size)")
     parser.add_argument("--out", default="heterogeneity_rows.csv")
+    parser.add_argument("--cost", action="store_true", help="time heterogeneity() on the bundled example instead")
     args = parser.parse_args(argv)
+    if args.cost:
+        cost(199 if args.draws == 19 else args.draws)
+        return
     tasks = [(d, sd, seed, args.draws, tuple(args.bootstrap_at)) for seed in range(1, args.reps + 1)
              for d in args.designs for sd in args.truths]
     rows = []
