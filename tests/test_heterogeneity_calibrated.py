@@ -184,6 +184,10 @@ def test_observed_feedback_picks_the_design(null_fit, strong_fit, monkeypatch):
     monkeypatch.setattr(detectable, "RECORDS", (_record(4.0, 0.9, "no feedback"),
                                                 _record(4.0, 0.9, "feedback", feedback=-0.01)))
     assert detectable.closest_record(strong_fit).words == "no feedback"
+    # the mirrored outcome turns the feedback's sign, not the design it is closest to
+    mirrored = dataclasses.replace(null_fit, data=null_fit.data.assign(outcome_within=-null_fit.data["outcome_within"]))
+    assert detectable.observed_feedback(mirrored.data) == pytest.approx(-detectable.observed_feedback(null_fit.data))
+    assert detectable.closest_record(mirrored) == detectable.closest_record(null_fit)
 
 
 def test_share_and_caveat_come_from_the_closest_measured_design(strong_fit, monkeypatch):

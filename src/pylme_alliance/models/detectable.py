@@ -119,8 +119,8 @@ def observed_feedback(data: pd.DataFrame) -> float:
 
 def closest_record(fit: Any) -> Record | None:
     """The measured design closest to the fit's data: median fitted rows per patient (log
-    scale) and symptom -> alliance feedback (:func:`observed_feedback`, in units of
-    :data:`FEEDBACK_SCALE`); None when nothing was measured."""
+    scale) and the size of the symptom -> alliance feedback (:func:`observed_feedback`, in
+    units of :data:`FEEDBACK_SCALE`); None when nothing was measured."""
     if not RECORDS:
         return None
     data = getattr(fit, "data", None)
@@ -131,7 +131,10 @@ def closest_record(fit: Any) -> Record | None:
 
     def distance(record: Record) -> float:
         gap = abs(math.log(max(sessions, 1.0)) - math.log(record.sessions))
-        return gap + (abs(feedback - record.feedback) / FEEDBACK_SCALE if np.isfinite(feedback) else 0.0)
+        # by size only: its sign turns with the direction of the outcome scale (mirrored
+        # data must find the same design)
+        size = abs(abs(feedback) - abs(record.feedback)) / FEEDBACK_SCALE if np.isfinite(feedback) else 0.0
+        return gap + size
 
     return min(RECORDS, key=distance)
 

@@ -440,11 +440,12 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
 
     calibrated = slope_test_result is not None and slope_test_result.calibrated
     record = closest_record(fit)
-    if verdict == "supported" and record is not None and record.size > OVERSIZE:
+    size = (record.size if calibrated else record.size_mixture) if record is not None else float("nan")
+    if verdict == "supported" and size > OVERSIZE:
         # a test that rejects a true SD of 0 this often on data like these is no evidence
         verdict = "not supported"
         notes.append(f"the slope test rejects (p = {slope_test_result.p_value:.3g}), but on simulated trials like "
-                     f"these it rejected a true SD of 0 in {record.size:.0%} of trials: not taken as support")
+                     f"these it rejected a true SD of 0 in {size:.0%} of trials: not taken as support")
     caveat = caveat_text(record, calibrated) if slope_test_result is not None else ""
     detectable = detectable_sd(fit, alpha=alpha)
     share_hidden = share_allowed(record, verdict == "supported", calibrated)
