@@ -72,21 +72,20 @@ class Record:
     trials: int
 
 
-_OWN = ("patients with their own improvement rates and alliance trends, AR(1) outcome deviations and alliance, "
-        "symptom->alliance feedback")
+_OWN = "own improvement rates and alliance trends, AR(1) outcome and alliance, feedback"
 #: From ``python benchmarks/heterogeneity.py --reps 100`` (benchmarks/README.md, "heterogeneity"):
 #: 68-69 trials per design and true SD (the run was stopped there). ``power`` is size-adjusted
 #: (the share of LRs above the 95% point of the design's LRs at SD 0); ``share_coverage`` is
 #: the lowest coverage of the share interval over true SDs 1, 2 and 3.
 RECORDS: tuple[Record, ...] = (
-    Record(design="package", words="the package simulator: 547 patients in 40 therapists, median 7 sessions with "
-           "gaps and dropout, AR(1) outcome deviations, no feedback", sessions=4.5, feedback=0.0, size=0.304,
+    Record(design="package", words="the package simulator: 547 patients, median 7 sessions, AR(1) outcome, "
+           "no feedback", sessions=4.5, feedback=0.0, size=0.304,
            size_mixture=0.304, power={1.0: 0.101, 2.0: 0.159, 3.0: 0.290}, sd_bias=0.187, share_coverage=0.809,
            trials=69),
-    Record(design="traj_T8", words=f"300 patients in 30 therapists, 8 planned sessions, {_OWN}", sessions=4.0,
+    Record(design="traj_T8", words=f"300 patients, 8 sessions, {_OWN}", sessions=4.0,
            feedback=-0.01, size=0.353, size_mixture=0.382, power={1.0: 0.074, 2.0: 0.132, 3.0: 0.206},
            sd_bias=0.643, share_coverage=0.618, trials=68),
-    Record(design="traj_T20", words=f"300 patients in 30 therapists, 20 planned sessions, {_OWN}", sessions=12.0,
+    Record(design="traj_T20", words=f"300 patients, 20 sessions, {_OWN}", sessions=12.0,
            feedback=-0.01, size=0.412, size_mixture=0.529, power={1.0: 0.059, 2.0: 0.162, 3.0: 0.338},
            sd_bias=0.063, share_coverage=0.603, trials=68),
 )
@@ -147,11 +146,10 @@ def caveat_text(record: Record | None, calibrated: bool) -> str:
     if calibrated:
         power = ", ".join(f"SD {sd:g}: {p:.0%}" for sd, p in sorted(record.power.items()))
         text = (f"on simulated trials like these ({record.words}; {record.trials} trials) the calibrated test "
-                f"rejected a true SD of 0 in {record.size:.0%} of trials at alpha = .05; a test of the right size "
+                f"rejected a true SD of 0 in {record.size:.0%} at alpha = .05; a test of the right size "
                 f"would have detected {power}")
         if record.size > OVERSIZE:
-            text += ("; the parametric bootstrap does not reproduce what mimics slope variation in such data, "
-                     "so a rejection here is not evidence that patients differ")
+            text += ", so a rejection here is not evidence that patients differ"
         return text
     return (f"this test's p comes from the asymptotic mixture, which on simulated trials like these "
             f"({record.words}; {record.trials} trials) rejected a true SD of 0 in {record.size_mixture:.0%} of trials "

@@ -478,7 +478,7 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
              for name, n in categories.items()]
     if verdict != "supported":  # no number for a spread the data do not show (issue 18)
         rows[1].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note=not_estimable_note(detectable))
-        rows[3].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note="not shown: " + rows[1]["note"])
+        rows[3].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note="not shown: the SD is not estimable")
     if share_hidden:
         rows[4].update(estimate=np.nan, conf_low=np.nan, conf_high=np.nan, note=share_hidden)
     return Heterogeneity(
