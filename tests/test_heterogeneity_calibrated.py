@@ -118,6 +118,8 @@ def test_bootstrap_p_is_a_reproducible_monte_carlo_p(null_fit):
             slope_test(fit, draws=bad)
     with pytest.raises(PylmeError, match="method"):
         slope_test(fit, method="exact")
+    with pytest.raises(PylmeError, match="slope_draws must be an integer of at least 19"):  # before any fit
+        pa.analyze(null_fit.panel, slope_draws=5, progress=False)
 
 
 def test_bootstrap_is_the_same_on_an_executor(null_fit):

@@ -65,6 +65,21 @@ class Calibration:
         return f"parametric bootstrap ({self.draws} draws)"
 
 
+def check_draws(draws: Any, name: str = "draws") -> int:
+    """``draws`` as an int, or a PylmeError naming ``name`` (19 is the least a test at .05
+    needs)."""
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 19:
+        raise PylmeError(f"{name} must be an integer of at least 19 (a test at .05 needs 19), got {draws!r}")
+    return int(draws)
+
+
+def require_lme4(engine: str) -> None:
+    """The bootstrap refits with lme4's refit(); other engines get a clear error."""
+    if engine != "lme4":
+        raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {engine}; "
+                         "use method='mixture' (uncalibrated) or engine='lme4'")
+
+
 def _chunks(draws: int, seed: int) -> list[tuple[int, int]]:
     sizes = [CHUNK] * (draws // CHUNK) + ([draws % CHUNK] if draws % CHUNK else [])
     return [(n, seed + i) for i, n in enumerate(sizes)]
@@ -88,12 +103,8 @@ def bootstrap_null(full: Any, reduced: Any, statistic: float, *, draws: int = DR
     """Calibrate the observed ``statistic`` of ``full`` against ``reduced`` (two fits of
     the same AllianceModel with and without the random alliance slope) by a parametric
     bootstrap; see the module docstring."""
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 19:
-        raise PylmeError(f"draws must be an integer of at least 19 (a test at .05 needs 19), got {draws!r}")
-    if full.engine != "lme4":
-        raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {full.engine}; "
-                         "use method='mixture' (uncalibrated) or engine='lme4'")
-    chunks = _chunks(int(draws), int(seed))
+    require_lme4(full.engine)
+    chunks = _chunks(check_draws(draws), int(seed))
     if executor is None:
         results = [_draw(full, reduced, n, s) for n, s in chunks]
     else:

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..panel._leads import lead_positions
+
 WITHIN = "alliance_within"
 POWER = 0.8
 
@@ -105,13 +107,16 @@ def observed_feedback(data: pd.DataFrame) -> float:
     needed = {"patient", "session", WITHIN, "outcome_within"}
     if not needed <= set(data.columns):
         return float("nan")
-    rows = data[list(needed)].dropna()
-    later = rows[["patient", "session", WITHIN]].assign(session=rows["session"] - 1)
-    pairs = rows.merge(later, on=["patient", "session"], suffixes=("", "_next"))
-    if len(pairs) < 10:
+    rows = data[list(needed)].dropna().reset_index(drop=True)
+    codes, _ = pd.factorize(rows["patient"].astype(str))
+    after = lead_positions(codes, rows["session"].to_numpy(), 1)  # the next session by number
+    has = after >= 0
+    if has.sum() < 10:
         return float("nan")
-    x = pairs["outcome_within"] - pairs.groupby("patient")["outcome_within"].transform("mean")
-    y = pairs[f"{WITHIN}_next"] - pairs.groupby("patient")[f"{WITHIN}_next"].transform("mean")
+    pairs = pd.DataFrame({"patient": codes[has], "x": rows["outcome_within"].to_numpy()[has],
+                          "y": rows[WITHIN].to_numpy()[after[has]]})
+    x = pairs["x"] - pairs.groupby("patient")["x"].transform("mean")
+    y = pairs["y"] - pairs.groupby("patient")["y"].transform("mean")
     sxx = float((x * x).sum())
     return float((x * y).sum() / sxx) if sxx > 0 else float("nan")
 

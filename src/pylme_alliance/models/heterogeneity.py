@@ -28,7 +28,7 @@ from scipy import stats
 
 from ..errors import PylmeError
 from .boundary import slope_not_identified
-from .calibration import DRAWS
+from .calibration import DRAWS, require_lme4
 from .detectable import OVERSIZE, caveat_text, closest_record, detectable_sd, not_estimable_note, share_allowed
 from .protocols import FittedAllianceModel
 from .slope_group import calibrated_alone, ran_vals_group, slope_group, trend_model_fit
@@ -367,9 +367,8 @@ def heterogeneity(fit: FittedAllianceModel, *, conf_level: float = 0.95, alpha: 
     if method not in ("auto", *METHODS):
         raise PylmeError(f"method must be 'auto', 'bootstrap' or 'mixture', got {method!r}")
     test_method = method
-    if method == "bootstrap" and test and fit.engine != "lme4":
-        raise PylmeError(f"the bootstrap-calibrated slope test is available for lme4 fits, not {fit.engine}; "
-                         "use method='mixture' (uncalibrated) or engine='lme4'")
+    if method == "bootstrap" and test:  # before the session-slope refit, not after it
+        require_lme4(fit.engine)
     notes: list[str] = []
     if trend:
         fit, found = trend_model_fit(fit)

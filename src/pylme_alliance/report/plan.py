@@ -17,7 +17,7 @@ from ..analyses.duration import check_leads, lead_model, lead_step_names
 from ..analyses.reciprocal import choose_waves, session_ratings
 from ..errors import PylmeError
 from ..models import design, diagnostics
-from ..models.calibration import DRAWS
+from ..models.calibration import DRAWS, check_draws
 from ..models.choices import choose_therapist
 from ..models.model import AllianceModel
 from ..panel.prepare import AlliancePanel
@@ -95,8 +95,7 @@ def make_plan(panel: AlliancePanel, *, leads: Any, moderators: Any, engine: str,
                  "control_outcome": control_outcome, "prior_outcome": prior_outcome, "progress": progress,
                  "checks": list(checks), "executor": executor_name(executor), "reciprocal": reciprocal,
                  "slope_draws": slope_draws}
-    if isinstance(slope_draws, bool) or not isinstance(slope_draws, int) or slope_draws < 19:
-        raise PylmeError(f"slope_draws must be an integer of at least 19 (a test at .05 needs 19), got {slope_draws!r}")
+    slope_draws = check_draws(slope_draws, "slope_draws")  # before any fit
     random_slope = design.check_random_slope(random_slope)
     control_outcome, prior_outcome = design.check_control(control_outcome, prior_outcome)
     leads = check_leads(panel, leads, "analyze()")
